@@ -1,0 +1,58 @@
+"""Flags the top-scored implicit negatives of every class as likely missing labels.
+
+  tfsk_flag --scores=scores --output_dir=flags --review_csv=flags/review.csv
+Writes flags.npz (every flagged entry up to --max_percent, with its rank percentile),
+summary.csv (per class: implicit negatives, flagged at 0.1 ... 20%), and the review list.
+"""
+
+import os
+
+from absl import flags, logging
+
+from tf_skeptical import cli, flagging, scoring
+from tf_skeptical.class_map import read_class_map
+
+SCORES = flags.DEFINE_string("scores", None, "Scores directory from tfsk_score.")
+CLASS_MAP = flags.DEFINE_string(
+    "class_map", None, "Class map CSV; default: the one beside the scored examples.")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where flags.npz and summary.csv go.")
+MAX_PERCENT = flags.DEFINE_float(
+    "max_percent", 20.0, "Flag up to this %% of each class's implicit negatives; students "
+    "can then discard any p <= this.")
+REVIEW_CSV = flags.DEFINE_string(
+    "review_csv", None, "Write the top candidates (clip, class, score, percentile) here, "
+    "most confident first, for a listening test or cleaning.")
+REVIEW_PERCENT = flags.DEFINE_float("review_percent", 1.0, "Candidates up to this %% go in "
+                                    "the review CSV.")
+REVIEW_LIMIT = flags.DEFINE_integer("review_limit", 0, "At most this many review rows "
+                                    "(0 = all).")
+flags.mark_flags_as_required(["scores", "output_dir"])
+
+FLAGS_FILE = "flags.npz"
+SUMMARY = "summary.csv"
+
+
+def main(argv):
+  del argv
+  scores = scoring.read_scores(SCORES.value)
+  class_map = read_class_map(CLASS_MAP.value or os.path.join(
+      scores.manifest["examples"], "class_map.csv"))
+  result = flagging.flag_scores(scores, MAX_PERCENT.value)
+  os.makedirs(OUTPUT_DIR.value, exist_ok=True)
+  flagging.write_flags(result, os.path.join(OUTPUT_DIR.value, FLAGS_FILE))
+  flagging.write_summary(result, class_map.display_names,
+                         os.path.join(OUTPUT_DIR.value, SUMMARY))
+  logging.info("flagged %d entries (up to %g%%) into %s", len(result.rank), MAX_PERCENT.value,
+               OUTPUT_DIR.value)
+  if REVIEW_CSV.value:
+    rows = flagging.write_review(result, class_map.mids, class_map.display_names,
+                                 REVIEW_CSV.value, REVIEW_PERCENT.value, REVIEW_LIMIT.value)
+    logging.info("wrote %d review rows to %s", rows, REVIEW_CSV.value)
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

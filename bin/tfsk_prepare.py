@@ -1,0 +1,62 @@
+"""Prepares example shards from AudioSet-style data, as an Apache Beam pipeline.
+
+Audio (segments CSV + audio folder + class map):
+  tfsk_prepare --segments=train.csv --audio_dir=audio/ --class_map=classes.csv \
+      --output_dir=examples/train
+AudioSet's released embeddings:
+  tfsk_prepare --embeddings='bal_train/*.tfrecord' --class_map=class_labels_indices.csv \
+      --output_dir=examples/bal_train
+Flags not listed here go to Beam, e.g. --runner=DataflowRunner --project=... --region=...
+"""
+
+from absl import app, flags, logging
+
+from tf_skeptical import cli, prepare
+
+SEGMENTS = flags.DEFINE_string("segments", None, "AudioSet-layout segments CSV.")
+AUDIO_DIR = flags.DEFINE_string(
+    "audio_dir", None, "Folder of clips named <YTID>.wav|.flac|.ogg|.mp3 (any rate, any "
+    "channel count).")
+EMBEDDINGS = flags.DEFINE_string(
+    "embeddings", None, "Glob of AudioSet embedding TFRecords (instead of --segments).")
+CLASS_MAP = flags.DEFINE_string("class_map", None, "Class map CSV: index,mid,display_name.")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the example shards go.")
+CLIP_SECONDS = flags.DEFINE_float(
+    "clip_seconds", 10.0, "Pad or crop every clip to this length (0 keeps each clip's own).")
+NUM_SHARDS = flags.DEFINE_integer("num_shards", 0, "Output shards; 0 = one per 1000 clips.")
+SKIP_BAD_CLIPS = flags.DEFINE_bool(
+    "skip_bad_clips", False, "Skip bad rows and clips (listed with the reason in "
+    "<output_dir>/skipped.csv) instead of stopping at the first.")
+LOCAL_WORKERS = flags.DEFINE_integer(
+    "local_workers", 1, "DirectRunner worker processes (ignored with another --runner).")
+flags.mark_flags_as_required(["class_map", "output_dir"])
+
+
+def main(argv):
+  beam_args = argv[1:]
+  if bool(EMBEDDINGS.value) == bool(SEGMENTS.value):
+    raise app.UsageError("give exactly one of --segments (with --audio_dir) or --embeddings")
+  if EMBEDDINGS.value:
+    result = prepare.prepare_embeddings(
+        EMBEDDINGS.value, CLASS_MAP.value, OUTPUT_DIR.value, num_shards=NUM_SHARDS.value,
+        skip_bad_clips=SKIP_BAD_CLIPS.value, beam_args=beam_args,
+        local_workers=LOCAL_WORKERS.value)
+  else:
+    if not AUDIO_DIR.value:
+      raise app.UsageError("--segments needs --audio_dir")
+    result = prepare.prepare_audio(
+        SEGMENTS.value, AUDIO_DIR.value, CLASS_MAP.value, OUTPUT_DIR.value,
+        clip_seconds=CLIP_SECONDS.value, num_shards=NUM_SHARDS.value,
+        skip_bad_clips=SKIP_BAD_CLIPS.value, beam_args=beam_args,
+        local_workers=LOCAL_WORKERS.value)
+  logging.info("prepared %d clips into %s", result.num_clips, result.output_dir)
+  if result.skips:
+    logging.warning("skipped %d clips; reasons in %s", len(result.skips), result.report)
+
+
+def run():
+  cli.run_with_beam_args(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny built-in dataset, prepared once per test session."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+from tf_skeptical import builtin_data, prepare
+
+TINY = builtin_data.BuiltinDataParams(num_classes=6, train_clips=48, eval_clips=24,
+                                      clip_seconds=1.5, missing_rate=0.05, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("builtin"))
+  summary = builtin_data.generate(out, TINY)
+  return out, summary
+
+
+@pytest.fixture(scope="session")
+def tiny_examples(tiny_data, tmp_path_factory):
+  """(train_dir, eval_dir) prepared from the tiny built-in dataset."""
+  data, _ = tiny_data
+  root = tmp_path_factory.mktemp("examples")
+  dirs = []
+  for split, csv_name in (("train", builtin_data.TRAIN_SEGMENTS),
+                          ("eval", builtin_data.EVAL_SEGMENTS)):
+    out = str(root / split)
+    prepare.prepare_audio(os.path.join(data, csv_name),
+                          os.path.join(data, builtin_data.AUDIO_DIR),
+                          os.path.join(data, builtin_data.CLASS_MAP), out,
+                          clip_seconds=TINY.clip_seconds)
+    dirs.append(out)
+  return tuple(dirs)

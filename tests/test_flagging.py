@@ -1,0 +1,91 @@
+"""Flag semantics: a hand-worked example entry by entry, and properties over random inputs."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tf_skeptical import flagging
+from tf_skeptical.scoring import _csr
+
+
+def test_flag_count_rounds_down_exactly():
+  assert list(flagging.flag_count(10, [9, 10, 19, 20, 0])) == [0, 1, 1, 2, 0]
+  # 0.3% of 1000 is exactly 3 even though 0.3 * 1000 / 100 is 2.9999999999999996 in floats.
+  assert int(flagging.flag_count(0.3, 1000)) == 3
+
+
+def hand_worked():
+  """12 clips, 2 classes.
+
+  Class 0: positives clips 0, 1; explicit negative clip 2 (score 0.99, must never be flagged).
+  Implicit negatives: clips 3..11 (9 of them) with scores below; clips 4 and 7 tie at 0.8.
+  Class 1: positive clip 11; explicit negatives none; 11 implicit negatives.
+  """
+  ids = np.array([f"c{i:02d}" for i in range(12)])
+  s0 = [0.9, 0.95, 0.99, 0.1, 0.8, 0.3, 0.6, 0.8, 0.2, 0.05, 0.7, 0.4]
+  s1 = [0.5, 0.1, 0.2, 0.3, 0.9, 0.9, 0.0, 0.6, 0.7, 0.8, 0.4, 0.99]
+  scores = np.asfortranarray(np.array([s0, s1], np.float32).T)
+  pos = _csr([[0], [0], [], [], [], [], [], [], [], [], [], [1]])
+  neg = _csr([[], [], [0], [], [], [], [], [], [], [], [], []])
+  return ids, scores, pos, neg
+
+
+def test_hand_worked_entries():
+  ids, scores, pos, neg = hand_worked()
+  f = flagging.rank_implicit_negatives(ids, scores, pos, neg, max_percent=50)
+  assert list(f.num_implicit) == [9, 11]
+  got = [(int(c), ids[k], int(r), round(float(p), 3)) for c, k, r, p in
+         zip(f.cls, f.clip, f.rank, f.percentile)]
+  # Class 0: floor(50% of 9) = 4 flags. Order 0.8 (c04), 0.8 (c07: tie, later id), 0.7, 0.6.
+  # Class 1: floor(50% of 11) = 5. 0.9 (c04), 0.9 (c05), 0.8, 0.7, 0.6.
+  assert got == [
+      (0, "c04", 1, 11.111), (0, "c07", 2, 22.222), (0, "c10", 3, 33.333),
+      (0, "c06", 4, 44.444),
+      (1, "c04", 1, 9.091), (1, "c05", 2, 18.182), (1, "c09", 3, 27.273),
+      (1, "c08", 4, 36.364), (1, "c07", 5, 45.455)]
+  # Discarding 20%: floor(1.8) = 1 of class 0, floor(2.2) = 2 of class 1.
+  d = f.discards(20)
+  assert dict(zip(d.clip_ids, d.classes)) == {"c04": (0, 1), "c05": (1,)}
+  with pytest.raises(ValueError, match="up to 50"):
+    f.discards(60)
+
+
+def test_flags_file_round_trip(tmp_path):
+  ids, scores, pos, neg = hand_worked()
+  f = flagging.rank_implicit_negatives(ids, scores, pos, neg, max_percent=50)
+  path = str(tmp_path / "flags.npz")
+  flagging.write_flags(f, path)
+  g = flagging.read_flags(path)
+  for name in ("clip_ids", "clip", "cls", "rank", "score", "num_implicit"):
+    np.testing.assert_array_equal(getattr(f, name), getattr(g, name))
+  assert flagging.load_discards(path, 0) is None
+  assert flagging.load_discards(path, 20).count == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 40), st.integers(1, 5), st.integers(0, 2 ** 31 - 1),
+       st.floats(0.5, 60), st.floats(0.5, 60))
+def test_properties(n, c, seed, p1, p2):
+  rng = np.random.default_rng(seed)
+  labels = rng.random((n, c))
+  is_pos, is_neg = labels < 0.2, (labels >= 0.2) & (labels < 0.35)
+  scores = np.asfortranarray(np.round(rng.random((n, c)), 1).astype(np.float32))
+  ids = np.array([f"{i:04d}" for i in range(n)])
+  pos = _csr([np.flatnonzero(r) for r in is_pos])
+  neg = _csr([np.flatnonzero(r) for r in is_neg])
+  f = flagging.rank_implicit_negatives(ids, scores, pos, neg, max_percent=60)
+  lo, hi = sorted((p1, p2))
+  flagged = set(zip(f.clip[f.selected(hi)], f.cls[f.selected(hi)]))
+  flagged_lo = set(zip(f.clip[f.selected(lo)], f.cls[f.selected(lo)]))
+  assert flagged_lo <= flagged  # monotone in p
+  for k, cl in flagged:
+    assert not is_pos[k, cl] and not is_neg[k, cl]  # never a positive or explicit negative
+  for cl in range(c):
+    implicit = np.flatnonzero(~is_pos[:, cl] & ~is_neg[:, cl])
+    assert f.num_implicit[cl] == implicit.size
+    mine = sorted(k for k, x in flagged if x == cl)
+    # Exactly floor(hi% of n_c) flags, and each scores at least as high as any unflagged one.
+    assert len(mine) == int(np.floor(implicit.size * hi / 100 + 1e-9))
+    rest = np.setdiff1d(implicit, mine)
+    if mine and rest.size:
+      assert scores[mine, cl].min() >= scores[rest, cl].max()

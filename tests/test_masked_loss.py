@@ -1,0 +1,86 @@
+"""The masked loss: exact zeros where masked, plain BCE everywhere else."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_skeptical.masked_loss import MaskedBCEModel, masked_bce
+
+
+def batch(seed=0, b=8, c=5):
+  rng = np.random.default_rng(seed)
+  logits = rng.normal(0, 3, (b, c)).astype(np.float32)
+  labels = (rng.random((b, c)) < 0.4).astype(np.float32)
+  mask = (rng.random((b, c)) < 0.7).astype(np.float32)
+  return logits, labels, mask
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_all_ones_mask_is_keras_bce(seed):
+  logits, labels, _ = batch(seed)
+  ours = masked_bce(labels, logits, np.ones_like(labels))
+  ref = keras.losses.BinaryCrossentropy(from_logits=True)(labels, logits)
+  assert abs(float(ours) - float(ref)) < 1e-6
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gradient_zero_where_masked_and_plain_elsewhere(seed):
+  logits, labels, mask = batch(seed)
+  x = tf.Variable(logits)
+  with tf.GradientTape() as tape:
+    loss = masked_bce(labels, x, mask)
+  grad = tape.gradient(loss, x).numpy()
+  # d/dz of mean BCE over B*C entries is (sigmoid(z) - y) / (B*C), computed in numpy.
+  plain = (1 / (1 + np.exp(-logits.astype(np.float64))) - labels) / labels.size
+  assert np.all(grad[mask == 0] == 0.0)
+  np.testing.assert_allclose(grad[mask == 1], plain[mask == 1], atol=1e-7)
+  # The loss itself: masked entries contribute nothing.
+  bce = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
+  assert float(loss) == pytest.approx((bce * mask).sum() / labels.size, rel=1e-5)
+
+
+def tiny_model(c=4):
+  inputs = keras.Input((6,))
+  return MaskedBCEModel(inputs=inputs, outputs=keras.layers.Dense(c)(inputs))
+
+
+def test_train_step_ignores_masked_entries():
+  """A batch whose every entry is masked leaves the weights unchanged (SGD)."""
+  keras.utils.set_random_seed(0)
+  model = tiny_model()
+  model.compile(optimizer=keras.optimizers.SGD(0.5))
+  x = np.random.default_rng(0).normal(size=(16, 6)).astype(np.float32)
+  y = {"labels": np.ones((16, 4), np.float32), "mask": np.zeros((16, 4), np.float32)}
+  before = [w.numpy().copy() for w in model.trainable_weights]
+  logs = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+  for a, b in zip(before, model.trainable_weights):
+    np.testing.assert_array_equal(a, b.numpy())
+  assert logs["masked_fraction"][0] == 1.0 and logs["loss"][0] == 0.0
+
+
+def test_mixed_precision_scales_loss_and_still_learns():
+  keras.mixed_precision.set_global_policy("mixed_float16")
+  try:
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 6)).astype(np.float32)
+    labels = (x[:, :4] > 0).astype(np.float32)
+    y = {"labels": labels, "mask": np.ones_like(labels)}
+    h = model.fit(x, y, batch_size=16, epochs=8, verbose=0).history
+    assert h["loss"][-1] < 0.7 * h["loss"][0]
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_saved_and_loaded_model_keeps_its_class(tmp_path):
+  model = tiny_model()
+  model.compile(optimizer="adam")
+  path = str(tmp_path / "m.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path, compile=False)
+  assert isinstance(loaded, MaskedBCEModel)
+  x = np.ones((2, 6), np.float32)
+  np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)

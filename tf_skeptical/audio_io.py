@@ -1,0 +1,76 @@
+"""Audio decoding in the TensorFlow graph: the package's only use of tensorflow-io.
+
+Kept in one module so the stack can move when tensorflow-io does (its kernels load only
+with TF <= 2.17). Decodes wav/flac/ogg/mp3 at any rate, mono or multichannel, and returns
+16 kHz mono float32 in [-1, 1].
+
+Note: tensorflow-io's resampler delays its output by a few milliseconds (141 samples at
+16 kHz for 22.05/44.1 kHz input), less than one STFT hop; 16 kHz input is passed through
+untouched.
+"""
+
+import tensorflow as tf
+from tensorflow_io.python.ops import core_ops
+
+from tf_skeptical.params import DEFAULT_FRONTEND, FrontendParams
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+# Sample types the readers report, and the scale that maps each into [-1, 1].
+_SAMPLE_TYPES = ((tf.int16, 1.0 / 32768.0), (tf.int32, 1.0 / 2147483648.0), (tf.float32, 1.0))
+
+
+def decode_audio(path):
+  """Reads an audio file: returns (samples [N, channels] float32 in [-1, 1], rate int64).
+
+  Works eagerly and inside tf.function / tf.data. The reader's static dtype must match the
+  file's, or the kernel aborts the process, so the read is dispatched on the type the file
+  reports.
+  """
+  resource = core_ops.io_audio_readable_init(path)
+  _, dtype, rate = core_ops.io_audio_readable_spec(resource)
+  codes = tf.constant([t.as_datatype_enum for t, _ in _SAMPLE_TYPES], tf.int32)
+  match = tf.where(tf.equal(codes, tf.cast(dtype, tf.int32)))[:, 0]
+  tf.debugging.assert_equal(tf.size(match), 1, message="unsupported audio sample type")
+
+  def reader(sample_type, scale):
+    return lambda: tf.cast(core_ops.io_audio_readable_read(
+        resource, 0, -1, dtype=sample_type), tf.float32) * scale
+
+  samples = tf.switch_case(tf.cast(match[0], tf.int32),
+                           [reader(t, s) for t, s in _SAMPLE_TYPES])
+  return tf.clip_by_value(samples, -1.0, 1.0), tf.cast(rate, tf.int64)
+
+
+def to_mono_16k(samples, rate, params: FrontendParams = DEFAULT_FRONTEND):
+  """Downmixes [N, channels] to mono and resamples to the frontend's rate."""
+  mono = tf.reduce_mean(samples, axis=1)
+  target = params.sample_rate
+  return tf.cond(
+      tf.equal(rate, target),
+      lambda: mono,
+      lambda: core_ops.io_audio_resample(mono[:, None], rate_in=rate, rate_out=target)[:, 0])
+
+
+def fit_length(waveform, num_samples: int):
+  """Zero-pads or crops a waveform to exactly num_samples."""
+  waveform = waveform[:num_samples]
+  return tf.pad(waveform, [[0, num_samples - tf.shape(waveform)[0]]])
+
+
+def load_clip(path, clip_samples=None, params: FrontendParams = DEFAULT_FRONTEND):
+  """Decodes a file to 16 kHz mono float32; padded or cropped when clip_samples is set."""
+  samples, rate = decode_audio(path)
+  waveform = to_mono_16k(samples, rate, params)
+  if clip_samples:
+    waveform = fit_length(waveform, clip_samples)
+  return waveform
+
+
+def write_wav(path: str, waveform, sample_rate: int) -> None:
+  """Writes float samples ([N] or [N, channels], in [-1, 1]) as 16-bit wav."""
+  waveform = tf.convert_to_tensor(waveform, tf.float32)
+  if waveform.shape.rank == 1:
+    waveform = waveform[:, None]
+  tf.io.write_file(path, tf.audio.encode_wav(tf.clip_by_value(waveform, -1.0, 1.0),
+                                             sample_rate))

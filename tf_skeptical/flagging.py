@@ -1,0 +1,204 @@
+"""`flag`: per class, the top-scored implicit negatives are the likely missing labels.
+
+Definitions (tested entry by entry):
+- The implicit negatives of class c are the clips where c is neither a positive nor an
+  explicit negative; there are n_c of them.
+- They are ranked by teacher score, highest first. Ties are broken by clip id (ascending),
+  so the ranking is the same however the scores were sharded.
+- Rank r (1-based) has percentile 100 * r / n_c.
+- Discarding p% of class c flags the top floor(p * n_c / 100) implicit negatives, that is
+  ranks r with 100 * r <= p * n_c. Rounding down never flags more than p%; a class with
+  fewer than 100 / p implicit negatives has none flagged at p.
+- Positives and explicit negatives are never flagged.
+
+Flags are written once, up to max_percent, so a student's --discard_percent=p is the filter
+`rank <= floor(p * n_c / 100)` and the whole sweep comes from one ranking.
+"""
+
+import csv
+import dataclasses
+import math
+import os
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from tf_skeptical.bad_input import DataError
+from tf_skeptical.input_pipeline import Discards
+
+SUMMARY_PERCENTS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
+_EPS = 1e-9  # so that p * n / 100 landing on an integer is not lost to rounding
+
+
+def flag_count(percent: float, num_implicit):
+  """How many implicit negatives discarding `percent`% of them flags (rounded down)."""
+  return np.floor(np.asarray(num_implicit, np.float64) * percent / 100.0 + _EPS).astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class Flags:
+  """Flagged (clip, class) entries up to max_percent, sorted by class then rank."""
+
+  clip_ids: np.ndarray  # [N] all scored clips, sorted
+  clip: np.ndarray  # [F] int32 index into clip_ids
+  cls: np.ndarray  # [F] int32
+  rank: np.ndarray  # [F] int32, 1-based among the class's implicit negatives
+  score: np.ndarray  # [F] float32
+  num_implicit: np.ndarray  # [C] int64
+  max_percent: float
+
+  @property
+  def percentile(self) -> np.ndarray:
+    return (100.0 * self.rank / np.maximum(self.num_implicit[self.cls], 1)).astype(np.float32)
+
+  def selected(self, percent: float) -> np.ndarray:
+    """Boolean [F]: the entries flagged when discarding `percent`%."""
+    if percent > self.max_percent + _EPS:
+      raise ValueError(f"flags were written up to {self.max_percent}%, not {percent}%: "
+                       "re-run flagging with a larger --max_percent")
+    return self.rank <= flag_count(percent, self.num_implicit)[self.cls]
+
+  def discards(self, percent: float) -> Discards:
+    """The entries a student ignores at `percent`, grouped by clip."""
+    keep = self.selected(percent)
+    clip, cls = self.clip[keep], self.cls[keep]
+    order = np.lexsort((cls, clip))
+    clip, cls = clip[order], cls[order]
+    starts = np.flatnonzero(np.r_[True, clip[1:] != clip[:-1]]) if clip.size else np.zeros(0, int)
+    groups = np.split(cls, starts[1:]) if clip.size else []
+    return Discards(tuple(self.clip_ids[clip[starts]].tolist()),
+                    tuple(tuple(int(c) for c in g) for g in groups))
+
+
+def _class_lists(indptr: np.ndarray, indices: np.ndarray, num_classes: int):
+  """Clip-major CSR -> for each class, the clip indices listing it."""
+  clips = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+  if indices.size and (indices.min() < 0 or indices.max() >= num_classes):
+    raise DataError("labels", f"a label index is outside 0..{num_classes - 1}")
+  order = np.argsort(indices, kind="stable")
+  bounds = np.searchsorted(indices[order], np.arange(num_classes + 1))
+  return [clips[order[bounds[c]:bounds[c + 1]]] for c in range(num_classes)]
+
+
+def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives: tuple,
+                            explicit_negatives: tuple, max_percent: float = 20.0) -> Flags:
+  """Ranks each class's implicit negatives and keeps the top max_percent.
+
+  clip_ids must be sorted (ties break by clip index = clip id); scores [N, C] is best
+  column-major; positives / explicit_negatives are clip-major CSR (indptr, indices).
+  """
+  n, num_classes = scores.shape
+  if not 0 < max_percent <= 100:
+    raise ValueError(f"max_percent must be in (0, 100], got {max_percent}")
+  pos = _class_lists(*positives, num_classes)
+  neg = _class_lists(*explicit_negatives, num_classes)
+  num_implicit = np.zeros(num_classes, np.int64)
+  out_clip, out_cls, out_rank, out_score = [], [], [], []
+  eligible = np.empty(n, bool)
+  for c in range(num_classes):
+    eligible[:] = True
+    eligible[pos[c]] = False
+    eligible[neg[c]] = False
+    candidates = np.flatnonzero(eligible)
+    num_implicit[c] = candidates.size
+    k = int(flag_count(max_percent, candidates.size))
+    if k == 0:
+      continue
+    s = scores[candidates, c]
+    if k < candidates.size:
+      threshold = -np.partition(-s, k - 1)[k - 1]  # the k-th highest score
+      above = s > threshold
+      at = np.flatnonzero(s == threshold)[:k - int(above.sum())]  # ties: lowest clip first
+      chosen = np.sort(np.r_[np.flatnonzero(above), at])
+    else:
+      chosen = np.arange(candidates.size)
+    top = chosen[np.lexsort((chosen, -s[chosen]))]  # score descending, then clip index
+    out_clip.append(candidates[top].astype(np.int32))
+    out_cls.append(np.full(k, c, np.int32))
+    out_rank.append(np.arange(1, k + 1, dtype=np.int32))
+    out_score.append(s[top].astype(np.float32))
+
+  def cat(parts, dtype):
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+  return Flags(np.asarray(clip_ids), cat(out_clip, np.int32), cat(out_cls, np.int32),
+               cat(out_rank, np.int32), cat(out_score, np.float32), num_implicit,
+               float(max_percent))
+
+
+def write_flags(flags: Flags, path: str) -> None:
+  """Writes flags as .npz (atomically: a temporary name, renamed when complete)."""
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, clip_ids=flags.clip_ids, clip=flags.clip, cls=flags.cls, rank=flags.rank,
+           score=flags.score, percentile=flags.percentile, num_implicit=flags.num_implicit,
+           max_percent=np.float64(flags.max_percent))
+  os.replace(tmp, path)
+
+
+def read_flags(path: str) -> Flags:
+  if not os.path.exists(path):
+    raise DataError(path, "flags file does not exist (run tfsk_flag first)")
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      return Flags(z["clip_ids"], z["clip"], z["cls"], z["rank"], z["score"],
+                   z["num_implicit"], float(z["max_percent"]))
+  except (KeyError, ValueError, OSError) as e:
+    raise DataError(path, f"not a flags file written by tfsk_flag ({e})")
+
+
+def load_discards(path: str, percent: float) -> Optional[Discards]:
+  """The entries to ignore at `percent` (None at 0: nothing is masked)."""
+  if percent <= 0:
+    return None
+  return read_flags(path).discards(percent)
+
+
+def write_summary(flags: Flags, class_names: Sequence[str], path: str,
+                  percents: Iterable[float] = SUMMARY_PERCENTS) -> None:
+  """Per class: implicit negatives and how many are flagged at each percent."""
+  percents = [p for p in percents if p <= flags.max_percent + _EPS]
+  tmp = path + ".tmp"
+  with open(tmp, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["index", "display_name", "implicit_negatives"]
+                    + [f"flagged_at_{p:g}%" for p in percents])
+    counts = [flag_count(p, flags.num_implicit) for p in percents]
+    for c, name in enumerate(class_names):
+      writer.writerow([c, name, int(flags.num_implicit[c])] + [int(k[c]) for k in counts])
+  os.replace(tmp, path)
+
+
+def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], path: str,
+                 percent: float = 1.0, limit: int = 0) -> int:
+  """The top candidates for a human to listen to, most confident first; returns the rows."""
+  keep = np.flatnonzero(flags.selected(percent))
+  percentile = flags.percentile[keep]
+  order = keep[np.lexsort((-flags.score[keep], percentile))]
+  if limit:
+    order = order[:limit]
+  tmp = path + ".tmp"
+  with open(tmp, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["clip_id", "mid", "display_name", "score", "percentile", "rank"])
+    for i in order:
+      c = flags.cls[i]
+      writer.writerow([flags.clip_ids[flags.clip[i]], mids[c], class_names[c],
+                       f"{flags.score[i]:.5f}", f"{flags.percentile[i]:.4f}", flags.rank[i]])
+  os.replace(tmp, path)
+  return len(order)
+
+
+def flag_scores(scores, max_percent: float = 20.0) -> Flags:
+  """Flags from a read scores directory (scoring.Scores)."""
+  return rank_implicit_negatives(scores.clip_ids, scores.scores, scores.positives,
+                                 scores.explicit_negatives, max_percent)
+
+
+def percent_grid(text: str) -> list:
+  """'0,0.1,0.2' -> [0.0, 0.1, 0.2]; 'paper' -> the paper's grid."""
+  if text.strip() == "paper":
+    return [0.0] + [round(0.1 * i, 1) for i in range(1, 10)] + [float(i) for i in range(1, 21)]
+  values = sorted({float(x) for x in text.split(",") if x.strip()})
+  if any(v < 0 or v > 100 or math.isnan(v) for v in values):
+    raise ValueError(f"percentages must be in [0, 100]: {text!r}")
+  return values

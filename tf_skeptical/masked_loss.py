@@ -1,0 +1,78 @@
+"""Where the mask enters the loss: masked BCE and the Keras model that trains with it.
+
+Normalisation: the masked elementwise sigmoid BCE is summed and divided by the number of
+entries (batch x classes), masked ones included. So an ignored entry contributes exactly
+nothing, every other entry gets exactly the gradient plain BCE gives it, and an all-ones
+mask is `keras.losses.BinaryCrossentropy(from_logits=True)`. (Dividing by the mask's sum
+instead would inflate every gradient by 1 / (1 - masked fraction), and differ between
+replicas of a distributed batch.)
+
+The model's `train_step`/`test_step` read `(x, {"labels", "mask"})` from tf.data and keep
+Keras' conventions: the optimizer scales the loss under mixed precision, the loss is divided
+among replicas under tf.distribute, and results go through metric trackers.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def masked_bce(labels, logits, mask):
+  """Sum of mask x BCE(labels, sigmoid(logits)) over all entries, / entries."""
+  logits = tf.cast(logits, tf.float32)
+  per_entry = tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(labels, tf.float32), logits)
+  return tf.reduce_sum(per_entry * tf.cast(mask, tf.float32)) / tf.cast(
+      tf.size(per_entry), tf.float32)
+
+
+def _replicas() -> int:
+  return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+@keras.saving.register_keras_serializable(package="tf_skeptical")
+class MaskedBCEModel(keras.Model):
+  """A functional model trained on (x, {"labels": [B, C], "mask": [B, C]}) with masked BCE.
+
+  Build it like any functional model: `MaskedBCEModel(inputs=..., outputs=logits)`, or wrap
+  a backbone with `MaskedBCEModel.wrap(backbone)`.
+  """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.loss_tracker = keras.metrics.Mean(name="loss")
+    self.masked_fraction = keras.metrics.Mean(name="masked_fraction")
+
+  @classmethod
+  def wrap(cls, backbone: keras.Model) -> "MaskedBCEModel":
+    return cls(inputs=backbone.inputs, outputs=backbone.outputs, name=backbone.name)
+
+  @property
+  def metrics(self):
+    return [self.loss_tracker, self.masked_fraction]
+
+  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    """Masked BCE plus any layer losses, divided among replicas (as Keras does)."""
+    loss = masked_bce(y["labels"], y_pred, y["mask"])
+    if self.losses:
+      loss += tf.add_n([tf.cast(l, tf.float32) for l in self.losses])
+    return loss / _replicas()
+
+  def _track(self, loss, y):
+    batch = tf.shape(y["labels"])[0]
+    self.loss_tracker.update_state(loss * _replicas(), sample_weight=batch)
+    self.masked_fraction.update_state(1.0 - tf.reduce_mean(tf.cast(y["mask"], tf.float32)))
+    return {m.name: m.result() for m in self.metrics}
+
+  def train_step(self, data):
+    x, y = data
+    with tf.GradientTape() as tape:
+      logits = self(x, training=True)
+      loss = self.compute_loss(x, y, logits, training=True)
+      scaled = self.optimizer.scale_loss(loss)
+    gradients = tape.gradient(scaled, self.trainable_variables)
+    self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+    return self._track(loss, y)
+
+  def test_step(self, data):
+    x, y = data
+    logits = self(x, training=False)
+    return self._track(self.compute_loss(x, y, logits, training=False), y)

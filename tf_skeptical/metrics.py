@@ -1,0 +1,127 @@
+"""Clip-level evaluation metrics: d', lwlrap, mAP and AUC, exact and tie-aware.
+
+Scores are pooled per clip first (mean of patch scores, or max). Classes with no positive
+or no negative clip in the eval set have no AUC or AP; they are excluded and counted.
+"""
+
+import dataclasses
+from typing import Dict
+
+import numpy as np
+from scipy import special, stats
+
+# d' is infinite at AUC 1; clip so a perfect class gives a large, finite value.
+_AUC_CLIP = 1e-6
+
+
+def pool_patches(patch_scores: np.ndarray, clip_index: np.ndarray, num_clips: int,
+                 how: str = "mean") -> np.ndarray:
+  """[P, C] patch scores + [P] clip index -> [num_clips, C] clip scores."""
+  patch_scores = np.asarray(patch_scores, np.float64)
+  clip_index = np.asarray(clip_index, np.int64)
+  counts = np.bincount(clip_index, minlength=num_clips)
+  if (counts == 0).any():
+    raise ValueError(f"{int((counts == 0).sum())} clip(s) have no patches to pool")
+  if how == "mean":
+    sums = np.zeros((num_clips, patch_scores.shape[1]))
+    np.add.at(sums, clip_index, patch_scores)
+    return sums / counts[:, None]
+  if how == "max":
+    out = np.full((num_clips, patch_scores.shape[1]), -np.inf)
+    np.maximum.at(out, clip_index, patch_scores)
+    return out
+  raise ValueError(f"pooling must be 'mean' or 'max', got {how!r}")
+
+
+def _evaluable(labels: np.ndarray) -> np.ndarray:
+  positives = labels.sum(axis=0)
+  return (positives > 0) & (positives < labels.shape[0])
+
+
+def per_class_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+  """ROC AUC per class via the Mann-Whitney statistic with average ranks (ties count 1/2).
+
+  NaN for classes without both positives and negatives.
+  """
+  labels = np.asarray(labels) > 0
+  ranks = stats.rankdata(scores, axis=0)
+  n_pos = labels.sum(axis=0)
+  n_neg = labels.shape[0] - n_pos
+  with np.errstate(invalid="ignore", divide="ignore"):
+    auc = ((ranks * labels).sum(axis=0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+  auc[~_evaluable(labels)] = np.nan
+  return auc
+
+
+def d_prime(auc):
+  """d' = sqrt(2) * Phi^-1(AUC)."""
+  return np.sqrt(2.0) * special.ndtri(np.clip(auc, _AUC_CLIP, 1 - _AUC_CLIP))
+
+
+def per_class_average_precision(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+  """AP per class: sum over distinct thresholds of (recall step) x precision."""
+  labels = np.asarray(labels) > 0
+  out = np.full(labels.shape[1], np.nan)
+  for c in np.flatnonzero(_evaluable(labels)):
+    order = np.argsort(-scores[:, c], kind="stable")
+    s, y = scores[order, c], labels[order, c]
+    tp, fp = np.cumsum(y), np.cumsum(~y)
+    last_of_tie = np.r_[s[1:] != s[:-1], True]  # thresholds at distinct scores
+    tp, fp = tp[last_of_tie], fp[last_of_tie]
+    recall_steps = np.diff(np.r_[0, tp]) / tp[-1]
+    out[c] = np.sum(recall_steps * tp / (tp + fp))
+  return out
+
+
+def lwlrap(labels: np.ndarray, scores: np.ndarray, chunk: int = 256) -> float:
+  """Label-weighted label-ranking average precision (DCASE 2019 Task 2).
+
+  For each (clip, positive class) pair: among the classes scored at least as high as it on
+  that clip, the fraction that are positive. The average over all pairs equals per-class
+  LRAP weighted by each class's share of the positive labels.
+  """
+  labels = np.asarray(labels) > 0
+  total, pairs = 0.0, 0
+  for a in range(0, labels.shape[0], chunk):
+    y, s = labels[a:a + chunk], scores[a:a + chunk]
+    at_least = s[:, None, :] >= s[:, :, None]  # [clip, j, k]: s_k >= s_j
+    ranked_above = at_least.sum(axis=2)
+    positive_above = (at_least & y[:, None, :]).sum(axis=2)
+    total += (positive_above / ranked_above)[y].sum()
+    pairs += y.sum()
+  return total / pairs if pairs else float("nan")
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  d_prime: float
+  lwlrap: float
+  mAP: float
+  auc: float
+  num_classes_evaluated: int
+  num_classes_excluded: int
+  per_class: Dict[str, np.ndarray]
+
+  def summary(self) -> Dict[str, float]:
+    return {"d_prime": self.d_prime, "lwlrap": self.lwlrap, "mAP": self.mAP, "AUC": self.auc,
+            "classes_evaluated": self.num_classes_evaluated,
+            "classes_excluded": self.num_classes_excluded}
+
+
+def evaluate(labels: np.ndarray, scores: np.ndarray) -> Evaluation:
+  """All clip-level metrics; per-class arrays hold NaN for excluded classes."""
+  labels = np.asarray(labels) > 0
+  scores = np.asarray(scores, np.float64)
+  if labels.shape != scores.shape:
+    raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
+  auc = per_class_auc(labels, scores)
+  ap = per_class_average_precision(labels, scores)
+  dp = d_prime(auc)
+  ok = ~np.isnan(auc)
+  return Evaluation(
+      d_prime=float(np.mean(dp[ok])) if ok.any() else float("nan"),
+      lwlrap=float(lwlrap(labels, scores)),
+      mAP=float(np.mean(ap[ok])) if ok.any() else float("nan"),
+      auc=float(np.mean(auc[ok])) if ok.any() else float("nan"),
+      num_classes_evaluated=int(ok.sum()), num_classes_excluded=int((~ok).sum()),
+      per_class={"d_prime": dp, "AP": ap, "AUC": auc})

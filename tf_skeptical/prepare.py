@@ -1,0 +1,236 @@
+"""`prepare`: AudioSet-style inputs -> the package's example shards, as a Beam pipeline.
+
+Two sources: a segments CSV + audio folder + class map (audio is decoded and turned into
+log-mel frames once, here, so training never decodes audio again), or AudioSet's released
+embedding TFRecords. Rows and files are checked in the launcher where row numbers are
+known; decoding problems surface in the workers. Either stops with an error naming file
+and row, or, with skip_bad_clips, becomes a counted skip listed in `skipped.csv`.
+Shards are written by Beam's file sink (temporary files renamed when complete) and
+`manifest.json` is written last.
+"""
+
+import dataclasses
+import glob
+import json
+import math
+import os
+from typing import Optional, Sequence
+
+import apache_beam as beam
+
+from tf_skeptical import examples
+from tf_skeptical.audio_io import AUDIO_EXTENSIONS
+from tf_skeptical.bad_input import DataError, Skip, write_skip_report
+from tf_skeptical.beam_options import counter, pipeline_options
+from tf_skeptical.class_map import read_class_map, write_class_map
+from tf_skeptical.params import DEFAULT_FRONTEND, FrontendParams
+from tf_skeptical.progress import ProgressLog
+from tf_skeptical.segments import read_segments
+
+CLIPS_PER_SHARD = 1000
+SKIPPED = "skipped"
+SKIP_REPORT = "skipped.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareResult:
+  output_dir: str
+  num_clips: int
+  skips: tuple
+
+  @property
+  def report(self) -> Optional[str]:
+    return os.path.join(self.output_dir, SKIP_REPORT) if self.skips else None
+
+
+def find_audio(audio_dir: str, stem: str) -> Optional[str]:
+  for ext in AUDIO_EXTENSIONS:
+    path = os.path.join(audio_dir, stem + ext)
+    if os.path.exists(path):
+      return path
+  return None
+
+
+class _LogMelFn(beam.DoFn):
+  """Audio file -> serialized example with log-mel frames (or a tagged skip)."""
+
+  def __init__(self, params: FrontendParams, clip_samples: Optional[int], skip_bad: bool,
+               total: int):
+    self.params, self.clip_samples, self.skip_bad, self.total = (
+        params, clip_samples, skip_bad, total)
+
+  def setup(self):
+    import tensorflow as tf
+    from tf_skeptical import audio_io, frontend
+    params = self.params
+    self._load = tf.function(lambda path: audio_io.load_clip(path, None, params),
+                             input_signature=[tf.TensorSpec([], tf.string)])
+    self._fit = tf.function(lambda w: audio_io.fit_length(w, self.clip_samples))
+    self._log_mel = tf.function(lambda w: frontend.log_mel(w, params))
+    self._errors = (tf.errors.OpError, DataError)
+    self._written = beam.metrics.Metrics.counter("prepare", "clips_written")
+    self._skipped = beam.metrics.Metrics.counter("prepare", "clips_skipped")
+    self._progress = ProgressLog("prepare: clips", self.total)
+
+  def _features(self, item):
+    path = item["path"]
+    try:
+      waveform = self._load(path)
+    except self._errors as e:
+      message = getattr(e, "message", str(e)).strip().splitlines()[0]
+      raise DataError(path, f"cannot decode audio ({type(e).__name__}: {message})")
+    if waveform.shape[0] < self.params.min_patch_samples:
+      raise DataError(path, f"clip is {waveform.shape[0] / self.params.sample_rate:.3f} s, "
+                      f"shorter than one {self.params.min_patch_samples}-sample patch")
+    if self.clip_samples:
+      waveform = self._fit(waveform)
+    return self._log_mel(waveform).numpy()
+
+  def process(self, item):
+    try:
+      features = self._features(item)
+    except DataError as e:
+      if not self.skip_bad:
+        raise DataError(e.path, f"{e.problem} (segments row {item['row']}; "
+                        "--skip_bad_clips skips such clips)")
+      self._skipped.inc()
+      yield beam.pvalue.TaggedOutput(SKIPPED, json.dumps(
+          dict(path=item["csv"], row=item["row"], clip_id=item["clip_id"],
+               reason=f"{e.problem} [{e.path}]")))
+      return
+    self._written.inc()
+    self._progress.add()
+    yield examples.serialize(item["clip_id"], item["positives"], item["negatives"], features)
+
+  def teardown(self):
+    if hasattr(self, "_progress"):
+      self._progress.log()
+
+
+class _EmbeddingFn(beam.DoFn):
+  """(file, SequenceExample) -> serialized example with [10, 128] embeddings."""
+
+  def __init__(self, num_classes: int, skip_bad: bool):
+    self.num_classes, self.skip_bad = num_classes, skip_bad
+
+  def setup(self):
+    self._written = beam.metrics.Metrics.counter("prepare", "clips_written")
+    self._skipped = beam.metrics.Metrics.counter("prepare", "clips_skipped")
+
+  def process(self, file_and_record):
+    from tf_skeptical import audioset_embeddings
+    path, record = file_and_record
+    try:
+      clip = audioset_embeddings.parse_sequence_example(record, self.num_classes, path)
+    except DataError as e:
+      if not self.skip_bad:
+        raise
+      self._skipped.inc()
+      yield beam.pvalue.TaggedOutput(SKIPPED, json.dumps(
+          dict(path=path, row=None, clip_id="", reason=e.problem)))
+      return
+    self._written.inc()
+    yield examples.serialize(clip.clip_id, clip.labels, (), clip.embeddings)
+
+
+def _start_output(output_dir: str) -> None:
+  """Makes the directory and removes a previous run's shards and manifest."""
+  os.makedirs(output_dir, exist_ok=True)
+  stale = glob.glob(os.path.join(output_dir, examples.SHARD_PREFIX + "-*"))
+  stale += glob.glob(os.path.join(output_dir, SKIPPED + "-*"))
+  for name in (examples.MANIFEST, SKIP_REPORT):
+    stale.append(os.path.join(output_dir, name))
+  for path in stale:
+    if os.path.exists(path):
+      os.remove(path)
+
+
+def _write(pcoll_and_skips, output_dir: str, num_shards: int):
+  written, skipped = pcoll_and_skips
+  _ = written | "WriteExamples" >> beam.io.WriteToTFRecord(
+      os.path.join(output_dir, examples.SHARD_PREFIX), file_name_suffix=".tfrecord",
+      num_shards=num_shards)
+  _ = skipped | "WriteSkips" >> beam.io.WriteToText(
+      os.path.join(output_dir, SKIPPED), file_name_suffix=".jsonl")
+
+
+def _collect_skips(output_dir: str, launcher_skips: Sequence[Skip]):
+  skips = list(launcher_skips)
+  for part in sorted(glob.glob(os.path.join(output_dir, SKIPPED + "-*"))):
+    with open(part) as f:
+      skips += [Skip(**json.loads(line)) for line in f if line.strip()]
+    os.remove(part)
+  if skips:
+    write_skip_report(skips, os.path.join(output_dir, SKIP_REPORT))
+  return tuple(skips)
+
+
+def _run(pipeline, output_dir: str, num_classes: int, feature_kind: str, feature_dims: int,
+         frames_per_clip, launcher_skips, **extra) -> PrepareResult:
+  result = pipeline.run()
+  result.wait_until_finish()
+  num_clips = counter(result, "clips_written")
+  skips = _collect_skips(output_dir, launcher_skips)
+  examples.write_manifest(output_dir, num_clips, num_classes, feature_kind, feature_dims,
+                          frames_per_clip, num_skipped=len(skips), **extra)
+  return PrepareResult(output_dir, num_clips, skips)
+
+
+def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_dir: str, *,
+                  clip_seconds: float = 10.0, num_shards: int = 0,
+                  skip_bad_clips: bool = False, beam_args: Sequence[str] = (),
+                  local_workers: int = 1,
+                  params: FrontendParams = DEFAULT_FRONTEND) -> PrepareResult:
+  """Segments CSV + audio folder -> log-mel example shards in output_dir."""
+  class_map = read_class_map(class_map_csv)
+  segments, bad_rows = read_segments(segments_csv, class_map, skip_bad_rows=skip_bad_clips)
+  launcher_skips = [Skip(segments_csv, row, "", problem) for row, problem in bad_rows]
+  items = []
+  for s in segments:
+    path = find_audio(audio_dir, s.clip_id)
+    if path is None:
+      problem = (f"no audio file {s.clip_id}{{{','.join(AUDIO_EXTENSIONS)}}} in {audio_dir}")
+      if not skip_bad_clips:
+        raise DataError(segments_csv, problem, row=s.row)
+      launcher_skips.append(Skip(segments_csv, s.row, s.clip_id, "missing audio: " + problem))
+      continue
+    items.append(dict(path=path, csv=segments_csv, row=s.row, clip_id=s.clip_id,
+                      positives=s.positives, negatives=s.explicit_negatives))
+  if not items:
+    raise DataError(segments_csv, "no clips left to prepare")
+  _start_output(output_dir)
+  write_class_map(class_map, os.path.join(output_dir, examples.CLASS_MAP))
+  clip_samples = int(round(clip_seconds * params.sample_rate)) if clip_seconds else None
+  frames = params.num_frames(clip_samples) if clip_samples else None
+  shards = num_shards or max(1, math.ceil(len(items) / CLIPS_PER_SHARD))
+  pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
+  outputs = (pipeline
+             | "Clips" >> beam.Create(items, reshuffle=True)
+             | "LogMel" >> beam.ParDo(_LogMelFn(params, clip_samples, skip_bad_clips,
+                                                len(items))).with_outputs(SKIPPED, main="ok"))
+  _write((outputs.ok, outputs[SKIPPED]), output_dir, shards)
+  return _run(pipeline, output_dir, len(class_map), examples.LOG_MEL, params.mel_bands, frames,
+              launcher_skips, frontend=dataclasses.asdict(params), clip_seconds=clip_seconds,
+              source=os.path.abspath(segments_csv))
+
+
+def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: str, *,
+                       num_shards: int = 0, skip_bad_clips: bool = False,
+                       beam_args: Sequence[str] = (), local_workers: int = 1) -> PrepareResult:
+  """AudioSet embedding TFRecords (a glob) -> [10, 128] example shards in output_dir."""
+  from tf_skeptical.audioset_embeddings import EMBEDDING_DIMS, SECONDS_PER_CLIP
+  class_map = read_class_map(class_map_csv)
+  files = sorted(glob.glob(tfrecord_pattern))
+  if not files:
+    raise DataError(tfrecord_pattern, "no files match this pattern")
+  _start_output(output_dir)
+  write_class_map(class_map, os.path.join(output_dir, examples.CLASS_MAP))
+  pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
+  outputs = (pipeline
+             | "Files" >> beam.Create(files)
+             | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord(with_filename=True)
+             | "Embeddings" >> beam.ParDo(_EmbeddingFn(len(class_map), skip_bad_clips))
+             .with_outputs(SKIPPED, main="ok"))
+  _write((outputs.ok, outputs[SKIPPED]), output_dir, num_shards or len(files))
+  return _run(pipeline, output_dir, len(class_map), examples.EMBEDDING, EMBEDDING_DIMS,
+              SECONDS_PER_CLIP, [], source=os.path.abspath(tfrecord_pattern))

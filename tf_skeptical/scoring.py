@@ -1,0 +1,195 @@
+"""`score`: the teacher scores every train clip, as an Apache Beam batch job.
+
+Each worker loads the model once (DoFn.setup) and runs fixed-size patch batches, padding
+the last, so one compiled shape serves the whole job. Patch sigmoid scores are pooled per
+clip (mean, or max). A score record holds the clip id, C scores and, since the job reads
+every example anyway, the clip's positive and explicit-negative indices, so flagging never
+re-reads the feature shards. Counters check that every input clip was scored exactly once;
+`scores.json` is written last, so its presence means the scores are complete.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+from typing import Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+
+from tf_skeptical import examples
+from tf_skeptical.bad_input import DataError
+from tf_skeptical.beam_options import counter, pipeline_options
+from tf_skeptical.progress import ProgressLog
+
+SCORES_PREFIX = "scores"
+MANIFEST = "scores.json"
+
+
+class _ScoreFn(beam.DoFn):
+  """A batch of serialized examples -> serialized score records."""
+
+  def __init__(self, model_path: str, num_classes: int, feature_kind: str,
+               hop_frames: Optional[int], pooling: str, patch_batch: int, total: int):
+    self.model_path, self.num_classes, self.feature_kind = model_path, num_classes, feature_kind
+    self.hop_frames, self.pooling, self.patch_batch, self.total = (
+        hop_frames, pooling, patch_batch, total)
+
+  def setup(self):
+    import tensorflow as tf
+    from tf_skeptical import input_pipeline, training
+    model = training.load_model(self.model_path)
+    self._forward = tf.function(
+        lambda x: tf.sigmoid(tf.cast(model(x, training=False), tf.float32)),
+        reduce_retracing=True)
+    num_classes, kind, hop = self.num_classes, self.feature_kind, self.hop_frames
+    self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, kind, hop,
+                                                         examples, input_pipeline))
+    self._read = beam.metrics.Metrics.counter("score", "clips_read")
+    self._scored = beam.metrics.Metrics.counter("score", "clips_scored")
+    self._progress = ProgressLog("score: clips", self.total)
+
+  def process(self, records: Sequence[bytes]):
+    from tf_skeptical.metrics import pool_patches
+    import tensorflow as tf
+    self._read.inc(len(records))
+    clips = [self._parse(tf.constant(r)) for r in records]
+    patches = np.concatenate([c[1].numpy() for c in clips])
+    index = np.concatenate([np.full(c[1].shape[0], i) for i, c in enumerate(clips)])
+    out = []
+    for a in range(0, len(patches), self.patch_batch):
+      chunk = patches[a:a + self.patch_batch]
+      pad = self.patch_batch - len(chunk)
+      if pad:
+        chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+      out.append(self._forward(chunk).numpy()[:self.patch_batch - pad])
+    scores = pool_patches(np.concatenate(out), index, len(clips), self.pooling)
+    for (clip_id, _, positives, negatives), s in zip(clips, scores):
+      self._scored.inc()
+      self._progress.add()
+      yield serialize_scores(clip_id.numpy().decode("utf-8"), s,
+                             np.flatnonzero(positives.numpy()),
+                             np.flatnonzero(negatives.numpy()))
+
+
+def _parsed_patches(record, num_classes, kind, hop, examples_module, input_pipeline):
+  clip = examples_module.parse(record, num_classes)
+  return (clip["clip_id"], input_pipeline.clip_patches(clip["features"], kind, hop),
+          clip["positives"], clip["explicit_negatives"])
+
+
+def serialize_scores(clip_id: str, scores, positives, explicit_negatives) -> bytes:
+  import tensorflow as tf
+  feature = {
+      "clip_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip_id.encode()])),
+      "scores": tf.train.Feature(float_list=tf.train.FloatList(value=list(map(float, scores)))),
+      "positives": tf.train.Feature(int64_list=tf.train.Int64List(value=list(positives))),
+      "explicit_negatives": tf.train.Feature(
+          int64_list=tf.train.Int64List(value=list(explicit_negatives))),
+  }
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+  """Clip scores sorted by clip id, with each clip's label indices (CSR layout)."""
+
+  clip_ids: np.ndarray  # [N] str
+  scores: np.ndarray  # [N, C] float32, column-major so a class's scores are contiguous
+  positives: tuple  # (indptr [N+1], indices)
+  explicit_negatives: tuple  # (indptr [N+1], indices)
+  manifest: dict
+
+
+def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str = "mean",
+          hop_frames: Optional[int] = None, patch_batch: int = 256, clips_per_batch: int = 64,
+          num_shards: int = 0, beam_args: Sequence[str] = (), local_workers: int = 2) -> dict:
+  """Runs the scoring job; returns the manifest written to output_dir/scores.json."""
+  info = examples.read_info(examples_dir)
+  os.makedirs(output_dir, exist_ok=True)
+  for stale in glob.glob(os.path.join(output_dir, SCORES_PREFIX + "-*")) + [
+      os.path.join(output_dir, MANIFEST)]:
+    if os.path.exists(stale):
+      os.remove(stale)
+  pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
+  _ = (pipeline
+       | "Shards" >> beam.Create(list(info.shards))
+       | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord()
+       | "Batch" >> beam.BatchElements(min_batch_size=clips_per_batch,
+                                       max_batch_size=clips_per_batch)
+       | "Score" >> beam.ParDo(_ScoreFn(os.path.abspath(model_path), info.num_classes,
+                                        info.feature_kind, hop_frames, pooling, patch_batch,
+                                        info.num_clips))
+       | "Write" >> beam.io.WriteToTFRecord(os.path.join(output_dir, SCORES_PREFIX),
+                                            file_name_suffix=".tfrecord",
+                                            num_shards=num_shards or len(info.shards)))
+  result = pipeline.run()
+  result.wait_until_finish()
+  read, scored = counter(result, "clips_read"), counter(result, "clips_scored")
+  if not read == scored == info.num_clips:
+    raise RuntimeError(f"scoring lost clips: {info.num_clips} in {examples_dir}, {read} read, "
+                       f"{scored} scored; no {MANIFEST} written")
+  for tmp in glob.glob(os.path.join(output_dir, "beam-temp-*")):
+    if os.path.isdir(tmp) and not os.listdir(tmp):
+      os.rmdir(tmp)
+  manifest = dict(num_clips=scored, num_classes=info.num_classes, pooling=pooling,
+                  hop_frames=hop_frames, model=os.path.abspath(model_path),
+                  examples=os.path.abspath(examples_dir),
+                  shards=sorted(os.path.basename(p) for p in glob.glob(
+                      os.path.join(output_dir, SCORES_PREFIX + "-*"))))
+  tmp = os.path.join(output_dir, MANIFEST + ".tmp")
+  with open(tmp, "w") as f:
+    json.dump(manifest, f, indent=2)
+  os.replace(tmp, os.path.join(output_dir, MANIFEST))
+  return manifest
+
+
+def _csr(lists, dtype=np.int32):
+  indptr = np.zeros(len(lists) + 1, np.int64)
+  indptr[1:] = np.cumsum([len(x) for x in lists])
+  indices = np.concatenate(lists).astype(dtype) if lists else np.zeros(0, dtype)
+  return indptr, indices
+
+
+def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
+  """Reads a complete scores directory into memory, sorted by clip id."""
+  import tensorflow as tf
+  path = os.path.join(scores_dir, MANIFEST)
+  if not os.path.exists(path):
+    raise DataError(scores_dir, f"no {MANIFEST}: not a scores directory, or scoring did not "
+                    "finish")
+  with open(path) as f:
+    manifest = json.load(f)
+  n, c = manifest["num_clips"], manifest["num_classes"]
+  spec = {"clip_id": tf.io.FixedLenFeature([], tf.string),
+          "scores": tf.io.FixedLenFeature([c], tf.float32),
+          "positives": tf.io.RaggedFeature(tf.int64),
+          "explicit_negatives": tf.io.RaggedFeature(tf.int64)}
+  files = [os.path.join(scores_dir, s) for s in manifest["shards"]]
+  ds = tf.data.TFRecordDataset(files).batch(batch_size).map(
+      lambda r: tf.io.parse_example(r, spec))
+  ids, pos, neg = [], [], []
+  scores = np.empty((n, c), np.float32, order="F")
+  row = 0
+  for batch in ds:
+    b = int(batch["clip_id"].shape[0])
+    if row + b > n:
+      raise DataError(scores_dir, f"more score records than the {n} in {MANIFEST}")
+    scores[row:row + b] = batch["scores"].numpy()
+    ids += [x.decode("utf-8") for x in batch["clip_id"].numpy()]
+    for key, out in (("positives", pos), ("explicit_negatives", neg)):
+      ragged = batch[key]
+      out += np.split(ragged.values.numpy(), ragged.row_splits.numpy()[1:-1])
+    row += b
+  if row != n:
+    raise DataError(scores_dir, f"{row} score records, but {MANIFEST} says {n}")
+  ids = np.asarray(ids)
+  order = np.argsort(ids, kind="stable")
+  ids = ids[order]
+  duplicate = np.flatnonzero(ids[1:] == ids[:-1])
+  if duplicate.size:
+    raise DataError(scores_dir, f"clip {ids[duplicate[0]]} is scored more than once")
+  for c in range(scores.shape[1]):  # column by column: memory stays near the scores' size
+    scores[:, c] = scores[order, c]
+  return Scores(ids, scores, _csr([pos[i] for i in order]),
+                _csr([neg[i] for i in order]), manifest)

@@ -1,0 +1,203 @@
+"""Training a teacher or a student: fit() with clip-level evaluation, TensorBoard and resume.
+
+A model directory holds `logs/` (TensorBoard: loss, masked fraction, learning rate, and
+clip-level d'/lwlrap/mAP on the eval set each epoch), `backup/` (Keras BackupAndRestore,
+so a killed run resumes where its last backup was), `checkpoints/best.keras`,
+`model.keras` (the final model) and `result.json`, written last: its presence means done.
+"""
+
+import dataclasses
+import json
+import math
+import os
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_skeptical import examples, input_pipeline, metrics, models
+from tf_skeptical.input_pipeline import Discards
+from tf_skeptical.masked_loss import MaskedBCEModel
+
+RESULT = "result.json"
+MODEL = "model.keras"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  model: str = "mobilenet_v1"
+  width: float = 1.0
+  epochs: int = 10
+  steps_per_epoch: int = 0  # 0: one pass over the train patches
+  batch_size: int = 64
+  learning_rate: float = 1e-3
+  schedule: str = "cosine"  # or "constant"
+  hop_frames: int = 96  # train patch hop; eval uses YAMNet's 48
+  eval_hop_frames: int = 48
+  pooling: str = "mean"
+  balanced: bool = False
+  strategy: str = "default"  # or "mirrored"
+  mixed_precision: bool = False
+  backup_every_steps: int = 0  # 0: back up at the end of every epoch
+  seed: int = 0
+
+
+def model_input_shape(info: examples.ExamplesInfo):
+  if info.feature_kind == examples.EMBEDDING:
+    return (info.frames_per_clip, info.feature_dims)
+  from tf_skeptical.params import DEFAULT_FRONTEND
+  return (DEFAULT_FRONTEND.patch_frames, info.feature_dims)
+
+
+def patches_per_clip(info: examples.ExamplesInfo, hop_frames: int) -> int:
+  if info.feature_kind == examples.EMBEDDING:
+    return 1
+  from tf_skeptical.params import DEFAULT_FRONTEND
+  p = DEFAULT_FRONTEND
+  return max(1, 1 + (info.frames_per_clip - p.patch_frames) // hop_frames)
+
+
+def predict_clip_scores(model: keras.Model, examples_dir: str, batch_size: int = 256,
+                        hop_frames: Optional[int] = None, pooling: str = "mean"):
+  """Sigmoid scores pooled per clip: returns (clip_ids, labels [N, C], scores [N, C])."""
+  ds, ids, labels = input_pipeline.eval_dataset(examples_dir, batch_size, hop_frames)
+  forward = tf.function(lambda x: tf.sigmoid(tf.cast(model(x, training=False), tf.float32)),
+                        reduce_retracing=True)
+  patch_scores, clip_index = [], []
+  for x, index in ds:
+    patch_scores.append(forward(x).numpy())
+    clip_index.append(index.numpy())
+  scores = metrics.pool_patches(np.concatenate(patch_scores), np.concatenate(clip_index),
+                                len(ids), pooling)
+  return ids, labels, scores.astype(np.float32)
+
+
+class ClipEvaluation(keras.callbacks.Callback):
+  """Adds clip-level val_d_prime / val_lwlrap / val_mAP and learning_rate to epoch logs."""
+
+  def __init__(self, eval_dir: str, cfg: TrainConfig):
+    super().__init__()
+    self.eval_dir, self.cfg = eval_dir, cfg
+    self.last = None
+
+  def on_epoch_end(self, epoch, logs=None):
+    _, labels, scores = predict_clip_scores(self.model, self.eval_dir, 256,
+                                            self.cfg.eval_hop_frames, self.cfg.pooling)
+    self.last = metrics.evaluate(labels, scores)
+    if logs is not None:
+      logs.update({f"val_{k}": v for k, v in self.last.summary().items()
+                   if k in ("d_prime", "lwlrap", "mAP")})
+      logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+          self.model.optimizer.learning_rate))
+
+
+def balanced_clip_weights(examples_dir: str) -> dict:
+  """Acceptance probability per clip so that rare classes are seen about as often as common.
+
+  A clip is kept with probability (rarest class count / count of its rarest positive class).
+  """
+  ds, _ = input_pipeline.clips(examples_dir)
+  ids, labels = [], []
+  for clip_id, positives in ds.map(lambda c: (c["clip_id"], c["positives"])).as_numpy_iterator():
+    ids.append(clip_id.decode("utf-8"))
+    labels.append(positives)
+  labels = np.asarray(labels) > 0
+  counts = labels.sum(axis=0).astype(np.float64)
+  floor = counts[counts > 0].min() if (counts > 0).any() else 1.0
+  inverse = np.where(labels, floor / np.maximum(counts, 1), 0).max(axis=1)
+  inverse[~labels.any(axis=1)] = floor / len(ids)
+  return dict(zip(ids, inverse.astype(np.float32)))
+
+
+def _strategy(name: str):
+  if name == "default":
+    return tf.distribute.get_strategy()
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  raise ValueError(f"strategy must be 'default' or 'mirrored', got {name!r}")
+
+
+def _learning_rate(cfg: TrainConfig, total_steps: int):
+  if cfg.schedule == "constant":
+    return cfg.learning_rate
+  if cfg.schedule == "cosine":
+    return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps, alpha=0.05)
+  raise ValueError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
+
+
+def build_student(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: int):
+  backbone = models.build_model(cfg.model, model_input_shape(info), info.num_classes,
+                                cfg.width)
+  model = MaskedBCEModel.wrap(backbone)
+  model.compile(optimizer=keras.optimizers.Adam(_learning_rate(cfg, total_steps)),
+                jit_compile=False)
+  return model
+
+
+def is_trained(model_dir: str) -> bool:
+  return os.path.exists(os.path.join(model_dir, RESULT))
+
+
+def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
+          eval_dir: Optional[str] = None, discards: Optional[Discards] = None,
+          verbose: int = 1, extra_result: Optional[dict] = None) -> dict:
+  """Trains (or resumes) a model on train_dir; returns and writes result.json."""
+  os.makedirs(model_dir, exist_ok=True)
+  keras.utils.set_random_seed(cfg.seed)
+  if cfg.mixed_precision:
+    keras.mixed_precision.set_global_policy("mixed_float16")
+  info = examples.read_info(train_dir)
+  steps = cfg.steps_per_epoch or math.ceil(
+      info.num_clips * patches_per_clip(info, cfg.hop_frames) / cfg.batch_size)
+  weights = balanced_clip_weights(train_dir) if cfg.balanced else None
+  dataset = input_pipeline.training_dataset(
+      train_dir, cfg.batch_size, discards=discards, hop_frames=cfg.hop_frames,
+      seed=cfg.seed, clip_weights=weights)
+  with _strategy(cfg.strategy).scope():
+    model = build_student(info, cfg, steps * cfg.epochs)
+
+  callbacks = [keras.callbacks.BackupAndRestore(
+      os.path.join(model_dir, "backup"), save_freq=cfg.backup_every_steps or "epoch")]
+  evaluation = None
+  if eval_dir:
+    evaluation = ClipEvaluation(eval_dir, cfg)
+    os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+    callbacks += [evaluation, keras.callbacks.ModelCheckpoint(
+        os.path.join(model_dir, "checkpoints", "best.keras"), monitor="val_d_prime",
+        mode="max", save_best_only=True)]
+  callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"),
+                                               update_freq="epoch"))
+  history = model.fit(dataset, epochs=cfg.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                      verbose=verbose)
+
+  tmp = os.path.join(model_dir, "model.tmp.keras")
+  model.save(tmp)
+  os.replace(tmp, os.path.join(model_dir, MODEL))
+  result = dict(config=dataclasses.asdict(cfg), train_dir=os.path.abspath(train_dir),
+                steps_per_epoch=steps,
+                masked_entries=discards.count if discards else 0,
+                history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+                **(extra_result or {}))
+  if evaluation is not None:
+    if evaluation.last is None:  # resumed after the last epoch: evaluate the final model
+      evaluation.set_model(model)
+      evaluation.on_epoch_end(cfg.epochs - 1)
+    result["eval"] = evaluation.last.summary()
+  tmp = os.path.join(model_dir, RESULT + ".tmp")
+  with open(tmp, "w") as f:
+    json.dump(result, f, indent=2)
+  os.replace(tmp, os.path.join(model_dir, RESULT))
+  logging.info("trained %s: %s", model_dir, result.get("eval", {}))
+  return result
+
+
+def load_model(model_dir_or_file: str) -> keras.Model:
+  """Loads a trained model from its directory (model.keras) or a .keras file."""
+  path = model_dir_or_file
+  if os.path.isdir(path):
+    path = os.path.join(path, MODEL)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path}: no trained model here (did training finish?)")
+  return keras.models.load_model(path, compile=False)
