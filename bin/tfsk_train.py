@@ -29,6 +29,8 @@ STEPS = flags.DEFINE_integer("steps_per_epoch", _D.steps_per_epoch,
                              "Steps per epoch; 0 = one pass over the train patches.")
 BATCH = flags.DEFINE_integer("batch_size", _D.batch_size, "Patches per batch.")
 LR = flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam's (initial) learning rate.")
+BN_MOMENTUM = flags.DEFINE_float(
+    "bn_momentum", _D.bn_momentum, "BatchNorm momentum; Keras' 0.99 suits only long runs.")
 SCHEDULE = flags.DEFINE_enum("schedule", _D.schedule, ["cosine", "constant"],
                              "Learning-rate schedule over all steps.")
 HOP = flags.DEFINE_integer("hop_frames", _D.hop_frames, "Frames between train patches.")
@@ -49,7 +51,7 @@ flags.mark_flags_as_required(["train", "model_dir"])
 def config_from_flags() -> training.TrainConfig:
   return training.TrainConfig(
       model=MODEL.value, width=WIDTH.value, epochs=EPOCHS.value, steps_per_epoch=STEPS.value,
-      batch_size=BATCH.value, learning_rate=LR.value, schedule=SCHEDULE.value,
+      batch_size=BATCH.value, learning_rate=LR.value, bn_momentum=BN_MOMENTUM.value, schedule=SCHEDULE.value,
       hop_frames=HOP.value, pooling=POOLING.value, balanced=BALANCED.value,
       strategy=STRATEGY.value, mixed_precision=MIXED.value,
       backup_every_steps=BACKUP_STEPS.value, seed=SEED.value)

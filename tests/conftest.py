@@ -34,3 +34,17 @@ def tiny_examples(tiny_data, tmp_path_factory):
                           clip_seconds=TINY.clip_seconds)
     dirs.append(out)
   return tuple(dirs)
+
+
+TINY_TRAIN = dict(model="mobilenet_v1", width=0.25, epochs=8, batch_size=8, hop_frames=48)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_examples, tmp_path_factory):
+  """A tiny MobileNet trained a few epochs on the tiny data: (model_dir, result)."""
+  from tf_skeptical import training
+  train_dir, eval_dir = tiny_examples
+  model_dir = str(tmp_path_factory.mktemp("teacher"))
+  result = training.train(train_dir, model_dir, training.TrainConfig(**TINY_TRAIN),
+                          eval_dir=eval_dir, verbose=0)
+  return model_dir, result

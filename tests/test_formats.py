@@ -83,7 +83,8 @@ def tone(rate, seconds=0.5, channels=1):
 
 
 @pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3"])
-@pytest.mark.parametrize("rate, channels", [(16000, 1), (44100, 2)])
+# (tfio's Vorbis encoder, used only to make the fixture, rejects mono below 44.1 kHz.)
+@pytest.mark.parametrize("rate, channels", [(16000, 2), (44100, 1)])
 def test_decode_formats_to_16k_mono(tmp_path, ext, rate, channels):
   x = tone(rate, channels=channels)
   path = str(tmp_path / f"a.{ext}")
@@ -104,7 +105,8 @@ def test_decode_formats_to_16k_mono(tmp_path, ext, rate, channels):
   spectrum = np.abs(np.fft.rfft(w[1000:7000]))
   assert abs(np.argmax(spectrum) * 16000 / 6000 - 440) < 5
   assert 0.4 < np.abs(w[1000:7000]).max() < 0.6
-  assert np.abs(w[8500:]).max() < 0.02
+  # Silence after the tone (mp3 encoders delay audio by ~1105 samples, hence the margin).
+  assert np.abs(w[10000:]).max() < 0.02
 
 
 def test_fit_length_crops_and_pads():

@@ -5,9 +5,11 @@ becomes a counted skip, listed in a CSV report next to the outputs.
 """
 
 import collections
+import contextlib
 import csv
 import dataclasses
 import os
+import re
 from typing import Iterable, Optional
 
 
@@ -44,3 +46,28 @@ def write_skip_report(skips: Iterable[Skip], path: str) -> collections.Counter:
       writer.writerow([s.path, "" if s.row is None else s.row, s.clip_id, s.reason])
   os.replace(tmp, path)
   return counts
+
+
+@contextlib.contextmanager
+def worker_errors_as_data_errors():
+  """Re-raises a DataError that a Beam worker raised (and Beam wrapped) as a DataError.
+
+  Runners wrap worker exceptions in their own; the user should still see only
+  "file, row N: problem".
+  """
+  try:
+    yield
+  except DataError:
+    raise
+  except Exception as e:  # runners differ in what they wrap with
+    found = re.search(r"DataError: (.+?)(?: \[while running|$)", str(e), re.S)
+    if not found:
+      raise
+    path, _, problem = found.group(1).strip().partition(": ")
+    raise DataError(path, problem) from e
+
+
+def tf_error_text(error) -> str:
+  """The first line of a TensorFlow error, without its {{function_node ...}} prefix."""
+  text = getattr(error, "message", str(error)).strip().splitlines()[0]
+  return re.sub(r"\{\{[^}]*\}\}\s*", "", text)

@@ -14,13 +14,15 @@ import glob
 import json
 import math
 import os
+import shutil
 from typing import Optional, Sequence
 
 import apache_beam as beam
 
 from tf_skeptical import examples
 from tf_skeptical.audio_io import AUDIO_EXTENSIONS
-from tf_skeptical.bad_input import DataError, Skip, write_skip_report
+from tf_skeptical.bad_input import (DataError, Skip, tf_error_text,
+                                    worker_errors_as_data_errors, write_skip_report)
 from tf_skeptical.beam_options import counter, pipeline_options
 from tf_skeptical.class_map import read_class_map, write_class_map
 from tf_skeptical.params import DEFAULT_FRONTEND, FrontendParams
@@ -77,8 +79,7 @@ class _LogMelFn(beam.DoFn):
     try:
       waveform = self._load(path)
     except self._errors as e:
-      message = getattr(e, "message", str(e)).strip().splitlines()[0]
-      raise DataError(path, f"cannot decode audio ({type(e).__name__}: {message})")
+      raise DataError(path, f"cannot decode audio ({type(e).__name__}: {tf_error_text(e)})")
     if waveform.shape[0] < self.params.min_patch_samples:
       raise DataError(path, f"clip is {waveform.shape[0] / self.params.sample_rate:.3f} s, "
                       f"shorter than one {self.params.min_patch_samples}-sample patch")
@@ -167,8 +168,11 @@ def _collect_skips(output_dir: str, launcher_skips: Sequence[Skip]):
 
 def _run(pipeline, output_dir: str, num_classes: int, feature_kind: str, feature_dims: int,
          frames_per_clip, launcher_skips, **extra) -> PrepareResult:
-  result = pipeline.run()
-  result.wait_until_finish()
+  with worker_errors_as_data_errors():
+    result = pipeline.run()
+    result.wait_until_finish()
+  for tmp in glob.glob(os.path.join(output_dir, "beam-temp-*")):
+    shutil.rmtree(tmp, ignore_errors=True)
   num_clips = counter(result, "clips_written")
   skips = _collect_skips(output_dir, launcher_skips)
   examples.write_manifest(output_dir, num_clips, num_classes, feature_kind, feature_dims,

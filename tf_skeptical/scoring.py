@@ -12,13 +12,14 @@ import dataclasses
 import glob
 import json
 import os
+import shutil
 from typing import Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
 
 from tf_skeptical import examples
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.bad_input import DataError, worker_errors_as_data_errors
 from tf_skeptical.beam_options import counter, pipeline_options
 from tf_skeptical.progress import ProgressLog
 
@@ -39,9 +40,7 @@ class _ScoreFn(beam.DoFn):
     import tensorflow as tf
     from tf_skeptical import input_pipeline, training
     model = training.load_model(self.model_path)
-    self._forward = tf.function(
-        lambda x: tf.sigmoid(tf.cast(model(x, training=False), tf.float32)),
-        reduce_retracing=True)
+    self._forward = lambda x: training.patch_probabilities(model, x)
     num_classes, kind, hop = self.num_classes, self.feature_kind, self.hop_frames
     self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, kind, hop,
                                                          examples, input_pipeline))
@@ -62,7 +61,7 @@ class _ScoreFn(beam.DoFn):
       pad = self.patch_batch - len(chunk)
       if pad:
         chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
-      out.append(self._forward(chunk).numpy()[:self.patch_batch - pad])
+      out.append(self._forward(chunk)[:self.patch_batch - pad])
     scores = pool_patches(np.concatenate(out), index, len(clips), self.pooling)
     for (clip_id, _, positives, negatives), s in zip(clips, scores):
       self._scored.inc()
@@ -123,15 +122,15 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
        | "Write" >> beam.io.WriteToTFRecord(os.path.join(output_dir, SCORES_PREFIX),
                                             file_name_suffix=".tfrecord",
                                             num_shards=num_shards or len(info.shards)))
-  result = pipeline.run()
-  result.wait_until_finish()
+  with worker_errors_as_data_errors():
+    result = pipeline.run()
+    result.wait_until_finish()
   read, scored = counter(result, "clips_read"), counter(result, "clips_scored")
   if not read == scored == info.num_clips:
     raise RuntimeError(f"scoring lost clips: {info.num_clips} in {examples_dir}, {read} read, "
                        f"{scored} scored; no {MANIFEST} written")
   for tmp in glob.glob(os.path.join(output_dir, "beam-temp-*")):
-    if os.path.isdir(tmp) and not os.listdir(tmp):
-      os.rmdir(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
   manifest = dict(num_clips=scored, num_classes=info.num_classes, pooling=pooling,
                   hop_frames=hop_frames, model=os.path.abspath(model_path),
                   examples=os.path.abspath(examples_dir),

@@ -1,0 +1,178 @@
+"""prepare: round trips, AudioSet embeddings, the built-in data's truth, and every bad input."""
+
+import csv
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_skeptical import builtin_data, examples, frontend, input_pipeline, prepare
+from tf_skeptical.audio_io import load_clip
+from tf_skeptical.bad_input import DataError
+from tf_skeptical.class_map import read_class_map
+from tf_skeptical.params import DEFAULT_FRONTEND as P
+from tf_skeptical.segments import read_segments
+
+from conftest import TINY
+
+
+def test_generator_truth(tiny_data):
+  data, summary = tiny_data
+  cmap = read_class_map(os.path.join(data, builtin_data.CLASS_MAP))
+  train, _ = read_segments(os.path.join(data, builtin_data.TRAIN_SEGMENTS), cmap)
+  truth = builtin_data.read_truth(os.path.join(data, builtin_data.TRUTH), cmap)
+  observed = {(s.clip_id, c) for s in train for c in s.positives}
+  assert not truth & observed  # a missing label is not observed
+  assert truth  # and some exist
+  negatives = {(s.clip_id, c) for s in train for c in s.explicit_negatives}
+  assert not truth & negatives and not observed & negatives
+  implicit = sum(TINY.num_classes - len(s.positives) - len(s.explicit_negatives) for s in train)
+  assert summary["train_implicit_negatives"] == implicit
+  assert len(truth) / implicit == pytest.approx(TINY.missing_rate, abs=0.02)
+
+
+def test_generator_missing_rate_matches_request(tmp_path):
+  p = builtin_data.BuiltinDataParams(train_clips=400, eval_clips=1, missing_rate=0.02, seed=5)
+  s = builtin_data.generate(str(tmp_path), p)
+  assert s["missing_rate_of_implicit_negatives"] == pytest.approx(0.02, abs=0.004)
+  # Observed labels are a subset of the true ones: truth = true - observed.
+  assert s["train_true_labels"] - s["train_missing_labels"] == sum(
+      len(x.positives) for x in read_segments(
+          os.path.join(tmp_path, builtin_data.TRAIN_SEGMENTS),
+          builtin_data.class_map(p.num_classes))[0])
+
+
+def test_examples_round_trip(tiny_data, tiny_examples):
+  data, _ = tiny_data
+  train_dir, _ = tiny_examples
+  info = examples.read_info(train_dir)
+  assert info.num_clips == TINY.train_clips and info.num_classes == TINY.num_classes
+  cmap = info.class_map
+  segments = {s.clip_id: s for s in read_segments(
+      os.path.join(data, builtin_data.TRAIN_SEGMENTS), cmap)[0]}
+  clips = list(examples.iterate(train_dir))
+  assert sorted(c["clip_id"] for c in clips) == sorted(segments)
+  for clip in clips[:5]:
+    s = segments[clip["clip_id"]]
+    assert tuple(np.flatnonzero(clip["positives"])) == s.positives
+    assert tuple(np.flatnonzero(clip["explicit_negatives"])) == s.explicit_negatives
+    wav = os.path.join(data, builtin_data.AUDIO_DIR, s.clip_id + ".wav")
+    samples = int(TINY.clip_seconds * 16000)
+    ref = frontend.log_mel(load_clip(tf.constant(wav), samples)).numpy()
+    np.testing.assert_allclose(clip["features"], ref, atol=1e-5)
+
+
+def test_training_dataset_masks_only_discarded_entries(tiny_examples):
+  train_dir, _ = tiny_examples
+  clips = list(examples.iterate(train_dir))
+  target = clips[3]["clip_id"]
+  discards = input_pipeline.Discards((target,), ((1, 4),))
+  ds = input_pipeline.training_dataset(train_dir, 8, discards=discards, repeat=False, seed=0)
+  per_clip = P.num_patches(P.num_frames(int(TINY.clip_seconds * P.sample_rate)))
+  assert per_clip == 2  # 148 frames: patches start at 0 and 48
+  n_patches = n_masked = 0
+  for x, y in ds:
+    n_patches += x.shape[0]
+    assert x.shape[1:] == (96, 64)
+    masked = y["mask"].numpy() == 0
+    for row in np.flatnonzero(masked.any(axis=1)):
+      assert list(np.flatnonzero(masked[row])) == [1, 4]
+      n_masked += 1
+  assert n_patches == TINY.train_clips * per_clip // 8 * 8  # whole batches only
+  assert n_masked == per_clip  # every patch of the target clip, and no other
+  lookup = input_pipeline.mask_lookup(discards, TINY.num_classes)
+  np.testing.assert_array_equal(lookup(tf.constant(target)), [1, 0, 1, 1, 0, 1])
+  np.testing.assert_array_equal(lookup(tf.constant(clips[0]["clip_id"])), np.ones(6))
+
+
+def test_embedding_tfrecords_in_audioset_layout(tmp_path):
+  """Records built field by field as AudioSet releases them: context + audio_embedding."""
+  cmap_path = tmp_path / "c.csv"
+  cmap_path.write_text("index,mid,display_name\n" + "".join(
+      f"{i},/m/{i},C{i}\n" for i in range(5)))
+  rng = np.random.default_rng(0)
+  path = str(tmp_path / "bal_train00.tfrecord")
+  want = {}
+  with tf.io.TFRecordWriter(path) as w:
+    for k, (labels, seconds) in enumerate([([0, 3], 10), ([2], 7)]):
+      q = rng.integers(0, 256, (seconds, 128), dtype=np.uint8)
+      ex = tf.train.SequenceExample()
+      ex.context.feature["video_id"].bytes_list.value.append(f"vid{k}".encode())
+      ex.context.feature["start_time_seconds"].float_list.value.append(30.0)
+      ex.context.feature["end_time_seconds"].float_list.value.append(40.0)
+      ex.context.feature["labels"].int64_list.value.extend(labels)
+      for row in q:
+        ex.feature_lists.feature_list["audio_embedding"].feature.add().bytes_list.value.append(
+            row.tobytes())
+      w.write(ex.SerializeToString())
+      want[f"vid{k}"] = (labels, q)
+  out = str(tmp_path / "out")
+  result = prepare.prepare_embeddings(str(tmp_path / "*.tfrecord"), str(cmap_path), out)
+  assert result.num_clips == 2
+  for clip in examples.iterate(out):
+    labels, q = want[clip["clip_id"]]
+    assert list(np.flatnonzero(clip["positives"])) == labels
+    assert clip["features"].shape == (10, 128)
+    np.testing.assert_allclose(clip["features"][:len(q)], (q.astype(np.float32) - 128) / 128)
+    assert not clip["features"][len(q):].any()  # zero padding to 10 s
+
+
+@pytest.fixture
+def bad_dataset(tmp_path, tiny_data):
+  """A copy of a few tiny clips with one bad input of each kind."""
+  data, _ = tiny_data
+  audio = tmp_path / "audio"
+  audio.mkdir()
+  for i in range(3):
+    shutil.copy(os.path.join(data, "audio", f"train{i:06d}.wav"), audio / f"ok{i}.wav")
+  (audio / "corrupt.wav").write_bytes(b"RIFF\x00\x01junk-not-audio")
+  (audio / "empty.flac").write_bytes(b"")
+  from tf_skeptical.audio_io import write_wav
+  write_wav(str(audio / "short.wav"), np.zeros(8000, np.float32), 16000)  # 0.5 s
+  shutil.copy(os.path.join(data, builtin_data.CLASS_MAP), tmp_path / "classes.csv")
+  mid = "/tfsk/001"
+  rows = {"ok0": f'ok0, 0, 1.5, "{mid}"', "missing": f'missing, 0, 1.5, "{mid}"',
+          "corrupt": f'corrupt, 0, 1.5, "{mid}"', "empty": f'empty, 0, 1.5, "{mid}"',
+          "unknown": f'ok1, 0, 1.5, "/m/nope"', "malformed": 'ok2, 0, "only three"',
+          "short": f'short, 0, 1.5, "{mid}"'}
+  return tmp_path, rows
+
+
+def run_prepare(tmp_path, rows, skip=False):
+  csv_path = tmp_path / "seg.csv"
+  csv_path.write_text("# test\n" + "\n".join(rows) + "\n")
+  return prepare.prepare_audio(str(csv_path), str(tmp_path / "audio"),
+                               str(tmp_path / "classes.csv"), str(tmp_path / "out"),
+                               clip_seconds=1.5, skip_bad_clips=skip)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", r"seg.csv, row 3: no audio file missing\{.wav"),
+    ("unknown", r"seg.csv, row 3: unknown label mid '/m/nope'"),
+    ("malformed", r"seg.csv, row 3: expected 4 or 5 columns"),
+    ("corrupt", r"corrupt.wav: cannot decode audio .*segments row 3"),
+    ("empty", r"empty.flac: cannot decode audio .*segments row 3"),
+    ("short", r"short.wav: clip is 0.500 s, shorter than one 15600-sample patch.*row 3"),
+])
+def test_bad_input_stops_with_file_and_row(bad_dataset, case, message):
+  tmp_path, rows = bad_dataset
+  with pytest.raises(DataError, match=message):
+    run_prepare(tmp_path, [rows["ok0"], rows[case]])
+  assert not os.path.exists(tmp_path / "out" / examples.MANIFEST)  # nothing half-written
+
+
+def test_skip_bad_clips_counts_and_reports(bad_dataset):
+  tmp_path, rows = bad_dataset
+  result = run_prepare(tmp_path, list(rows.values()), skip=True)
+  assert result.num_clips == 1 and len(result.skips) == 6
+  with open(result.report) as f:
+    report = list(csv.DictReader(f))
+  reasons = " | ".join(r["reason"] for r in report)
+  for needle in ("no audio file missing", "unknown label mid", "expected 4 or 5 columns",
+                 "corrupt.wav", "empty.flac", "shorter than one"):
+    assert needle in reasons
+  assert sorted(int(r["row"]) for r in report) == [3, 4, 5, 6, 7, 8]
+  info = examples.read_info(str(tmp_path / "out"))
+  assert info.num_clips == 1 and info.extra["num_skipped"] == 6
