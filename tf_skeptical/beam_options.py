@@ -18,6 +18,8 @@ def pipeline_options(beam_args: Sequence[str], local_workers: int = 1) -> Pipeli
   """
   args = list(beam_args)
   named = {a.split("=")[0] for a in args if a.startswith("--")}
+  if "--default_sdk_harness_log_level" not in named:
+    args.append("--default_sdk_harness_log_level=WARNING")  # workers' per-bundle INFO lines
   if "--runner" not in named:
     args.append("--runner=FnApiRunner")
     if local_workers > 1 and "--direct_num_workers" not in named:

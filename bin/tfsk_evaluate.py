@@ -1,0 +1,57 @@
+"""Evaluates a trained model at clip level, and (optionally) flags against known truth.
+
+  tfsk_evaluate --model=runs/p1 --eval=examples/eval --output_dir=runs/p1/eval
+  tfsk_evaluate --flags=flags/flags.npz --truth=missing_labels.csv --output_dir=flagq
+Writes eval.json (d', lwlrap, mAP, AUC, per class) and TensorBoard scalars; with --flags
+and --truth, flag_quality.csv: precision and recall of the flags at each p, and the base rate.
+"""
+
+import os
+
+from absl import flags, logging
+
+from tf_skeptical import cli, evaluation, examples, flagging
+from tf_skeptical.builtin_data import read_truth
+
+MODEL = flags.DEFINE_string("model", None, "Model directory or .keras file.")
+EVAL = flags.DEFINE_string("eval", None, "Eval examples directory.")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where eval.json and logs go.")
+POOLING = flags.DEFINE_enum("pooling", "mean", ["mean", "max"], "Patch -> clip pooling.")
+HOP = flags.DEFINE_integer("hop_frames", 48, "Frames between eval patches.")
+FLAGS_FILE = flags.DEFINE_string("flags", None, "Flags file from tfsk_flag.")
+TRUTH = flags.DEFINE_string("truth", None, "CSV of truly missing labels (clip_id, mid).")
+CLASS_MAP = flags.DEFINE_string("class_map", None, "Class map (for --truth without --eval).")
+PERCENTS = flags.DEFINE_string("percents", "paper", "Percentages for the flag quality table.")
+flags.mark_flags_as_required(["output_dir"])
+
+
+def main(argv):
+  del argv
+  os.makedirs(OUTPUT_DIR.value, exist_ok=True)
+  if MODEL.value:
+    if not EVAL.value:
+      raise flags.ValidationError("--model needs --eval")
+    result = evaluation.evaluate_model(MODEL.value, EVAL.value, POOLING.value, HOP.value)
+    names = examples.read_info(EVAL.value).class_map.display_names
+    path = evaluation.write_evaluation(result, names, OUTPUT_DIR.value,
+                                       os.path.join(OUTPUT_DIR.value, "logs"))
+    logging.info("%s -> %s", result.summary(), path)
+  if FLAGS_FILE.value and TRUTH.value:
+    from tf_skeptical.class_map import read_class_map
+    cmap = (read_class_map(CLASS_MAP.value) if CLASS_MAP.value
+            else examples.read_info(EVAL.value).class_map)
+    flags_ = flagging.read_flags(FLAGS_FILE.value)
+    percents = [p for p in flagging.percent_grid(PERCENTS.value) if p <= flags_.max_percent]
+    rows = evaluation.flag_quality(flags_, read_truth(TRUTH.value, cmap), percents)
+    evaluation.write_rows(rows, os.path.join(OUTPUT_DIR.value, "flag_quality.csv"))
+    for r in rows:
+      logging.info("p=%g%%: %d flagged, precision %.3f, recall %.3f (base rate %.4f)",
+                   r["percent"], r["flagged"], r["precision"], r["recall"], r["base_rate"])
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

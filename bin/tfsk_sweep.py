@@ -1,0 +1,46 @@
+"""The paper's experiment on prepared examples: teacher, scoring, flags, one student per p.
+
+  tfsk_sweep --train=examples/train --eval=examples/eval --work_dir=sweep \
+      --percents=paper --truth=missing_labels.csv
+Writes results.csv/.md, plot_metrics.png (d', lwlrap, mAP against % discarded) and, with
+--truth, flag precision/recall (flag_quality.csv, plot_flags.png). Re-running skips the
+stages already complete. `tensorboard --logdir=<work_dir>` shows every run and HParams.
+"""
+
+from absl import flags, logging
+
+from tf_skeptical import cli, flagging, sweep, train_options
+
+TRAIN = flags.DEFINE_string("train", None, "Train examples directory.")
+EVAL = flags.DEFINE_string("eval", None, "Fully labelled eval examples directory.")
+WORK_DIR = flags.DEFINE_string("work_dir", None, "Where every stage writes.")
+PERCENTS = flags.DEFINE_string(
+    "percents", ",".join(f"{p:g}" for p in sweep.DEMO_PERCENTS),
+    "Comma-separated discard percentages (0 = the baseline), or 'paper' for the paper's "
+    "grid 0, 0.1 ... 0.9, 1, 2 ... 20.")
+MAX_PERCENT = flags.DEFINE_float("max_percent", 20.0, "Flags are written up to this %%.")
+TRUTH = flags.DEFINE_string(
+    "truth", None, "CSV of truly missing train labels (clip_id, mid), to measure the flags.")
+SCORE_WORKERS = flags.DEFINE_integer("score_workers", 2, "Local workers for scoring.")
+flags.mark_flags_as_required(["train", "eval", "work_dir"])
+
+
+def config_from_flags() -> sweep.SweepConfig:
+  return sweep.SweepConfig(train=train_options.config_from_flags(),
+                           percents=tuple(flagging.percent_grid(PERCENTS.value)),
+                           max_percent=MAX_PERCENT.value, score_workers=SCORE_WORKERS.value)
+
+
+def main(argv):
+  del argv
+  table = sweep.run(TRAIN.value, EVAL.value, WORK_DIR.value, config_from_flags(), TRUTH.value)
+  logging.info("results in %s/results.md", WORK_DIR.value)
+  print(sweep.write_table(table, WORK_DIR.value))
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

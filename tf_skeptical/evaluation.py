@@ -1,0 +1,75 @@
+"""Evaluation: clip-level metrics of a model, and the quality of flags where the truth is known.
+
+Flag quality at p: precision = truly missing labels among the flagged entries / flagged
+entries; recall = truly missing labels flagged / all truly missing labels. The base rate is
+the missing labels' share of all implicit negatives: the precision of flagging at random.
+"""
+
+import csv
+import json
+import os
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from tf_skeptical import metrics, training
+from tf_skeptical.flagging import Flags
+
+
+def evaluate_model(model, eval_dir: str, pooling: str = "mean", hop_frames: int = 48):
+  """Clip-level metrics of a model (or model directory) on an examples directory."""
+  if isinstance(model, str):
+    model = training.load_model(model)
+  _, labels, scores = training.predict_clip_scores(model, eval_dir, 256, hop_frames, pooling)
+  return metrics.evaluate(labels, scores)
+
+
+def write_evaluation(evaluation: metrics.Evaluation, class_names, out_dir: str,
+                     tensorboard_dir: Optional[str] = None, step: int = 0) -> str:
+  """eval.json (summary + per class) and, optionally, the summary as TensorBoard scalars."""
+  os.makedirs(out_dir, exist_ok=True)
+  per_class = {name: {k: (None if np.isnan(v[i]) else float(v[i]))
+                      for k, v in evaluation.per_class.items()}
+               for i, name in enumerate(class_names)}
+  path = os.path.join(out_dir, "eval.json")
+  with open(path + ".tmp", "w") as f:
+    json.dump(dict(summary=evaluation.summary(), per_class=per_class), f, indent=2)
+  os.replace(path + ".tmp", path)
+  if tensorboard_dir:
+    import tensorflow as tf
+    with tf.summary.create_file_writer(tensorboard_dir).as_default():
+      for k, v in evaluation.summary().items():
+        tf.summary.scalar(f"eval/{k}", v, step=step)
+  return path
+
+
+def flag_quality(flags: Flags, truth: set, percents: Iterable[float]) -> List[Dict]:
+  """Precision and recall of the flags against {(clip_id, class)} truly missing labels."""
+  clip_ids = flags.clip_ids[flags.clip]
+  hit = np.fromiter(((k, int(c)) in truth for k, c in zip(clip_ids, flags.cls)), bool,
+                    count=len(flags.cls))
+  # Only truly missing labels among the scored clips can ever be flagged.
+  scored = set(flags.clip_ids.tolist())
+  total_missing = sum(1 for k, _ in truth if k in scored)
+  base_rate = total_missing / max(int(flags.num_implicit.sum()), 1)
+  rows = []
+  for p in percents:
+    if p <= 0:
+      continue
+    selected = flags.selected(p)
+    n, tp = int(selected.sum()), int((selected & hit).sum())
+    rows.append(dict(percent=p, flagged=n, truly_missing=tp,
+                     precision=tp / n if n else float("nan"),
+                     recall=tp / total_missing if total_missing else float("nan"),
+                     base_rate=base_rate))
+  return rows
+
+
+def write_rows(rows: List[Dict], path: str) -> None:
+  if not rows:
+    return
+  with open(path + ".tmp", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  os.replace(path + ".tmp", path)

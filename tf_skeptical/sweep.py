@@ -1,0 +1,190 @@
+"""The paper's experiment: teacher -> score -> flag -> one student per p -> table and plots.
+
+Stages whose outputs are complete (their marker file exists) are skipped on a re-run, so
+an interrupted sweep continues where it stopped. p = 0 is the teacher itself: same data,
+same recipe, same seed, nothing masked; every student differs from it only by its mask.
+
+Layout of the work directory:
+  teacher/          the teacher (a model directory, see training.py)
+  scores/           its scores of the train set (scoring.py)
+  flags/            flags.npz, summary.csv, review.csv (flagging.py)
+  students/p<p>/    one model directory per discard percentage
+  results.csv/.md   the table;  plot_metrics.png, plot_flags.png   the figures
+  logs/             TensorBoard: every run's curves and the HParams dashboard
+"""
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from absl import logging
+
+from tf_skeptical import evaluation, examples, flagging, scoring, training
+from tf_skeptical.builtin_data import read_truth
+
+DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+  train: training.TrainConfig = training.TrainConfig()
+  percents: Sequence[float] = DEMO_PERCENTS
+  max_percent: float = 20.0
+  score_hop_frames: int = 48
+  score_workers: int = 2
+
+
+def _student_dir(work_dir: str, p: float) -> str:
+  return os.path.join(work_dir, "students", f"p{p:g}")
+
+
+def _run_dir(work_dir: str, p: float) -> str:
+  return os.path.join(work_dir, "teacher") if p == 0 else _student_dir(work_dir, p)
+
+
+def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0):
+  if training.is_trained(model_dir):
+    logging.info("skipping %s: already trained", model_dir)
+    with open(os.path.join(model_dir, training.RESULT)) as f:
+      return json.load(f)
+  logging.info("training %s (discarding %g%% of implicit negatives)", model_dir, p)
+  return training.train(train_dir, model_dir, cfg, eval_dir=eval_dir, discards=discards,
+                        verbose=2, extra_result=dict(discard_percent=p))
+
+
+def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepConfig(),
+        truth_csv: Optional[str] = None) -> List[Dict]:
+  """Runs (or resumes) the whole sweep; returns the results table's rows."""
+  os.makedirs(work_dir, exist_ok=True)
+  if max(cfg.percents) > cfg.max_percent:
+    raise ValueError(f"largest p {max(cfg.percents)} exceeds max_percent {cfg.max_percent}")
+  teacher_dir = os.path.join(work_dir, "teacher")
+  results = {0.0: _train(train_dir, eval_dir, teacher_dir, cfg.train)}
+
+  scores_dir = os.path.join(work_dir, "scores")
+  if not os.path.exists(os.path.join(scores_dir, scoring.MANIFEST)):
+    logging.info("scoring the train set with the teacher")
+    scoring.score(train_dir, teacher_dir, scores_dir, hop_frames=cfg.score_hop_frames,
+                  local_workers=cfg.score_workers)
+  flags_dir = os.path.join(work_dir, "flags")
+  flags_path = os.path.join(flags_dir, "flags.npz")
+  class_map = examples.read_info(train_dir).class_map
+  if not os.path.exists(flags_path):
+    logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
+    os.makedirs(flags_dir, exist_ok=True)
+    flags = flagging.flag_scores(scoring.read_scores(scores_dir), cfg.max_percent)
+    flagging.write_summary(flags, class_map.display_names,
+                           os.path.join(flags_dir, "summary.csv"))
+    flagging.write_review(flags, class_map.mids, class_map.display_names,
+                          os.path.join(flags_dir, "review.csv"), percent=1.0)
+    flagging.write_flags(flags, flags_path)
+  flags = flagging.read_flags(flags_path)
+
+  for p in cfg.percents:
+    if p > 0:
+      results[p] = _train(train_dir, eval_dir, _student_dir(work_dir, p), cfg.train,
+                          flags.discards(p), p)
+
+  quality = {}
+  if truth_csv:
+    rows = evaluation.flag_quality(flags, read_truth(truth_csv, class_map),
+                                   sorted(set(cfg.percents) | {1.0}))
+    evaluation.write_rows(rows, os.path.join(work_dir, "flag_quality.csv"))
+    quality = {r["percent"]: r for r in rows}
+
+  table = []
+  for p in sorted(results):
+    e = results[p]["eval"]
+    q = quality.get(p, {})
+    table.append(dict(discard_percent=p, masked_entries=results[p].get("masked_entries", 0),
+                      d_prime=e["d_prime"], lwlrap=e["lwlrap"], mAP=e["mAP"], AUC=e["AUC"],
+                      flag_precision=q.get("precision", float("nan")),
+                      flag_recall=q.get("recall", float("nan")),
+                      base_rate=q.get("base_rate", float("nan"))))
+  write_table(table, work_dir)
+  plot(table, list(quality.values()), work_dir)
+  write_hparams(table, work_dir)
+  return table
+
+
+def write_table(table: List[Dict], work_dir: str) -> str:
+  evaluation.write_rows(table, os.path.join(work_dir, "results.csv"))
+  base = table[0]
+  lines = ["| discard % | masked entries | d' | lwlrap | mAP | flag precision | flag recall |",
+           "|---:|---:|---:|---:|---:|---:|---:|"]
+  for r in table:
+    def delta(k):
+      d = r[k] - base[k]
+      return f"{r[k]:.3f}" + ("" if r is base else f" ({d:+.3f})")
+    prec = "" if np.isnan(r["flag_precision"]) else f"{r['flag_precision']:.3f}"
+    rec = "" if np.isnan(r["flag_recall"]) else f"{r['flag_recall']:.3f}"
+    lines.append(f"| {r['discard_percent']:g} | {r['masked_entries']} | {delta('d_prime')} | "
+                 f"{delta('lwlrap')} | {delta('mAP')} | {prec} | {rec} |")
+  if not np.isnan(table[-1]["base_rate"]):
+    lines.append(f"\nBase rate (missing labels among implicit negatives, the precision of "
+                 f"random flags): {table[-1]['base_rate']:.4f}")
+  text = "\n".join(lines) + "\n"
+  path = os.path.join(work_dir, "results.md")
+  with open(path + ".tmp", "w") as f:
+    f.write(text)
+  os.replace(path + ".tmp", path)
+  return text
+
+
+def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
+  """The paper's figure (metrics against % discarded, baseline dashed) and flag quality."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  p = [r["discard_percent"] for r in table]
+  paths = []
+  fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+  for ax, key, label in zip(axes, ("d_prime", "lwlrap", "mAP"), ("d'", "lwlrap", "mAP")):
+    ax.plot(p, [r[key] for r in table], "o-", label="student")
+    ax.axhline(table[0][key], color="gray", ls="--", label="baseline (p = 0)")
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel("% of implicit negatives discarded per class")
+    ax.set_title(label)
+    ax.grid(alpha=0.3)
+  axes[0].legend()
+  fig.tight_layout()
+  paths.append(os.path.join(work_dir, "plot_metrics.png"))
+  fig.savefig(paths[-1], dpi=110)
+  plt.close(fig)
+  if quality:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    q = sorted(quality, key=lambda r: r["percent"])
+    x = [r["percent"] for r in q]
+    ax.plot(x, [r["precision"] for r in q], "o-", label="precision")
+    ax.plot(x, [r["recall"] for r in q], "s-", label="recall")
+    ax.axhline(q[0]["base_rate"], color="gray", ls="--", label="base rate (random flags)")
+    ax.set_xscale("log")
+    ax.set_xlabel("% of implicit negatives flagged per class")
+    ax.set_title("flags against the known missing labels")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    paths.append(os.path.join(work_dir, "plot_flags.png"))
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+  return paths
+
+
+def write_hparams(table: List[Dict], work_dir: str) -> None:
+  """One TensorBoard run per p with its hparams and final metrics (the HParams dashboard)."""
+  import tensorflow as tf
+  from tensorboard.plugins.hparams import api as hp
+  root = os.path.join(work_dir, "logs")
+  metric_names = ("d_prime", "lwlrap", "mAP")
+  with tf.summary.create_file_writer(root).as_default():
+    hp.hparams_config(hparams=[hp.HParam("discard_percent", hp.RealInterval(0.0, 100.0))],
+                      metrics=[hp.Metric(f"final/{m}", display_name=m) for m in metric_names])
+  for r in table:
+    with tf.summary.create_file_writer(
+        os.path.join(root, f"p{r['discard_percent']:g}")).as_default():
+      hp.hparams({"discard_percent": float(r["discard_percent"])},
+                 trial_id=f"p{r['discard_percent']:g}")
+      for m in metric_names:
+        tf.summary.scalar(f"final/{m}", r[m], step=0)

@@ -1,0 +1,43 @@
+"""The training recipe as absl flags, shared by tfsk_train, tfsk_sweep and tfsk_demo.
+
+Every flag defaults to TrainConfig's value; `config_from_flags()` builds the dataclass.
+"""
+
+from absl import flags
+
+from tf_skeptical import models
+from tf_skeptical.training import TrainConfig
+
+_D = TrainConfig()
+MODEL = flags.DEFINE_enum("model", _D.model, sorted(models.MODELS), "Architecture.")
+WIDTH = flags.DEFINE_float("width", _D.width, "MobileNetV1 width multiplier.")
+EPOCHS = flags.DEFINE_integer("epochs", _D.epochs, "Epochs.")
+STEPS = flags.DEFINE_integer("steps_per_epoch", _D.steps_per_epoch,
+                             "Steps per epoch; 0 = one pass over the train patches.")
+BATCH = flags.DEFINE_integer("batch_size", _D.batch_size, "Patches per batch.")
+LR = flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam's (initial) learning rate.")
+BN_MOMENTUM = flags.DEFINE_float(
+    "bn_momentum", _D.bn_momentum, "BatchNorm momentum; Keras' 0.99 suits only long runs.")
+SCHEDULE = flags.DEFINE_enum("schedule", _D.schedule, ["cosine", "constant"],
+                             "Learning-rate schedule over all steps.")
+HOP = flags.DEFINE_integer("hop_frames", _D.hop_frames, "Frames between train patches.")
+POOLING = flags.DEFINE_enum("pooling", _D.pooling, ["mean", "max"],
+                            "How patch scores pool into a clip score for evaluation.")
+BALANCED = flags.DEFINE_bool("balanced", _D.balanced,
+                             "Class-balanced sampling (rare classes are seen more often).")
+STRATEGY = flags.DEFINE_enum("strategy", _D.strategy, ["default", "mirrored"],
+                             "tf.distribute strategy.")
+MIXED = flags.DEFINE_bool("mixed_precision", _D.mixed_precision, "mixed_float16 training.")
+BACKUP_STEPS = flags.DEFINE_integer(
+    "backup_every_steps", _D.backup_every_steps,
+    "Back up for resuming every this many steps; 0 = at the end of every epoch.")
+SEED = flags.DEFINE_integer("seed", _D.seed, "Random seed.")
+
+
+def config_from_flags() -> TrainConfig:
+  return TrainConfig(
+      model=MODEL.value, width=WIDTH.value, epochs=EPOCHS.value, steps_per_epoch=STEPS.value,
+      batch_size=BATCH.value, learning_rate=LR.value, bn_momentum=BN_MOMENTUM.value,
+      schedule=SCHEDULE.value, hop_frames=HOP.value, pooling=POOLING.value,
+      balanced=BALANCED.value, strategy=STRATEGY.value, mixed_precision=MIXED.value,
+      backup_every_steps=BACKUP_STEPS.value, seed=SEED.value)
