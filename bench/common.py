@@ -1,0 +1,61 @@
+"""What the benchmarks share: argument parsing, alternating timing, and reporting.
+
+Absolute times drift on shared machines, so every benchmark reports a ratio of two things
+measured in the same run, alternating between them, and the median over rounds.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
+
+
+def parse_args(description: str):
+  parser = argparse.ArgumentParser(description=description)
+  parser.add_argument("--quick", action="store_true", help="CI size: seconds, not minutes.")
+  parser.add_argument("--work_dir", default="/tmp/tfsk_bench", help="Scratch space.")
+  return parser.parse_args()
+
+
+def rate(fn, items: int, rounds: int = 1) -> float:
+  """items per second of fn(), the best of `rounds` runs."""
+  best = float("inf")
+  for _ in range(rounds):
+    start = time.perf_counter()
+    fn()
+    best = min(best, time.perf_counter() - start)
+  return items / best
+
+
+def alternate(a, b, rounds: int):
+  """Median over rounds of time(a) / time(b), running a and b back to back each round."""
+  ratios = []
+  for _ in range(rounds):
+    t0 = time.perf_counter()
+    a()
+    t1 = time.perf_counter()
+    b()
+    t2 = time.perf_counter()
+    ratios.append((t1 - t0) / (t2 - t1))
+  return statistics.median(ratios), ratios
+
+
+def report(name: str, rows: list) -> None:
+  """Prints rows (metric, value, target, holds) and saves them for bench/RESULTS.md."""
+  print(f"\n== {name}")
+  for r in rows:
+    target = r.get("target", "")
+    holds = "" if r.get("holds") is None else ("holds" if r["holds"] else "MISSES")
+    print(f"  {r['metric']:<58} {r['value']:>10.3f}  {target:<10} {holds}")
+  os.makedirs(RESULTS_DIR, exist_ok=True)
+  with open(os.path.join(RESULTS_DIR, name + ".json"), "w") as f:
+    json.dump(rows, f, indent=2)
+
+
+def row(metric, value, target=None, holds=None):
+  return dict(metric=metric, value=float(value), target=target or "", holds=holds)
