@@ -24,7 +24,7 @@ from absl import logging
 from tf_skeptical import evaluation, examples, flagging, scoring, training
 from tf_skeptical.builtin_data import read_truth
 
-DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,37 +133,41 @@ def write_table(table: List[Dict], work_dir: str) -> str:
   return text
 
 
+def _percent_axis(ax, percents):
+  """The paper's grid is far from uniform: evenly spaced points labelled with their p."""
+  ax.set_xticks(range(len(percents)), [f"{p:g}" for p in percents])
+  ax.set_xlabel("% of implicit negatives per class")
+  ax.grid(alpha=0.3)
+
+
 def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   """The paper's figure (metrics against % discarded, baseline dashed) and flag quality."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  p = [r["discard_percent"] for r in table]
+  percents = [r["discard_percent"] for r in table]
+  x = range(len(percents))
   paths = []
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
   for ax, key, label in zip(axes, ("d_prime", "lwlrap", "mAP"), ("d'", "lwlrap", "mAP")):
-    ax.plot(p, [r[key] for r in table], "o-", label="student")
+    ax.plot(x, [r[key] for r in table], "o-", label="student")
     ax.axhline(table[0][key], color="gray", ls="--", label="baseline (p = 0)")
-    ax.set_xscale("symlog", linthresh=0.1)
-    ax.set_xlabel("% of implicit negatives discarded per class")
-    ax.set_title(label)
-    ax.grid(alpha=0.3)
+    ax.set_title(f"{label} on the eval set")
+    _percent_axis(ax, percents)
   axes[0].legend()
   fig.tight_layout()
   paths.append(os.path.join(work_dir, "plot_metrics.png"))
   fig.savefig(paths[-1], dpi=110)
   plt.close(fig)
   if quality:
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
     q = sorted(quality, key=lambda r: r["percent"])
-    x = [r["percent"] for r in q]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    x = range(len(q))
     ax.plot(x, [r["precision"] for r in q], "o-", label="precision")
     ax.plot(x, [r["recall"] for r in q], "s-", label="recall")
     ax.axhline(q[0]["base_rate"], color="gray", ls="--", label="base rate (random flags)")
-    ax.set_xscale("log")
-    ax.set_xlabel("% of implicit negatives flagged per class")
     ax.set_title("flags against the known missing labels")
-    ax.grid(alpha=0.3)
+    _percent_axis(ax, [r["percent"] for r in q])
     ax.legend()
     fig.tight_layout()
     paths.append(os.path.join(work_dir, "plot_flags.png"))
