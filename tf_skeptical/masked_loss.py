@@ -43,7 +43,8 @@ class MaskedBCEModel(keras.Model):
 
   @classmethod
   def wrap(cls, backbone: keras.Model) -> "MaskedBCEModel":
-    return cls(inputs=backbone.inputs, outputs=backbone.outputs, name=backbone.name)
+    # The single output tensor, not the one-element list: called, the model returns logits.
+    return cls(inputs=backbone.inputs, outputs=backbone.outputs[0], name=backbone.name)
 
   @property
   def metrics(self):

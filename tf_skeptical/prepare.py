@@ -215,7 +215,7 @@ def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_
   _write((outputs.ok, outputs[SKIPPED]), output_dir, shards)
   return _run(pipeline, output_dir, len(class_map), examples.LOG_MEL, params.mel_bands, frames,
               launcher_skips, frontend=dataclasses.asdict(params), clip_seconds=clip_seconds,
-              source=os.path.abspath(segments_csv))
+              source=os.path.abspath(segments_csv), audio_dir=os.path.abspath(audio_dir))
 
 
 def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: str, *,

@@ -1,0 +1,52 @@
+"""Exports a trained tagger for serving and for devices: SavedModel, float and int8 TFLite.
+
+  tfsk_export --model=runs/p1 --train=examples/train --output_dir=tagger
+The int8 model is calibrated on windows of the training clips' audio (found through the
+train examples' manifest, or --calibration_audio). Every artifact is checked (silence,
+noise, a tone; Keras vs SavedModel vs TFLite) before the directory appears.
+Tag with it: `tfsk_tag --tagger=tagger clip.wav`, or on a device, export/tagger.py.
+"""
+
+import glob
+import os
+
+from absl import flags, logging
+
+from tf_skeptical import cli, exporting
+
+MODEL = flags.DEFINE_string("model", None, "Model directory (model.keras) or .keras file.")
+TRAIN = flags.DEFINE_string("train", None, "Train examples directory: class map and, for "
+                            "calibration, the audio it was prepared from.")
+CLASS_MAP = flags.DEFINE_string("class_map", None, "Class map CSV (default: the train "
+                                "examples').")
+CALIBRATION = flags.DEFINE_string("calibration_audio", None,
+                                  "Glob of audio for int8 calibration (default: the train "
+                                  "examples' audio).")
+WINDOWS = flags.DEFINE_integer("calibration_windows", 200, "Calibration windows (one per "
+                               "randomly chosen clip).")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "The export directory.")
+flags.mark_flags_as_required(["model", "output_dir"])
+
+
+def main(argv):
+  del argv
+  if not (TRAIN.value or (CLASS_MAP.value and CALIBRATION.value)):
+    raise flags.ValidationError("give --train, or --class_map and --calibration_audio")
+  class_map = CLASS_MAP.value or os.path.join(TRAIN.value, "class_map.csv")
+  files = (sorted(glob.glob(CALIBRATION.value)) if CALIBRATION.value
+           else exporting.calibration_audio(TRAIN.value))
+  meta = exporting.export(MODEL.value, class_map, OUTPUT_DIR.value, calibration_files=files,
+                          cfg=exporting.ExportConfig(calibration_windows=WINDOWS.value))
+  sizes = {k: os.path.getsize(os.path.join(OUTPUT_DIR.value, v)) / 1e6
+           for k, v in meta["files"].items() if v.endswith(".tflite")}
+  logging.info("exported %s to %s (TFLite MB: %s); checks in %s", meta["model"],
+               OUTPUT_DIR.value, {k: round(v, 2) for k, v in sizes.items()},
+               os.path.join(OUTPUT_DIR.value, exporting.SANITY))
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

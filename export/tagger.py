@@ -1,0 +1,179 @@
+"""Tag audio with an exported tf_skeptical tagger: numpy and ai-edge-litert only, no TensorFlow.
+
+  python tagger.py TAGGER_DIR clip.wav [more.wav ...] [--model int8] [--top 5]
+  python tagger.py TAGGER_DIR long.wav --stream        # patch by patch, reading as it goes
+
+TAGGER_DIR is what `tfsk_export` wrote. Audio: 16-bit/24-bit/32-bit PCM or 32-bit float wav,
+any rate (resampled to 16 kHz), any channel count (averaged to mono).
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+import wave
+from typing import Iterator, List, Tuple
+
+import numpy as np
+
+
+def read_class_names(path: str) -> List[str]:
+  with open(path, newline="", encoding="utf-8") as f:
+    return [row["display_name"] for row in csv.DictReader(f)]
+
+
+def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
+  if width == 1:
+    x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128) / 128
+  elif width == 2:
+    x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768
+  elif width == 3:
+    b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+    v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+    x = (np.where(v >= 1 << 23, v - (1 << 24), v)).astype(np.float32) / (1 << 23)
+  elif width == 4:
+    x = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648
+  else:
+    raise ValueError(f"unsupported sample width {width} bytes")
+  return x.reshape(-1, channels).mean(axis=1)
+
+
+def read_wav(path: str) -> Tuple[np.ndarray, int]:
+  """A PCM wav file -> (mono float32 in [-1, 1], sample rate)."""
+  try:
+    with wave.open(path, "rb") as w:
+      return (_pcm_to_float(w.readframes(w.getnframes()), w.getsampwidth(), w.getnchannels()),
+              w.getframerate())
+  except wave.Error as e:
+    raise ValueError(f"{path}: not a PCM wav file ({e})")
+
+
+class StreamResampler:
+  """Band-limited resampling (Kaiser-windowed sinc, cut off at the lower Nyquist rate) that
+  takes input in chunks and gives exactly what resampling the whole signal at once would."""
+
+  def __init__(self, rate_in: int, rate_out: int = 16000, half_width: int = 16):
+    self.ratio = rate_out / rate_in
+    self.cutoff = min(1.0, self.ratio)
+    self.taps = np.arange(-half_width, half_width + 1)
+    self.window = np.kaiser(2 * half_width + 1, 8.0)
+    self.half_width = half_width
+    self.buffer = np.zeros(0, np.float32)
+    self.offset = 0  # input index of buffer[0]
+    self.next_out = 0  # index of the next output sample
+
+  def push(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+    self.buffer = np.concatenate([self.buffer, np.asarray(x, np.float32)])
+    end = self.offset + len(self.buffer)  # input samples seen so far
+    if last:
+      stop = int(np.floor(end * self.ratio))
+    else:  # outputs whose filter support ends before the input we have
+      stop = max(self.next_out, int(np.floor((end - self.half_width - 1) * self.ratio)))
+    k = np.arange(self.next_out, stop)
+    t = k / self.ratio
+    idx = np.floor(t).astype(np.int64)[:, None] + self.taps[None, :]
+    h = self.cutoff * np.sinc(self.cutoff * (t[:, None] - idx)) * self.window[None, :]
+    local = idx - self.offset
+    valid = (idx >= 0) & (local < len(self.buffer))
+    out = np.sum(np.where(valid, self.buffer[np.clip(local, 0, len(self.buffer) - 1)], 0) * h,
+                 axis=1).astype(np.float32)
+    self.next_out = stop
+    keep_from = max(0, int(np.floor(stop / self.ratio)) - self.half_width - 1 - self.offset)
+    self.buffer, self.offset = self.buffer[keep_from:], self.offset + keep_from
+    return out
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int = 16000) -> np.ndarray:
+  if rate_in == rate_out:
+    return np.asarray(x, np.float32)
+  r = StreamResampler(rate_in, rate_out)
+  parts = [r.push(x[a:a + 65536]) for a in range(0, len(x), 65536)]  # bounded memory
+  return np.concatenate(parts + [r.push(np.zeros(0, np.float32), last=True)])
+
+
+class Tagger:
+  """An exported tagger directory: per-patch scores from a waveform, with LiteRT."""
+
+  def __init__(self, tagger_dir: str, model: str = "float", threads: int = 1):
+    from ai_edge_litert.interpreter import Interpreter
+    with open(os.path.join(tagger_dir, "metadata.json")) as f:
+      self.metadata = json.load(f)
+    files = self.metadata["files"]
+    self.class_names = read_class_names(os.path.join(tagger_dir, files["class_map"]))
+    key = {"float": "tflite_float", "int8": "tflite_int8"}[model]
+    self._runner = Interpreter(model_path=os.path.join(tagger_dir, files[key]),
+                               num_threads=threads).get_signature_runner("patch")
+    self.sample_rate = self.metadata["sample_rate"]
+    self.window = self.metadata["window_samples"]
+    self.hop = self.metadata["hop_samples"]
+
+  def patch(self, window: np.ndarray) -> np.ndarray:
+    return self._runner(waveform=np.asarray(window, np.float32))["scores"]
+
+  def scores(self, waveform: np.ndarray) -> np.ndarray:
+    """[N] 16 kHz waveform -> [patches, C]; a short waveform is zero-padded to one patch."""
+    if len(waveform) < self.window:
+      waveform = np.pad(waveform, (0, self.window - len(waveform)))
+    starts = range(0, len(waveform) - self.window + 1, self.hop)
+    return np.stack([self.patch(waveform[s:s + self.window]) for s in starts])
+
+  def stream(self, path: str, chunk_seconds: float = 5.0) -> Iterator[Tuple[float, np.ndarray]]:
+    """Scores patch by patch over a long wav, reading it in chunks: (start seconds, scores).
+
+    Gives the same patches as scores() on the whole file.
+    """
+    with wave.open(path, "rb") as w:
+      rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+      resampler = None if rate == self.sample_rate else StreamResampler(rate, self.sample_rate)
+      buffer, start, emitted = np.zeros(0, np.float32), 0, False
+      while True:
+        raw = w.readframes(max(1, int(chunk_seconds * rate)))
+        x = _pcm_to_float(raw, width, channels) if raw else np.zeros(0, np.float32)
+        if resampler is not None:
+          x = resampler.push(x, last=not raw)
+        buffer = np.concatenate([buffer, x])
+        while len(buffer) >= self.window:
+          yield start / self.sample_rate, self.patch(buffer[:self.window])
+          buffer, start, emitted = buffer[self.hop:], start + self.hop, True
+        if not raw:
+          if not emitted:  # shorter than one patch: zero-padded, as scores() does
+            yield 0.0, self.patch(np.pad(buffer, (0, self.window - len(buffer))))
+          return
+
+
+def top(scores: np.ndarray, names: List[str], k: int) -> str:
+  order = np.argsort(-scores)[:k]
+  return ", ".join(f"{names[i]} {scores[i]:.2f}" for i in order)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("tagger_dir", help="Directory written by tfsk_export.")
+  parser.add_argument("wavs", nargs="+", help="wav files to tag.")
+  parser.add_argument("--model", choices=["float", "int8"], default="float",
+                      help="Which TFLite model to run.")
+  parser.add_argument("--top", type=int, default=5, help="Classes to print per line.")
+  parser.add_argument("--stream", action="store_true",
+                      help="Read each file in chunks and print every patch as it is scored.")
+  parser.add_argument("--threads", type=int, default=1, help="CPU threads for LiteRT.")
+  args = parser.parse_args(argv)
+  tagger = Tagger(args.tagger_dir, args.model, args.threads)
+  names = tagger.class_names
+  for path in args.wavs:
+    print(f"== {path}")
+    if args.stream:
+      for t, s in tagger.stream(path):
+        print(f"  {t:7.2f}s  {top(s, names, args.top)}")
+      continue
+    x, rate = read_wav(path)
+    s = tagger.scores(resample(x, rate, tagger.sample_rate))
+    for i, row in enumerate(s):
+      print(f"  {i * tagger.hop / tagger.sample_rate:7.2f}s  {top(row, names, args.top)}")
+    print(f"  clip (mean of {len(s)} patches): {top(s.mean(axis=0), names, args.top)}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
