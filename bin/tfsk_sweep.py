@@ -22,13 +22,16 @@ MAX_PERCENT = flags.DEFINE_float("max_percent", 20.0, "Flags are written up to t
 TRUTH = flags.DEFINE_string(
     "truth", None, "CSV of truly missing train labels (clip_id, mid), to measure the flags.")
 SCORE_WORKERS = flags.DEFINE_integer("score_workers", 2, "Local workers for scoring.")
+SEEDS = flags.DEFINE_integer("seeds", 1, "Training runs per p (different seeds); the table "
+                             "shows their means and the spread of d'.")
 flags.mark_flags_as_required(["train", "eval", "work_dir"])
 
 
 def config_from_flags() -> sweep.SweepConfig:
   return sweep.SweepConfig(train=train_options.config_from_flags(),
                            percents=tuple(flagging.percent_grid(PERCENTS.value)),
-                           max_percent=MAX_PERCENT.value, score_workers=SCORE_WORKERS.value)
+                           max_percent=MAX_PERCENT.value, score_workers=SCORE_WORKERS.value,
+                           seeds=SEEDS.value)
 
 
 def main(argv):

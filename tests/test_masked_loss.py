@@ -84,3 +84,20 @@ def test_saved_and_loaded_model_keeps_its_class(tmp_path):
   assert isinstance(loaded, MaskedBCEModel)
   x = np.ones((2, 6), np.float32)
   np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_large_loss_rejection_masks_the_largest_implicit_losses():
+  from tf_skeptical.large_loss_rejection import reject_large_losses
+  logits, labels, mask = batch(4, b=10, c=6)
+  rng = np.random.default_rng(4)
+  implicit = ((labels == 0) & (rng.random(labels.shape) < 0.8)).astype(np.float32)
+  new = reject_large_losses(labels, logits, mask, implicit, 0.25).numpy()
+  bce = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
+  candidates = (implicit * mask) > 0
+  k = int(np.floor(0.25 * candidates.sum()))
+  rejected = (mask == 1) & (new == 0)
+  assert rejected.sum() == k and np.all(candidates[rejected])
+  # Every rejected entry has a larger loss than every kept candidate.
+  assert bce[rejected].min() > bce[candidates & ~rejected].max()
+  np.testing.assert_array_equal(new[~rejected], mask[~rejected])
+  np.testing.assert_array_equal(reject_large_losses(labels, logits, mask, implicit, 0.0), mask)

@@ -32,15 +32,19 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   train_dir, eval_dir = tiny_examples
   work = str(tmp_path / "sweep")
   cfg = sweep.SweepConfig(train=training.TrainConfig(**dict(TINY_TRAIN, epochs=1)),
-                          percents=(0.0, 5.0, 10.0), max_percent=10.0, score_workers=1)
+                          percents=(0.0, 5.0, 10.0), max_percent=10.0, score_workers=1,
+                          seeds=2)
   truth = os.path.join(data, builtin_data.TRUTH)
   table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
   assert [r["discard_percent"] for r in table] == [0.0, 5.0, 10.0]
+  assert all(r["runs"] == 2 for r in table)
+  assert all(r["d_prime_min"] <= r["d_prime"] <= r["d_prime_max"] for r in table)
   assert table[0]["masked_entries"] == 0 and table[2]["masked_entries"] > table[1]["masked_entries"]
   for name in ("results.csv", "results.md", "plot_metrics.png", "plot_flags.png",
                "flag_quality.csv", "flags/flags.npz", "flags/summary.csv", "flags/review.csv",
                "scores/scores.json", "teacher/result.json", "students/p5/result.json",
-               "students/p10/model.keras"):
+               "students/p10/model.keras", "students/p0_seed1/result.json",
+               "students/p10_seed1/result.json"):
     assert os.path.exists(os.path.join(work, name)), name
   with open(os.path.join(work, "plot_metrics.png"), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"

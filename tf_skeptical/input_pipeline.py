@@ -78,11 +78,12 @@ def training_dataset(examples_dir: str, batch_size: int, *,
                      discards: Optional[Discards] = None,
                      hop_frames: Optional[int] = None, shuffle_buffer: int = 4096,
                      seed: Optional[int] = None, repeat: bool = True,
-                     clip_weights: Optional[dict] = None):
+                     clip_weights: Optional[dict] = None, with_implicit: bool = False):
   """Shuffled, batched (patch, {"labels": [C], "mask": [C]}) for fit().
 
   clip_weights (clip id -> acceptance probability in (0, 1]) resamples clips, e.g. for
-  class-balanced sampling.
+  class-balanced sampling. with_implicit adds "implicit": 1 where a class is neither a
+  positive nor an explicit negative (what online large-loss rejection may reject).
   """
   ds, info = clips(examples_dir, shuffle_files=True, seed=seed)
   if repeat:
@@ -99,6 +100,8 @@ def training_dataset(examples_dir: str, batch_size: int, *,
     x = clip_patches(clip["features"], info.feature_kind, hop_frames)
     n = tf.shape(x)[0]
     targets = {"labels": clip["positives"], "mask": mask_of(clip["clip_id"])}
+    if with_implicit:
+      targets["implicit"] = 1.0 - clip["positives"] - clip["explicit_negatives"]
     targets = {k: tf.tile(v[None], [n, 1]) for k, v in targets.items()}
     return tf.data.Dataset.from_tensor_slices((x, targets))
 

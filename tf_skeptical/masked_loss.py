@@ -40,6 +40,9 @@ class MaskedBCEModel(keras.Model):
     super().__init__(*args, **kwargs)
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.masked_fraction = keras.metrics.Mean(name="masked_fraction")
+    # Online large-loss rejection (large_loss_rejection.py): off unless the targets carry
+    # "implicit" and a RejectionSchedule raises the rate.
+    self.rejection_rate = tf.Variable(0.0, trainable=False, name="rejection_rate")
 
   @classmethod
   def wrap(cls, backbone: keras.Model) -> "MaskedBCEModel":
@@ -49,6 +52,14 @@ class MaskedBCEModel(keras.Model):
   @property
   def metrics(self):
     return [self.loss_tracker, self.masked_fraction]
+
+  def _with_rejection(self, y, logits):
+    """Training targets with online large-loss rejection applied (when "implicit" is given)."""
+    if "implicit" not in y:
+      return y
+    from tf_skeptical.large_loss_rejection import reject_large_losses
+    return {"labels": y["labels"], "mask": reject_large_losses(
+        y["labels"], logits, y["mask"], y["implicit"], self.rejection_rate)}
 
   def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
     """Masked BCE plus any layer losses, divided among replicas (as Keras does)."""
@@ -67,6 +78,7 @@ class MaskedBCEModel(keras.Model):
     x, y = data
     with tf.GradientTape() as tape:
       logits = self(x, training=True)
+      y = self._with_rejection(y, logits)
       loss = self.compute_loss(x, y, logits, training=True)
       scaled = self.optimizer.scale_loss(loss)
     gradients = tape.gradient(scaled, self.trainable_variables)

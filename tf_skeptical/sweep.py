@@ -1,14 +1,17 @@
 """The paper's experiment: teacher -> score -> flag -> one student per p -> table and plots.
 
 Stages whose outputs are complete (their marker file exists) are skipped on a re-run, so
-an interrupted sweep continues where it stopped. p = 0 is the teacher itself: same data,
-same recipe, same seed, nothing masked; every student differs from it only by its mask.
+an interrupted sweep continues where it stopped. p = 0 with seed 0 is the teacher itself:
+same data, same recipe, nothing masked; every student differs from it only by its mask
+(and, with seeds > 1, its seed). Runs differ by a few hundredths of d' from seed to seed
+and thread scheduling, so with seeds > 1 every p is trained that many times and the table
+holds the means, with the spread of d'.
 
 Layout of the work directory:
   teacher/          the teacher (a model directory, see training.py)
   scores/           its scores of the train set (scoring.py)
   flags/            flags.npz, summary.csv, review.csv (flagging.py)
-  students/p<p>/    one model directory per discard percentage
+  students/p<p>/    one model directory per discard percentage (p<p>_seed<s> for seed s)
   results.csv/.md   the table;  plot_metrics.png, plot_flags.png   the figures
   logs/             TensorBoard: every run's curves and the HParams dashboard
 """
@@ -24,7 +27,7 @@ from absl import logging
 from tf_skeptical import evaluation, examples, flagging, scoring, training
 from tf_skeptical.builtin_data import read_truth
 
-DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,14 +37,15 @@ class SweepConfig:
   max_percent: float = 20.0
   score_hop_frames: int = 48
   score_workers: int = 2
+  seeds: int = 1  # training runs per p, seeds train.seed, train.seed + 1, ...
 
 
-def _student_dir(work_dir: str, p: float) -> str:
-  return os.path.join(work_dir, "students", f"p{p:g}")
-
-
-def _run_dir(work_dir: str, p: float) -> str:
-  return os.path.join(work_dir, "teacher") if p == 0 else _student_dir(work_dir, p)
+def run_dir(work_dir: str, p: float, seed_index: int = 0) -> str:
+  """The model directory of the run at p (the teacher for p = 0, seed 0)."""
+  if p == 0 and seed_index == 0:
+    return os.path.join(work_dir, "teacher")
+  suffix = f"_seed{seed_index}" if seed_index else ""
+  return os.path.join(work_dir, "students", f"p{p:g}{suffix}")
 
 
 def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0):
@@ -60,8 +64,8 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   os.makedirs(work_dir, exist_ok=True)
   if max(cfg.percents) > cfg.max_percent:
     raise ValueError(f"largest p {max(cfg.percents)} exceeds max_percent {cfg.max_percent}")
-  teacher_dir = os.path.join(work_dir, "teacher")
-  results = {0.0: _train(train_dir, eval_dir, teacher_dir, cfg.train)}
+  teacher_dir = run_dir(work_dir, 0.0)
+  results = {0.0: [_train(train_dir, eval_dir, teacher_dir, cfg.train)]}
 
   scores_dir = os.path.join(work_dir, "scores")
   if not os.path.exists(os.path.join(scores_dir, scoring.MANIFEST)):
@@ -82,10 +86,13 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
     flagging.write_flags(flags, flags_path)
   flags = flagging.read_flags(flags_path)
 
-  for p in cfg.percents:
-    if p > 0:
-      results[p] = _train(train_dir, eval_dir, _student_dir(work_dir, p), cfg.train,
-                          flags.discards(p), p)
+  for i in range(cfg.seeds):
+    seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
+    for p in cfg.percents:
+      if p > 0 or i > 0:
+        results.setdefault(p, []).append(_train(
+            train_dir, eval_dir, run_dir(work_dir, p, i), seeded,
+            flags.discards(p) if p > 0 else None, p))
 
   quality = {}
   if truth_csv:
@@ -96,10 +103,13 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
 
   table = []
   for p in sorted(results):
-    e = results[p]["eval"]
+    evals = [r["eval"] for r in results[p]]
+    mean = {k: float(np.mean([e[k] for e in evals])) for k in ("d_prime", "lwlrap", "mAP", "AUC")}
     q = quality.get(p, {})
-    table.append(dict(discard_percent=p, masked_entries=results[p].get("masked_entries", 0),
-                      d_prime=e["d_prime"], lwlrap=e["lwlrap"], mAP=e["mAP"], AUC=e["AUC"],
+    table.append(dict(discard_percent=p, masked_entries=results[p][0].get("masked_entries", 0),
+                      runs=len(evals), **mean,
+                      d_prime_min=min(e["d_prime"] for e in evals),
+                      d_prime_max=max(e["d_prime"] for e in evals),
                       flag_precision=q.get("precision", float("nan")),
                       flag_recall=q.get("recall", float("nan")),
                       base_rate=q.get("base_rate", float("nan"))))
@@ -112,20 +122,25 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
 def write_table(table: List[Dict], work_dir: str) -> str:
   evaluation.write_rows(table, os.path.join(work_dir, "results.csv"))
   base = table[0]
-  lines = ["| discard % | masked entries | d' | lwlrap | mAP | flag precision | flag recall |",
-           "|---:|---:|---:|---:|---:|---:|---:|"]
+  runs = table[0].get("runs", 1)
+  lines = [f"Means over {runs} run(s) per p (seeds); d' range = lowest..highest run.\n" if runs > 1
+           else "",
+           "| discard % | masked entries | d' | d' range | lwlrap | mAP | flag precision | "
+           "flag recall |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for r in table:
     def delta(k):
       d = r[k] - base[k]
       return f"{r[k]:.3f}" + ("" if r is base else f" ({d:+.3f})")
     prec = "" if np.isnan(r["flag_precision"]) else f"{r['flag_precision']:.3f}"
     rec = "" if np.isnan(r["flag_recall"]) else f"{r['flag_recall']:.3f}"
+    spread = f"{r.get('d_prime_min', r['d_prime']):.3f}..{r.get('d_prime_max', r['d_prime']):.3f}"
     lines.append(f"| {r['discard_percent']:g} | {r['masked_entries']} | {delta('d_prime')} | "
-                 f"{delta('lwlrap')} | {delta('mAP')} | {prec} | {rec} |")
+                 f"{spread} | {delta('lwlrap')} | {delta('mAP')} | {prec} | {rec} |")
   if not np.isnan(table[-1]["base_rate"]):
     lines.append(f"\nBase rate (missing labels among implicit negatives, the precision of "
                  f"random flags): {table[-1]['base_rate']:.4f}")
-  text = "\n".join(lines) + "\n"
+  text = "\n".join(l for l in lines if l) + "\n"
   path = os.path.join(work_dir, "results.md")
   with open(path + ".tmp", "w") as f:
     f.write(text)
@@ -150,7 +165,10 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   paths = []
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
   for ax, key, label in zip(axes, ("d_prime", "lwlrap", "mAP"), ("d'", "lwlrap", "mAP")):
-    ax.plot(x, [r[key] for r in table], "o-", label="student")
+    ax.plot(x, [r[key] for r in table], "o-", label="student (mean over seeds)")
+    if key == "d_prime" and table[0].get("runs", 1) > 1:
+      ax.fill_between(x, [r["d_prime_min"] for r in table], [r["d_prime_max"] for r in table],
+                      alpha=0.2, label="range over seeds")
     ax.axhline(table[0][key], color="gray", ls="--", label="baseline (p = 0)")
     ax.set_title(f"{label} on the eval set")
     _percent_axis(ax, percents)

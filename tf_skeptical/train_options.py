@@ -32,6 +32,12 @@ BACKUP_STEPS = flags.DEFINE_integer(
     "backup_every_steps", _D.backup_every_steps,
     "Back up for resuming every this many steps; 0 = at the end of every epoch.")
 SEED = flags.DEFINE_integer("seed", _D.seed, "Random seed.")
+REJECT_PER_EPOCH = flags.DEFINE_float(
+    "reject_per_epoch", _D.reject_per_epoch,
+    "Online large-loss rejection (LL-R, the teacher-free peer): each batch, ignore this %% "
+    "more of the implicit negatives with the largest loss every epoch. 0 = off.")
+REJECT_MAX = flags.DEFINE_float("reject_max", _D.reject_max,
+                                "Cap, in %%, of the large-loss rejection rate.")
 
 
 def config_from_flags() -> TrainConfig:
@@ -40,4 +46,5 @@ def config_from_flags() -> TrainConfig:
       batch_size=BATCH.value, learning_rate=LR.value, bn_momentum=BN_MOMENTUM.value,
       schedule=SCHEDULE.value, hop_frames=HOP.value, pooling=POOLING.value,
       balanced=BALANCED.value, strategy=STRATEGY.value, mixed_precision=MIXED.value,
-      backup_every_steps=BACKUP_STEPS.value, seed=SEED.value)
+      backup_every_steps=BACKUP_STEPS.value, seed=SEED.value,
+      reject_per_epoch=REJECT_PER_EPOCH.value, reject_max=REJECT_MAX.value)

@@ -42,6 +42,10 @@ class TrainConfig:
   strategy: str = "default"  # or "mirrored"
   mixed_precision: bool = False
   backup_every_steps: int = 0  # 0: back up at the end of every epoch
+  # Online large-loss rejection (the LL-R peer): % of each batch's implicit negatives
+  # rejected, growing by reject_per_epoch each epoch up to reject_max. 0: off.
+  reject_per_epoch: float = 0.0
+  reject_max: float = 0.0
   seed: int = 0
 
 
@@ -159,12 +163,15 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
   weights = balanced_clip_weights(train_dir) if cfg.balanced else None
   dataset = input_pipeline.training_dataset(
       train_dir, cfg.batch_size, discards=discards, hop_frames=cfg.hop_frames,
-      seed=cfg.seed, clip_weights=weights)
+      seed=cfg.seed, clip_weights=weights, with_implicit=cfg.reject_per_epoch > 0)
   with _strategy(cfg.strategy).scope():
     model = build_student(info, cfg, steps * cfg.epochs)
 
   callbacks = [keras.callbacks.BackupAndRestore(
       os.path.join(model_dir, "backup"), save_freq=cfg.backup_every_steps or "epoch")]
+  if cfg.reject_per_epoch > 0:
+    from tf_skeptical.large_loss_rejection import RejectionSchedule
+    callbacks.append(RejectionSchedule(cfg.reject_per_epoch, cfg.reject_max))
   evaluation = None
   if eval_dir:
     evaluation = ClipEvaluation(eval_dir, cfg)
@@ -185,11 +192,10 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
                 masked_entries=discards.count if discards else 0,
                 history={k: [float(v) for v in vs] for k, vs in history.history.items()},
                 **(extra_result or {}))
-  if evaluation is not None:
-    if evaluation.last is None:  # resumed after the last epoch: evaluate the final model
-      evaluation.set_model(model)
-      evaluation.on_epoch_end(cfg.epochs - 1)
-    result["eval"] = evaluation.last.summary()
+  if evaluation is not None:  # the final (averaged) model, as saved
+    _, labels, scores = predict_clip_scores(model, eval_dir, 256, cfg.eval_hop_frames,
+                                            cfg.pooling)
+    result["eval"] = metrics.evaluate(labels, scores).summary()
   tmp = os.path.join(model_dir, RESULT + ".tmp")
   with open(tmp, "w") as f:
     json.dump(result, f, indent=2)
