@@ -1,0 +1,79 @@
+"""Runs every benchmark, each in its own process, and writes bench/RESULTS.md.
+
+  python -m bench            # full sizes (needs a finished tfsk_demo for the peers)
+  python -m bench --quick    # CI sizes
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCHMARKS = ("input_pipeline", "masked_step", "scoring_and_flagging", "export", "peers")
+
+
+def machine() -> str:
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def commit() -> str:
+  try:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
+                          capture_output=True, check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def main():
+  quick = "--quick" in sys.argv[1:]
+  results_dir = os.path.join(HERE, "results")
+  os.makedirs(results_dir, exist_ok=True)
+  failed = []
+  for name in BENCHMARKS:
+    stale = os.path.join(results_dir, name + ".json")
+    if os.path.exists(stale):
+      os.remove(stale)
+    print(f"-- bench.{name}", flush=True)
+    done = subprocess.run([sys.executable, "-m", f"bench.{name}"] + sys.argv[1:],
+                          cwd=os.path.dirname(HERE))
+    if done.returncode:
+      failed.append(name)
+  lines = ["# Benchmark results", "",
+           f"- machine: {machine()}",
+           f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+           f"- commit: {commit()}",
+           f"- size: {'--quick (CI sizes)' if quick else 'full'}", "",
+           "Every ratio is measured side by side in one run; absolute rates are context only.",
+           ""]
+  for name in BENCHMARKS:
+    path = os.path.join(results_dir, name + ".json")
+    lines.append(f"## {name}\n")
+    if not os.path.exists(path):
+      lines.append("not run" + (" (failed)" if name in failed else " (its inputs are "
+                                 "missing; see its docstring)") + "\n")
+      continue
+    lines += ["| measure | value | target | holds |", "|---|---:|---|---|"]
+    with open(path) as f:
+      for r in json.load(f):
+        holds = "" if r["holds"] is None else ("yes" if r["holds"] else "**no**")
+        lines.append(f"| {r['metric']} | {r['value']:.3f} | {r['target']} | {holds} |")
+    lines.append("")
+  out = os.path.join(HERE, "RESULTS.md")
+  with open(out + ".tmp", "w") as f:
+    f.write("\n".join(lines) + "\n")
+  os.replace(out + ".tmp", out)
+  print(f"wrote {out}")
+  sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+  main()
