@@ -120,6 +120,26 @@ def balanced_clip_weights(examples_dir: str) -> dict:
   return dict(zip(ids, inverse.astype(np.float32)))
 
 
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+  """BackupAndRestore whose backup survives a kill at any instant.
+
+  Keras writes latest.weights.h5 in place, so a SIGKILL during the write leaves a file
+  that cannot be read and the restart fails. Here the weights and then the metadata are
+  each written under a temporary name and renamed; a kill between the two renames leaves
+  newer weights with the previous epoch count, so at worst part of an epoch is redone.
+  """
+
+  def _save_model(self):
+    tf.io.gfile.makedirs(self.backup_dir)
+    tmp_weights = self._weights_path.replace(".weights.h5", ".tmp.weights.h5")
+    self.model.save_weights(filepath=tmp_weights, overwrite=True)
+    tf.io.gfile.rename(tmp_weights, self._weights_path, overwrite=True)
+    tmp_meta = self._training_metadata_path + ".tmp"
+    with tf.io.gfile.GFile(tmp_meta, "w") as f:
+      f.write(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+    tf.io.gfile.rename(tmp_meta, self._training_metadata_path, overwrite=True)
+
+
 def _strategy(name: str):
   if name == "default":
     return tf.distribute.get_strategy()
@@ -167,7 +187,7 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
   with _strategy(cfg.strategy).scope():
     model = build_student(info, cfg, steps * cfg.epochs)
 
-  callbacks = [keras.callbacks.BackupAndRestore(
+  callbacks = [AtomicBackupAndRestore(
       os.path.join(model_dir, "backup"), save_freq=cfg.backup_every_steps or "epoch")]
   if cfg.reject_per_epoch > 0:
     from tf_skeptical.large_loss_rejection import RejectionSchedule
