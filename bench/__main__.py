@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ("input_pipeline", "masked_step", "scoring_and_flagging", "export", "peers")
+BENCHMARKS = ("input_pipeline", "masked_step", "scoring_and_flagging", "export", "ceiling",
+              "peers")
 
 
 def machine() -> str:
@@ -27,8 +28,11 @@ def machine() -> str:
 
 def commit() -> str:
   try:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
                           capture_output=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
+                           text=True, capture_output=True, check=True).stdout.strip()
+    return head + (" (with uncommitted changes)" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
 

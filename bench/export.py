@@ -92,7 +92,7 @@ def main():
   held_out = sorted(glob.glob(known.held_out))[:100]
   if os.path.isdir(known.trained) and held_out:
     mean_diff, top5 = int8_quality(known.trained, held_out)
-    rows += [common.row(f"int8 vs float mean |score diff|, {len(held_out)} held-out clips",
+    rows += [common.row(f"int8 vs float mean absolute score difference, {len(held_out)} held-out clips",
                         mean_diff, "<= 0.02", mean_diff <= 0.02),
              common.row("int8 vs float top-5 agreement", top5, ">= 0.9", top5 >= 0.9)]
   common.report("export", rows)
