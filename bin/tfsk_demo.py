@@ -17,6 +17,8 @@ from absl import flags, logging
 from tf_skeptical import (builtin_data, cli, examples, exporting, flagging, prepare, sweep,
                           train_options)
 
+flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
+
 WORK_DIR = flags.DEFINE_string("work_dir", "tfsk_work", "Where data and every stage go.")
 TRAIN_CLIPS = flags.DEFINE_integer("train_clips", 3000, "Built-in train clips.")
 EVAL_CLIPS = flags.DEFINE_integer("eval_clips", 1000, "Built-in eval clips.")

@@ -17,12 +17,12 @@ CLASS_MAP = flags.DEFINE_string(
     "class_map", None, "Class map CSV; default: the one beside the scored examples.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where flags.npz and summary.csv go.")
 MAX_PERCENT = flags.DEFINE_float(
-    "max_percent", 20.0, "Flag up to this %% of each class's implicit negatives; students "
+    "max_percent", 20.0, "Flag up to this % of each class's implicit negatives; students "
     "can then discard any p <= this.")
 REVIEW_CSV = flags.DEFINE_string(
     "review_csv", None, "Write the top candidates (clip, class, score, percentile) here, "
     "most confident first, for a listening test or cleaning.")
-REVIEW_PERCENT = flags.DEFINE_float("review_percent", 1.0, "Candidates up to this %% go in "
+REVIEW_PERCENT = flags.DEFINE_float("review_percent", 1.0, "Candidates up to this % go in "
                                     "the review CSV.")
 REVIEW_LIMIT = flags.DEFINE_integer("review_limit", 0, "At most this many review rows "
                                     "(0 = all).")

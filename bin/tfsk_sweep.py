@@ -11,6 +11,8 @@ from absl import flags, logging
 
 from tf_skeptical import cli, flagging, sweep, train_options
 
+flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
+
 TRAIN = flags.DEFINE_string("train", None, "Train examples directory.")
 EVAL = flags.DEFINE_string("eval", None, "Fully labelled eval examples directory.")
 WORK_DIR = flags.DEFINE_string("work_dir", None, "Where every stage writes.")
@@ -18,7 +20,7 @@ PERCENTS = flags.DEFINE_string(
     "percents", ",".join(f"{p:g}" for p in sweep.DEMO_PERCENTS),
     "Comma-separated discard percentages (0 = the baseline), or 'paper' for the paper's "
     "grid 0, 0.1 ... 0.9, 1, 2 ... 20.")
-MAX_PERCENT = flags.DEFINE_float("max_percent", 20.0, "Flags are written up to this %%.")
+MAX_PERCENT = flags.DEFINE_float("max_percent", 20.0, "Flags are written up to this %.")
 TRUTH = flags.DEFINE_string(
     "truth", None, "CSV of truly missing train labels (clip_id, mid), to measure the flags.")
 SCORE_WORKERS = flags.DEFINE_integer("score_workers", 2, "Local workers for scoring.")

@@ -12,6 +12,8 @@ from absl import flags
 
 from tf_skeptical import cli, flagging, train_options, training
 
+flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
+
 TRAIN = flags.DEFINE_string("train", None, "Train examples directory (from tfsk_prepare).")
 EVAL = flags.DEFINE_string(
     "eval", None, "Eval examples directory: clip-level d', lwlrap and mAP after every epoch "
@@ -19,7 +21,7 @@ EVAL = flags.DEFINE_string(
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "Where logs, checkpoints and the model go.")
 FLAGS_FILE = flags.DEFINE_string("flags", None, "Flags file from tfsk_flag (for a student).")
 DISCARD_PERCENT = flags.DEFINE_float(
-    "discard_percent", 0.0, "Ignore, in the loss, the top-scored p%% of each class's implicit "
+    "discard_percent", 0.0, "Ignore, in the loss, the top-scored p% of each class's implicit "
     "negatives listed in --flags. 0 trains on the labels as given.")
 flags.mark_flags_as_required(["train", "model_dir"])
 

@@ -15,12 +15,24 @@ def quiet_tensorflow() -> None:
     logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _show_flags_in_help(main) -> None:
+  """Makes `--help` list the binary's flags.
+
+  absl's --help lists the flags of the main module, which for an installed command is the
+  generated wrapper script, not the module that defines the flags.
+  """
+  module = sys.modules[main.__module__]
+  for flag in flags.FLAGS.get_key_flags_for_module(module):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
 def run_with_beam_args(main) -> None:
   """app.run(main), where flags this binary does not define go to Beam's pipeline options.
 
   main(argv) gets them as argv[1:], e.g. `--runner=DataflowRunner --project=...`.
   """
   quiet_tensorflow()
+  _show_flags_in_help(main)
 
   def parse(argv):
     try:
@@ -34,4 +46,5 @@ def run_with_beam_args(main) -> None:
 
 def run(main) -> None:
   quiet_tensorflow()
+  _show_flags_in_help(main)
   app.run(main)

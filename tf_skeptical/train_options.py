@@ -34,10 +34,10 @@ BACKUP_STEPS = flags.DEFINE_integer(
 SEED = flags.DEFINE_integer("seed", _D.seed, "Random seed.")
 REJECT_PER_EPOCH = flags.DEFINE_float(
     "reject_per_epoch", _D.reject_per_epoch,
-    "Online large-loss rejection (LL-R, the teacher-free peer): each batch, ignore this %% "
+    "Online large-loss rejection (LL-R, the teacher-free peer): each batch, ignore this % "
     "more of the implicit negatives with the largest loss every epoch. 0 = off.")
 REJECT_MAX = flags.DEFINE_float("reject_max", _D.reject_max,
-                                "Cap, in %%, of the large-loss rejection rate.")
+                                "Cap, in %, of the large-loss rejection rate.")
 
 
 def config_from_flags() -> TrainConfig:
