@@ -59,3 +59,19 @@ def report(name: str, rows: list) -> None:
 
 def row(metric, value, target=None, holds=None):
   return dict(metric=metric, value=float(value), target=target or "", holds=holds)
+
+
+def builtin_examples(work_dir: str, clips: int, clip_seconds: float = 10.0):
+  """Built-in train clips, generated and prepared once: returns (data dir, examples dir)."""
+  from tf_skeptical import builtin_data, examples, prepare
+  data = os.path.join(work_dir, f"builtin_{clips}x{clip_seconds:g}s")
+  if not os.path.exists(os.path.join(data, builtin_data.SUMMARY)):
+    builtin_data.generate(data, builtin_data.BuiltinDataParams(
+        train_clips=clips, eval_clips=1, clip_seconds=clip_seconds))
+  ex = os.path.join(data, "examples")
+  if not os.path.exists(os.path.join(ex, examples.MANIFEST)):
+    prepare.prepare_audio(os.path.join(data, builtin_data.TRAIN_SEGMENTS),
+                          os.path.join(data, builtin_data.AUDIO_DIR),
+                          os.path.join(data, builtin_data.CLASS_MAP), ex,
+                          clip_seconds=clip_seconds)
+  return data, ex

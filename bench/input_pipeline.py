@@ -16,19 +16,11 @@ def main():
   args = common.parse_args(__doc__)
   import keras
   import tensorflow as tf
-  from tf_skeptical import audio_io, builtin_data, frontend, input_pipeline, models, prepare
+  from tf_skeptical import audio_io, frontend, input_pipeline, models
   from tf_skeptical.masked_loss import MaskedBCEModel
 
   clips = 40 if args.quick else 200
-  data = os.path.join(args.work_dir, f"pipeline_data_{clips}")
-  if not os.path.exists(os.path.join(data, builtin_data.SUMMARY)):
-    builtin_data.generate(data, builtin_data.BuiltinDataParams(
-        train_clips=clips, eval_clips=1, clip_seconds=10.0))
-  shards = os.path.join(data, "examples")
-  if not os.path.exists(os.path.join(shards, "manifest.json")):
-    prepare.prepare_audio(os.path.join(data, builtin_data.TRAIN_SEGMENTS),
-                          os.path.join(data, "audio"),
-                          os.path.join(data, builtin_data.CLASS_MAP), shards, clip_seconds=10.0)
+  data, shards = common.builtin_examples(args.work_dir, clips)
   batch = 64
   patches_per_clip = 1 + (998 - 96) // 48  # 10 s clips, hop 48: 19 patches
 

@@ -22,18 +22,10 @@ AUDIOSET_CLIPS = 2_040_000
 def bench_scoring(args):
   """AudioSet's shape: 10-second clips (19 patches each) and MobileNetV1 at width 1.0
   (untrained: speed does not depend on the weights)."""
-  from tf_skeptical import builtin_data, examples, models, prepare, scoring
+  from tf_skeptical import examples, models, scoring
   from tf_skeptical.masked_loss import MaskedBCEModel
   clips = 16 if args.quick else 100
-  data = os.path.join(args.work_dir, f"score_data_10s_{clips}")
-  if not os.path.exists(os.path.join(data, builtin_data.SUMMARY)):
-    builtin_data.generate(data, builtin_data.BuiltinDataParams(
-        train_clips=clips, eval_clips=1, clip_seconds=10.0))
-  ex = os.path.join(data, "examples")
-  if not os.path.exists(os.path.join(ex, examples.MANIFEST)):
-    prepare.prepare_audio(os.path.join(data, builtin_data.TRAIN_SEGMENTS),
-                          os.path.join(data, "audio"),
-                          os.path.join(data, builtin_data.CLASS_MAP), ex, clip_seconds=10.0)
+  data, ex = common.builtin_examples(args.work_dir, clips)
   info = examples.read_info(ex)
   model_dir = os.path.join(data, "model.keras")
   model = MaskedBCEModel.wrap(models.build_model("mobilenet_v1", (96, 64), info.num_classes,
