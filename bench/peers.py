@@ -81,7 +81,7 @@ def flag_rows(work: str):
     p_o, r_o = quality(ours_top(k))
     rows += [common.row(f"equal budget {percent:g}%: cleanlab quality ranking precision / "
                         "recall", p_q), common.row("  recall", r_q),
-             common.row(f"  ours precision (ranking by teacher score)", p_o),
+             common.row("  ours precision (ranking by teacher score)", p_o),
              common.row("  recall", r_o)]
   rows.append(common.row("base rate (missing among implicit negatives)",
                          missing.sum() / candidate.sum()))
@@ -89,7 +89,7 @@ def flag_rows(work: str):
 
 
 def student_rows(work: str, per_epoch: float, max_percent: float):
-  from tf_skeptical import sweep as sweep_lib, training
+  from tf_skeptical import training
   sweep = os.path.join(work, "sweep")
   with open(os.path.join(sweep, "results.csv")) as f:
     import csv

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import audio_io, builtin_data, exporting, training
+from tf_skeptical import audio_io, exporting, training
 
 EXPORT_RUNTIME = os.path.join(os.path.dirname(__file__), "..", "export")
 sys.path.insert(0, EXPORT_RUNTIME)

@@ -135,7 +135,7 @@ def bad_dataset(tmp_path, tiny_data):
   mid = "/tfsk/001"
   rows = {"ok0": f'ok0, 0, 1.5, "{mid}"', "missing": f'missing, 0, 1.5, "{mid}"',
           "corrupt": f'corrupt, 0, 1.5, "{mid}"', "empty": f'empty, 0, 1.5, "{mid}"',
-          "unknown": f'ok1, 0, 1.5, "/m/nope"', "malformed": 'ok2, 0, "only three"',
+          "unknown": 'ok1, 0, 1.5, "/m/nope"', "malformed": 'ok2, 0, "only three"',
           "short": f'short, 0, 1.5, "{mid}"'}
   return tmp_path, rows
 

@@ -1,7 +1,5 @@
 """The Beam scoring job against model.predict, and the flags built from its output."""
 
-import os
-
 import numpy as np
 import pytest
 

@@ -2,7 +2,6 @@
 
 import os
 
-import numpy as np
 import pytest
 
 from tf_skeptical import builtin_data, evaluation, flagging, scoring, sweep, training

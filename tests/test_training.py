@@ -8,9 +8,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-import pytest
-
 from tf_skeptical import metrics, training
 
 from conftest import TINY_TRAIN
@@ -21,7 +18,6 @@ def test_tiny_model_improves_eval_d_prime(tiny_teacher, tiny_examples):
   history = result["history"]["val_d_prime"]
   assert len(history) == TINY_TRAIN["epochs"]
   # An untrained model of the same shape ranks at chance; the trained one well above it.
-  import keras
   from tf_skeptical import examples
   info = examples.read_info(tiny_examples[0])
   untrained = training.build_student(info, training.TrainConfig(**TINY_TRAIN), 10)
