@@ -91,8 +91,11 @@ def calibration_audio(train_examples: str) -> list:
   """The audio files behind a train examples directory (from its manifest), if any."""
   with open(os.path.join(train_examples, "manifest.json")) as f:
     audio_dir = json.load(f).get("audio_dir")
+  if not audio_dir:
+    return []
   from tf_skeptical.audio_io import AUDIO_EXTENSIONS
-  return sorted(p for ext in AUDIO_EXTENSIONS for p in glob.glob(os.path.join(audio_dir, "*" + ext))) if audio_dir else []
+  return sorted(p for ext in AUDIO_EXTENSIONS
+                for p in glob.glob(os.path.join(audio_dir, "*" + ext)))
 
 
 def _representative(files: Sequence[str], count: int, seed: int):

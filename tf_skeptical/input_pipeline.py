@@ -11,8 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import examples
-from tf_skeptical.params import DEFAULT_FRONTEND
+from tf_skeptical import examples, frontend
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -70,8 +69,7 @@ def clip_patches(features, feature_kind: str, hop_frames: Optional[int]):
   """A clip's model inputs: log-mel -> [N, 96, 64] patches; embeddings -> [1, 10, 128]."""
   if feature_kind == examples.EMBEDDING:
     return features[None]
-  return tf.signal.frame(features, DEFAULT_FRONTEND.patch_frames,
-                         hop_frames or DEFAULT_FRONTEND.patch_hop_frames, axis=0)
+  return frontend.patches(features, hop_frames=hop_frames)
 
 
 def training_dataset(examples_dir: str, batch_size: int, *,

@@ -38,12 +38,11 @@ class _ScoreFn(beam.DoFn):
 
   def setup(self):
     import tensorflow as tf
-    from tf_skeptical import input_pipeline, training
+    from tf_skeptical import training
     model = training.load_model(self.model_path)
     self._forward = lambda x: training.patch_probabilities(model, x)
     num_classes, kind, hop = self.num_classes, self.feature_kind, self.hop_frames
-    self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, kind, hop,
-                                                         examples, input_pipeline))
+    self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, kind, hop))
     self._read = beam.metrics.Metrics.counter("score", "clips_read")
     self._scored = beam.metrics.Metrics.counter("score", "clips_scored")
     self._progress = ProgressLog("score: clips", self.total)
@@ -71,8 +70,10 @@ class _ScoreFn(beam.DoFn):
                              np.flatnonzero(negatives.numpy()))
 
 
-def _parsed_patches(record, num_classes, kind, hop, examples_module, input_pipeline):
-  clip = examples_module.parse(record, num_classes)
+def _parsed_patches(record, num_classes, kind, hop):
+  """A serialized example -> (clip id, patches, positives, explicit negatives)."""
+  from tf_skeptical import input_pipeline
+  clip = examples.parse(record, num_classes)
   return (clip["clip_id"], input_pipeline.clip_patches(clip["features"], kind, hop),
           clip["positives"], clip["explicit_negatives"])
 

@@ -20,6 +20,7 @@ from absl import logging
 from tf_skeptical import examples, input_pipeline, metrics, models
 from tf_skeptical.input_pipeline import Discards
 from tf_skeptical.masked_loss import MaskedBCEModel
+from tf_skeptical.params import DEFAULT_FRONTEND
 
 RESULT = "result.json"
 MODEL = "model.keras"
@@ -52,16 +53,13 @@ class TrainConfig:
 def model_input_shape(info: examples.ExamplesInfo):
   if info.feature_kind == examples.EMBEDDING:
     return (info.frames_per_clip, info.feature_dims)
-  from tf_skeptical.params import DEFAULT_FRONTEND
   return (DEFAULT_FRONTEND.patch_frames, info.feature_dims)
 
 
 def patches_per_clip(info: examples.ExamplesInfo, hop_frames: int) -> int:
   if info.feature_kind == examples.EMBEDDING:
     return 1
-  from tf_skeptical.params import DEFAULT_FRONTEND
-  p = DEFAULT_FRONTEND
-  return max(1, 1 + (info.frames_per_clip - p.patch_frames) // hop_frames)
+  return max(1, 1 + (info.frames_per_clip - DEFAULT_FRONTEND.patch_frames) // hop_frames)
 
 
 def patch_probabilities(model: keras.Model, patches) -> np.ndarray:
