@@ -14,8 +14,8 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import (builtin_data, cli, examples, exporting, flagging, prepare, sweep,
-                          train_options)
+from tf_skeptical import (builtin_data, cli, examples, exporting, files, flagging, prepare,
+                          sweep, train_options)
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
 
@@ -42,14 +42,14 @@ def main(argv):
   params = builtin_data.BuiltinDataParams(
       train_clips=TRAIN_CLIPS.value, eval_clips=EVAL_CLIPS.value,
       missing_rate=MISSING_RATE.value, seed=DATA_SEED.value)
-  if not os.path.exists(os.path.join(data, builtin_data.SUMMARY)):
+  if not files.exists(os.path.join(data, builtin_data.SUMMARY)):
     logging.info("generating the built-in dataset in %s", data)
     builtin_data.generate(data, params)
   dirs = {}
   for split, csv_name in (("train", builtin_data.TRAIN_SEGMENTS),
                           ("eval", builtin_data.EVAL_SEGMENTS)):
     dirs[split] = os.path.join(work, "examples", split)
-    if not os.path.exists(os.path.join(dirs[split], examples.MANIFEST)):
+    if not files.exists(os.path.join(dirs[split], examples.MANIFEST)):
       logging.info("preparing %s examples", split)
       prepare.prepare_audio(os.path.join(data, csv_name),
                             os.path.join(data, builtin_data.AUDIO_DIR),
@@ -63,7 +63,7 @@ def main(argv):
                     truth_csv=os.path.join(data, builtin_data.TRUTH))
   best = max(table, key=lambda r: r["d_prime"])
   tagger = os.path.join(out, "tagger")
-  if not os.path.exists(os.path.join(tagger, exporting.METADATA)):
+  if not files.exists(os.path.join(tagger, exporting.METADATA)):
     logging.info("exporting the best student (p = %g%%) to %s", best["discard_percent"], tagger)
     exporting.export(sweep.run_dir(out, best["discard_percent"]), os.path.join(dirs["train"], examples.CLASS_MAP), tagger,
                      calibration_files=exporting.calibration_audio(dirs["train"]))

@@ -10,7 +10,7 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, evaluation, examples, flagging
+from tf_skeptical import cli, evaluation, examples, files, flagging
 from tf_skeptical.builtin_data import read_truth
 
 MODEL = flags.DEFINE_string("model", None, "Model directory or .keras file.")
@@ -27,7 +27,7 @@ flags.mark_flags_as_required(["output_dir"])
 
 def main(argv):
   del argv
-  os.makedirs(OUTPUT_DIR.value, exist_ok=True)
+  files.makedirs(OUTPUT_DIR.value)
   if MODEL.value:
     if not EVAL.value:
       raise flags.ValidationError("--model needs --eval")

@@ -7,12 +7,11 @@ noise, a tone; Keras vs SavedModel vs TFLite) before the directory appears.
 Tag with it: `tfsk_tag --tagger=tagger clip.wav`, or on a device, export/tagger.py.
 """
 
-import glob
 import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, exporting
+from tf_skeptical import cli, exporting, files
 
 MODEL = flags.DEFINE_string("model", None, "Model directory (model.keras) or .keras file.")
 TRAIN = flags.DEFINE_string("train", None, "Train examples directory: class map and, for "
@@ -22,8 +21,11 @@ CLASS_MAP = flags.DEFINE_string("class_map", None, "Class map CSV (default: the 
 CALIBRATION = flags.DEFINE_string("calibration_audio", None,
                                   "Glob of audio for int8 calibration (default: the train "
                                   "examples' audio).")
-WINDOWS = flags.DEFINE_integer("calibration_windows", 200, "Calibration windows (one per "
-                               "randomly chosen clip).")
+WINDOWS = flags.DEFINE_integer("calibration_windows", 200, "Calibration windows: every "
+                               "window of training clips taken in random order, up to this "
+                               "many.")
+CHECK_CLIPS = flags.DEFINE_integer("check_clips", 16, "Training clips held out of calibration "
+                                   "(at most 1 in 5) on which int8 is checked against float.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "The export directory.")
 flags.mark_flags_as_required(["model", "output_dir"])
 
@@ -33,11 +35,12 @@ def main(argv):
   if not (TRAIN.value or (CLASS_MAP.value and CALIBRATION.value)):
     raise flags.ValidationError("give --train, or --class_map and --calibration_audio")
   class_map = CLASS_MAP.value or os.path.join(TRAIN.value, "class_map.csv")
-  files = (sorted(glob.glob(CALIBRATION.value)) if CALIBRATION.value
+  audio = (files.glob(CALIBRATION.value) if CALIBRATION.value
            else exporting.calibration_audio(TRAIN.value))
-  meta = exporting.export(MODEL.value, class_map, OUTPUT_DIR.value, calibration_files=files,
-                          cfg=exporting.ExportConfig(calibration_windows=WINDOWS.value))
-  sizes = {k: os.path.getsize(os.path.join(OUTPUT_DIR.value, v)) / 1e6
+  meta = exporting.export(MODEL.value, class_map, OUTPUT_DIR.value, calibration_files=audio,
+                          cfg=exporting.ExportConfig(calibration_windows=WINDOWS.value,
+                                                     check_clips=CHECK_CLIPS.value))
+  sizes = {k: files.size(os.path.join(OUTPUT_DIR.value, v)) / 1e6
            for k, v in meta["files"].items() if v.endswith(".tflite")}
   logging.info("exported %s to %s (TFLite MB: %s); checks in %s", meta["model"],
                OUTPUT_DIR.value, {k: round(v, 2) for k, v in sizes.items()},

@@ -9,7 +9,7 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, flagging, scoring
+from tf_skeptical import cli, files, flagging, scoring
 from tf_skeptical.class_map import read_class_map
 
 SCORES = flags.DEFINE_string("scores", None, "Scores directory from tfsk_score.")
@@ -38,7 +38,7 @@ def main(argv):
   class_map = read_class_map(CLASS_MAP.value or os.path.join(
       scores.manifest["examples"], "class_map.csv"))
   result = flagging.flag_scores(scores, MAX_PERCENT.value)
-  os.makedirs(OUTPUT_DIR.value, exist_ok=True)
+  files.makedirs(OUTPUT_DIR.value)
   flagging.write_flags(result, os.path.join(OUTPUT_DIR.value, FLAGS_FILE))
   flagging.write_summary(result, class_map.display_names,
                          os.path.join(OUTPUT_DIR.value, SUMMARY))

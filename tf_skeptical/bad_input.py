@@ -8,9 +8,10 @@ import collections
 import contextlib
 import csv
 import dataclasses
-import os
 import re
 from typing import Iterable, Optional
+
+from tf_skeptical import files
 
 
 class DataError(ValueError):
@@ -38,13 +39,11 @@ def write_skip_report(skips: Iterable[Skip], path: str) -> collections.Counter:
   """Writes skipped clips as CSV (atomically) and returns the count per reason kind."""
   skips = sorted(skips, key=lambda s: (s.path, s.row or 0, s.clip_id))
   counts = collections.Counter(s.reason.split(":")[0] for s in skips)
-  tmp = path + ".tmp"
-  with open(tmp, "w", newline="") as f:
+  with files.atomic_write(path) as f:
     writer = csv.writer(f)
     writer.writerow(["file", "row", "clip_id", "reason"])
     for s in skips:
       writer.writerow([s.path, "" if s.row is None else s.row, s.clip_id, s.reason])
-  os.replace(tmp, path)
   return counts
 
 

@@ -10,7 +10,6 @@ CSVs, class map) so the same readers are exercised, plus a truth file of what is
 
 import csv
 import dataclasses
-import json
 import os
 import wave
 from typing import Callable, List, Tuple
@@ -18,6 +17,7 @@ from typing import Callable, List, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from tf_skeptical import files
 from tf_skeptical.class_map import ClassMap, write_class_map
 from tf_skeptical.segments import Segment, write_segments
 
@@ -208,7 +208,7 @@ def _write_wav(path: str, x: np.ndarray, sr: int, channels: int) -> None:
   pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
   if channels == 2:
     pcm = np.stack([pcm, pcm], axis=1)
-  with wave.open(path, "wb") as w:
+  with files.local_output(path) as tmp, wave.open(tmp, "wb") as w:
     w.setnchannels(channels)
     w.setsampwidth(2)
     w.setframerate(sr)
@@ -243,7 +243,7 @@ def generate(out_dir: str, p: BuiltinDataParams = BuiltinDataParams()) -> dict:
   """Writes the dataset into out_dir; returns the summary (also in generation.json)."""
   cmap = class_map(p.num_classes)
   rng = np.random.default_rng(p.seed)
-  os.makedirs(os.path.join(out_dir, AUDIO_DIR), exist_ok=True)
+  files.makedirs(os.path.join(out_dir, AUDIO_DIR))
   write_class_map(cmap, os.path.join(out_dir, CLASS_MAP))
   class_weight = rng.uniform(0.2, 2.0, size=p.num_classes)
 
@@ -293,7 +293,7 @@ def generate(out_dir: str, p: BuiltinDataParams = BuiltinDataParams()) -> dict:
                  header="tf_skeptical built-in train set: labels miss some present events")
   write_segments(segments["eval"], cmap, os.path.join(out_dir, EVAL_SEGMENTS),
                  header="tf_skeptical built-in eval set: complete labels")
-  with open(os.path.join(out_dir, TRUTH), "w", newline="") as f:
+  with files.atomic_write(os.path.join(out_dir, TRUTH)) as f:
     writer = csv.writer(f)
     writer.writerow(["clip_id", "mid", "display_name", "level_db", "event_seconds"])
     writer.writerows(truth_rows)
@@ -305,13 +305,12 @@ def generate(out_dir: str, p: BuiltinDataParams = BuiltinDataParams()) -> dict:
                  train_missing_labels=len(truth_rows),
                  train_implicit_negatives=int(implicit_after),
                  missing_rate_of_implicit_negatives=len(truth_rows) / max(implicit_after, 1))
-  with open(os.path.join(out_dir, SUMMARY), "w") as f:
-    json.dump(summary, f, indent=2)
+  files.write_json(os.path.join(out_dir, SUMMARY), summary)
   return summary
 
 
 def read_truth(path: str, class_map_: ClassMap) -> set:
   """The truth file -> {(clip_id, class_index)} of present events whose label is missing."""
   index_of = class_map_.index_of
-  with open(path, newline="") as f:
+  with files.open(path) as f:
     return {(row["clip_id"], index_of[row["mid"]]) for row in csv.DictReader(f)}

@@ -3,9 +3,9 @@
 import csv
 import dataclasses
 import functools
-import os
 from typing import Dict, Sequence, Tuple
 
+from tf_skeptical import files
 from tf_skeptical.bad_input import DataError
 
 HEADER = ("index", "mid", "display_name")
@@ -26,9 +26,9 @@ class ClassMap:
 
 def read_class_map(path: str) -> ClassMap:
   """Reads and validates a class map: indices 0..C-1 in order, no gaps, no repeats."""
-  if not os.path.exists(path):
+  if not files.exists(path):
     raise DataError(path, "class map file does not exist")
-  with open(path, newline="", encoding="utf-8") as f:
+  with files.open(path) as f:
     rows = list(csv.reader(f))
   if not rows or tuple(c.strip() for c in rows[0]) != HEADER:
     raise DataError(path, f"expected header {','.join(HEADER)}", row=1)
@@ -61,13 +61,11 @@ def read_class_map(path: str) -> ClassMap:
 
 
 def write_class_map(class_map: ClassMap, path: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", newline="", encoding="utf-8") as f:
+  with files.atomic_write(path) as f:
     writer = csv.writer(f)
     writer.writerow(HEADER)
     for i, (mid, name) in enumerate(zip(class_map.mids, class_map.display_names)):
       writer.writerow([i, mid, name])
-  os.replace(tmp, path)
 
 
 def indices_of(mids: Sequence[str], class_map: ClassMap, path: str, row: int):

@@ -6,13 +6,12 @@ the missing labels' share of all implicit negatives: the precision of flagging a
 """
 
 import csv
-import json
 import os
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from tf_skeptical import metrics, training
+from tf_skeptical import files, metrics, training
 from tf_skeptical.flagging import Flags
 
 
@@ -27,14 +26,12 @@ def evaluate_model(model, eval_dir: str, pooling: str = "mean", hop_frames: int 
 def write_evaluation(evaluation: metrics.Evaluation, class_names, out_dir: str,
                      tensorboard_dir: Optional[str] = None, step: int = 0) -> str:
   """eval.json (summary + per class) and, optionally, the summary as TensorBoard scalars."""
-  os.makedirs(out_dir, exist_ok=True)
+  files.makedirs(out_dir)
   per_class = {name: {k: (None if np.isnan(v[i]) else float(v[i]))
                       for k, v in evaluation.per_class.items()}
                for i, name in enumerate(class_names)}
   path = os.path.join(out_dir, "eval.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump(dict(summary=evaluation.summary(), per_class=per_class), f, indent=2)
-  os.replace(path + ".tmp", path)
+  files.write_json(path, dict(summary=evaluation.summary(), per_class=per_class))
   if tensorboard_dir:
     import tensorflow as tf
     with tf.summary.create_file_writer(tensorboard_dir).as_default():
@@ -68,8 +65,7 @@ def flag_quality(flags: Flags, truth: set, percents: Iterable[float]) -> List[Di
 def write_rows(rows: List[Dict], path: str) -> None:
   if not rows:
     return
-  with open(path + ".tmp", "w", newline="") as f:
+  with files.atomic_write(path) as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-  os.replace(path + ".tmp", path)

@@ -7,14 +7,13 @@ float32 bytes plus its shape. An examples directory also holds `class_map.csv` a
 """
 
 import dataclasses
-import glob
-import json
 import os
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
+from tf_skeptical import files
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.class_map import ClassMap, read_class_map
 
@@ -96,27 +95,25 @@ class ExamplesInfo:
 
 def write_manifest(directory: str, num_clips: int, num_classes: int, feature_kind: str,
                    feature_dims: int, frames_per_clip: Optional[int], **extra) -> None:
-  shards = sorted(os.path.basename(p) for p in glob.glob(
-      os.path.join(directory, SHARD_PREFIX + "-*")))
+  shards = [os.path.basename(p)
+            for p in files.glob(os.path.join(directory, SHARD_PREFIX + "-*"))]
   manifest = dict(num_clips=num_clips, num_classes=num_classes, feature_kind=feature_kind,
                   feature_dims=feature_dims, frames_per_clip=frames_per_clip, shards=shards,
                   **extra)
-  tmp = os.path.join(directory, MANIFEST + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(manifest, f, indent=2, sort_keys=True)
-  os.replace(tmp, os.path.join(directory, MANIFEST))
+  files.write_json(os.path.join(directory, MANIFEST), manifest, sort_keys=True)
 
 
 def read_info(directory: str) -> ExamplesInfo:
   """Reads an examples directory's manifest; an incomplete directory is an error."""
   path = os.path.join(directory, MANIFEST)
-  if not os.path.exists(path):
+  if not files.exists(path):
     raise DataError(directory, f"no {MANIFEST}: not an examples directory, or `prepare` "
                     "did not finish writing it")
-  with open(path) as f:
-    m = json.load(f)
+  m = files.read_json(path)
   shards = tuple(os.path.join(directory, s) for s in m.pop("shards"))
-  missing = [s for s in shards if not os.path.exists(s)]
+  present = {os.path.basename(p)  # one listing, not a request per shard
+             for p in files.glob(os.path.join(directory, SHARD_PREFIX + "-*"))}
+  missing = [s for s in shards if os.path.basename(s) not in present]
   if missing:
     raise DataError(directory, f"{len(missing)} shard(s) listed in {MANIFEST} are missing, "
                     f"first {missing[0]}")

@@ -16,10 +16,8 @@ keras.export.ExportArchive (TFLiteConverter.from_keras_model does not support Ke
 """
 
 import dataclasses
-import json
 import os
 import random
-import shutil
 from typing import Optional, Sequence
 
 import keras
@@ -27,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 import tf_skeptical
-from tf_skeptical import frontend, models
+from tf_skeptical import files, frontend, models
 from tf_skeptical.params import DEFAULT_FRONTEND as P
 
 SAVED_MODEL = "saved_model"
@@ -97,7 +95,7 @@ def calibration_audio(train_examples: str, max_files: int = 1000, seed: int = 0)
   (its manifest names the segments CSV and the audio folder), in random order; [] for
   examples prepared from embeddings. Only train clips: eval audio often shares the folder."""
   from tf_skeptical import examples
-  from tf_skeptical.prepare import find_audio
+  from tf_skeptical.prepare import audio_files
   from tf_skeptical.segments import read_segments
   info = examples.read_info(train_examples)
   audio_dir, source = info.extra.get("audio_dir"), info.extra.get("source")
@@ -106,41 +104,35 @@ def calibration_audio(train_examples: str, max_files: int = 1000, seed: int = 0)
   segments, _ = read_segments(source, info.class_map, skip_bad_rows=True)
   ids = [s.clip_id for s in segments]
   random.Random(seed).shuffle(ids)
-  found = []
-  for clip_id in ids:
-    path = find_audio(audio_dir, clip_id)
-    if path:
-      found.append(path)
-      if len(found) == max_files:
-        break
-  return found
+  audio = audio_files(audio_dir)
+  return [audio[i] for i in ids if i in audio][:max_files]
 
 
-def split_audio(files: Sequence[str], cfg: ExportConfig):
+def split_audio(paths: Sequence[str], cfg: ExportConfig):
   """Shuffled training clips -> (calibration clips, held-out check clips). With under 5
   clips nothing is held out and the check reuses the calibration clips."""
-  if not files:
+  if not paths:
     raise ValueError("int8 calibration needs training audio (--calibration_audio)")
-  order = list(files)
+  order = list(paths)
   random.Random(cfg.seed).shuffle(order)
   held_out = min(cfg.check_clips, len(order) // 5)
   return order[held_out:], (order[:held_out] or order)
 
 
-def clips(files: Sequence[str]):
+def clips(paths: Sequence[str]):
   """Decoded 16 kHz mono waveforms of audio files, one at a time."""
   from tf_skeptical import audio_io
-  for path in files:
+  for path in paths:
     yield audio_io.load_clip(tf.constant(path)).numpy()
 
 
-def _representative(files: Sequence[str], count: int):
+def _representative(paths: Sequence[str], count: int):
   """`count` windows (every window of a clip, clips in the given order, cycling), for int8
   calibration."""
   def gen():
     made = 0
     while True:
-      for w in (w for clip in clips(files) for w in windows(clip)):
+      for w in (w for clip in clips(paths) for w in windows(clip)):
         yield [w]
         made += 1
         if made == count:
@@ -283,31 +275,24 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
     raise ValueError(f"{model_path} has {model.output_shape[-1]} outputs but {class_map_csv} "
                      f"has {len(class_map)} classes")
   calibration, check_files = split_audio(calibration_files, cfg)
-  tmp = out_dir.rstrip("/") + ".tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  shutil.copy(class_map_csv, os.path.join(tmp, CLASS_MAP))
+  tmp = files.staging_directory(out_dir)  # built and checked locally, then published
+  files.copy(class_map_csv, os.path.join(tmp, CLASS_MAP))
   _write_saved_model(model, os.path.join(tmp, SAVED_MODEL), os.path.join(tmp, CLASS_MAP))
-  with open(os.path.join(tmp, FLOAT_TFLITE), "wb") as f:
-    f.write(_convert(os.path.join(tmp, SAVED_MODEL)))
-  with open(os.path.join(tmp, INT8_TFLITE), "wb") as f:
-    f.write(_convert(os.path.join(tmp, SAVED_MODEL),
-                     _representative(calibration, cfg.calibration_windows)))
+  files.write_bytes(os.path.join(tmp, FLOAT_TFLITE), _convert(os.path.join(tmp, SAVED_MODEL)))
+  files.write_bytes(os.path.join(tmp, INT8_TFLITE), _convert(
+      os.path.join(tmp, SAVED_MODEL), _representative(calibration, cfg.calibration_windows)))
   metadata = dict(
       sample_rate=P.sample_rate, window_samples=WINDOW, hop_samples=HOP,
       patch_frames=P.patch_frames, mel_bands=P.mel_bands, num_classes=len(class_map),
       embedding_dims=int(model.get_layer(models.EMBEDDING_LAYER).output.shape[-1]),
-      model=model_name or model.name, source=os.path.abspath(model_path),
+      model=model_name or model.name, source=files.absolute(model_path),
       files=dict(saved_model=SAVED_MODEL, tflite_float=FLOAT_TFLITE, tflite_int8=INT8_TFLITE,
                  class_map=CLASS_MAP),
       versions=dict(tf_skeptical=tf_skeptical.__version__, tensorflow=tf.__version__,
                     keras=keras.__version__),
       frontend=dataclasses.asdict(P))
-  with open(os.path.join(tmp, METADATA), "w") as f:
-    json.dump(metadata, f, indent=2)
   report = check(tmp, model, check_files, cfg)
-  with open(os.path.join(tmp, SANITY), "w") as f:
-    json.dump(report, f, indent=2)
-  shutil.rmtree(out_dir, ignore_errors=True)
-  os.replace(tmp, out_dir)
+  files.write_json(os.path.join(tmp, SANITY), report)
+  files.write_json(os.path.join(tmp, METADATA), metadata)  # last: the export is complete
+  files.publish_directory(tmp, out_dir, last=METADATA)
   return metadata

@@ -18,11 +18,11 @@ Flags are written once, up to max_percent, so a student's --discard_percent=p is
 import csv
 import dataclasses
 import math
-import os
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from tf_skeptical import files
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.input_pipeline import Discards
 
@@ -137,18 +137,17 @@ def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives:
 
 def write_flags(flags: Flags, path: str) -> None:
   """Writes flags as .npz (atomically: a temporary name, renamed when complete)."""
-  tmp = path + ".tmp.npz"
-  np.savez(tmp, clip_ids=flags.clip_ids, clip=flags.clip, cls=flags.cls, rank=flags.rank,
-           score=flags.score, percentile=flags.percentile, num_implicit=flags.num_implicit,
-           max_percent=np.float64(flags.max_percent))
-  os.replace(tmp, path)
+  with files.local_output(path) as tmp:
+    np.savez(tmp, clip_ids=flags.clip_ids, clip=flags.clip, cls=flags.cls, rank=flags.rank,
+             score=flags.score, percentile=flags.percentile, num_implicit=flags.num_implicit,
+             max_percent=np.float64(flags.max_percent))
 
 
 def read_flags(path: str) -> Flags:
-  if not os.path.exists(path):
+  if not files.exists(path):
     raise DataError(path, "flags file does not exist (run tfsk_flag first)")
   try:
-    with np.load(path, allow_pickle=False) as z:
+    with files.open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
       return Flags(z["clip_ids"], z["clip"], z["cls"], z["rank"], z["score"],
                    z["num_implicit"], float(z["max_percent"]))
   except (KeyError, ValueError, OSError) as e:
@@ -166,15 +165,13 @@ def write_summary(flags: Flags, class_names: Sequence[str], path: str,
                   percents: Iterable[float] = SUMMARY_PERCENTS) -> None:
   """Per class: implicit negatives and how many are flagged at each percent."""
   percents = [p for p in percents if p <= flags.max_percent + _EPS]
-  tmp = path + ".tmp"
-  with open(tmp, "w", newline="") as f:
+  with files.atomic_write(path) as f:
     writer = csv.writer(f)
     writer.writerow(["index", "display_name", "implicit_negatives"]
                     + [f"flagged_at_{p:g}%" for p in percents])
     counts = [flag_count(p, flags.num_implicit) for p in percents]
     for c, name in enumerate(class_names):
       writer.writerow([c, name, int(flags.num_implicit[c])] + [int(k[c]) for k in counts])
-  os.replace(tmp, path)
 
 
 def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], path: str,
@@ -185,15 +182,13 @@ def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], 
   order = keep[np.lexsort((-flags.score[keep], percentile))]
   if limit:
     order = order[:limit]
-  tmp = path + ".tmp"
-  with open(tmp, "w", newline="") as f:
+  with files.atomic_write(path) as f:
     writer = csv.writer(f)
     writer.writerow(["clip_id", "mid", "display_name", "score", "percentile", "rank"])
     for i in order:
       c = flags.cls[i]
       writer.writerow([flags.clip_ids[flags.clip[i]], mids[c], class_names[c],
                        f"{flags.score[i]:.5f}", f"{flags.percentile[i]:.4f}", flags.rank[i]])
-  os.replace(tmp, path)
   return len(order)
 
 

@@ -10,16 +10,14 @@ Shards are written by Beam's file sink (temporary files renamed when complete) a
 """
 
 import dataclasses
-import glob
 import json
 import math
 import os
-import shutil
 from typing import Optional, Sequence
 
 import apache_beam as beam
 
-from tf_skeptical import examples
+from tf_skeptical import examples, files
 from tf_skeptical.audio_io import AUDIO_EXTENSIONS
 from tf_skeptical.bad_input import (DataError, Skip, tf_error_text,
                                     worker_errors_as_data_errors, write_skip_report)
@@ -45,12 +43,19 @@ class PrepareResult:
     return os.path.join(self.output_dir, SKIP_REPORT) if self.skips else None
 
 
-def find_audio(audio_dir: str, stem: str) -> Optional[str]:
-  for ext in AUDIO_EXTENSIONS:
-    path = os.path.join(audio_dir, stem + ext)
-    if os.path.exists(path):
-      return path
-  return None
+def audio_files(audio_dir: str) -> dict:
+  """Clip id -> audio file in audio_dir, from one listing (a bucket of 2M clips would
+  otherwise take a request per clip and extension). Where one id has several files, the
+  first extension in AUDIO_EXTENSIONS wins."""
+  if not files.isdir(audio_dir):
+    raise DataError(audio_dir, "audio folder does not exist")
+  found = {}
+  for name in files.listdir(audio_dir):
+    stem, ext = os.path.splitext(name)
+    if ext in AUDIO_EXTENSIONS and (
+        stem not in found or AUDIO_EXTENSIONS.index(ext) < AUDIO_EXTENSIONS.index(found[stem])):
+      found[stem] = ext
+  return {stem: os.path.join(audio_dir, stem + ext) for stem, ext in found.items()}
 
 
 class _LogMelFn(beam.DoFn):
@@ -136,14 +141,13 @@ class _EmbeddingFn(beam.DoFn):
 
 def _start_output(output_dir: str) -> None:
   """Makes the directory and removes a previous run's shards and manifest."""
-  os.makedirs(output_dir, exist_ok=True)
-  stale = glob.glob(os.path.join(output_dir, examples.SHARD_PREFIX + "-*"))
-  stale += glob.glob(os.path.join(output_dir, SKIPPED + "-*"))
+  files.makedirs(output_dir)
+  stale = files.glob(os.path.join(output_dir, examples.SHARD_PREFIX + "-*"))
+  stale += files.glob(os.path.join(output_dir, SKIPPED + "-*"))
   for name in (examples.MANIFEST, SKIP_REPORT):
     stale.append(os.path.join(output_dir, name))
   for path in stale:
-    if os.path.exists(path):
-      os.remove(path)
+    files.remove(path)
 
 
 def _write(pcoll_and_skips, output_dir: str, num_shards: int):
@@ -157,10 +161,10 @@ def _write(pcoll_and_skips, output_dir: str, num_shards: int):
 
 def _collect_skips(output_dir: str, launcher_skips: Sequence[Skip]):
   skips = list(launcher_skips)
-  for part in sorted(glob.glob(os.path.join(output_dir, SKIPPED + "-*"))):
-    with open(part) as f:
+  for part in files.glob(os.path.join(output_dir, SKIPPED + "-*")):
+    with files.open(part) as f:
       skips += [Skip(**json.loads(line)) for line in f if line.strip()]
-    os.remove(part)
+    files.remove(part)
   if skips:
     write_skip_report(skips, os.path.join(output_dir, SKIP_REPORT))
   return tuple(skips)
@@ -171,8 +175,8 @@ def _run(pipeline, output_dir: str, num_classes: int, feature_kind: str, feature
   with worker_errors_as_data_errors():
     result = pipeline.run()
     result.wait_until_finish()
-  for tmp in glob.glob(os.path.join(output_dir, "beam-temp-*")):
-    shutil.rmtree(tmp, ignore_errors=True)
+  for tmp in files.glob(os.path.join(output_dir, "beam-temp-*")):
+    files.remove(tmp)
   num_clips = counter(result, "clips_written")
   skips = _collect_skips(output_dir, launcher_skips)
   examples.write_manifest(output_dir, num_clips, num_classes, feature_kind, feature_dims,
@@ -189,9 +193,9 @@ def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_
   class_map = read_class_map(class_map_csv)
   segments, bad_rows = read_segments(segments_csv, class_map, skip_bad_rows=skip_bad_clips)
   launcher_skips = [Skip(segments_csv, row, "", problem) for row, problem in bad_rows]
-  items = []
+  items, audio = [], audio_files(audio_dir)
   for s in segments:
-    path = find_audio(audio_dir, s.clip_id)
+    path = audio.get(s.clip_id)
     if path is None:
       problem = (f"no audio file {s.clip_id}{{{','.join(AUDIO_EXTENSIONS)}}} in {audio_dir}")
       if not skip_bad_clips:
@@ -215,7 +219,7 @@ def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_
   _write((outputs.ok, outputs[SKIPPED]), output_dir, shards)
   return _run(pipeline, output_dir, len(class_map), examples.LOG_MEL, params.mel_bands, frames,
               launcher_skips, frontend=dataclasses.asdict(params), clip_seconds=clip_seconds,
-              source=os.path.abspath(segments_csv), audio_dir=os.path.abspath(audio_dir))
+              source=files.absolute(segments_csv), audio_dir=files.absolute(audio_dir))
 
 
 def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: str, *,
@@ -224,17 +228,17 @@ def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: st
   """AudioSet embedding TFRecords (a glob) -> [10, 128] example shards in output_dir."""
   from tf_skeptical.audioset_embeddings import EMBEDDING_DIMS, SECONDS_PER_CLIP
   class_map = read_class_map(class_map_csv)
-  files = sorted(glob.glob(tfrecord_pattern))
-  if not files:
+  inputs = files.glob(tfrecord_pattern)
+  if not inputs:
     raise DataError(tfrecord_pattern, "no files match this pattern")
   _start_output(output_dir)
   write_class_map(class_map, os.path.join(output_dir, examples.CLASS_MAP))
   pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
   outputs = (pipeline
-             | "Files" >> beam.Create(files)
+             | "Files" >> beam.Create(inputs)
              | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord(with_filename=True)
              | "Embeddings" >> beam.ParDo(_EmbeddingFn(len(class_map), skip_bad_clips))
              .with_outputs(SKIPPED, main="ok"))
-  _write((outputs.ok, outputs[SKIPPED]), output_dir, num_shards or len(files))
+  _write((outputs.ok, outputs[SKIPPED]), output_dir, num_shards or len(inputs))
   return _run(pipeline, output_dir, len(class_map), examples.EMBEDDING, EMBEDDING_DIMS,
-              SECONDS_PER_CLIP, [], source=os.path.abspath(tfrecord_pattern))
+              SECONDS_PER_CLIP, [], source=files.absolute(tfrecord_pattern))

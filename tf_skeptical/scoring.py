@@ -9,16 +9,13 @@ re-reads the feature shards. Counters check that every input clip was scored exa
 """
 
 import dataclasses
-import glob
-import json
 import os
-import shutil
 from typing import Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
 
-from tf_skeptical import examples
+from tf_skeptical import examples, files
 from tf_skeptical.bad_input import DataError, worker_errors_as_data_errors
 from tf_skeptical.beam_options import counter, pipeline_options
 from tf_skeptical.progress import ProgressLog
@@ -106,18 +103,17 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
           num_shards: int = 0, beam_args: Sequence[str] = (), local_workers: int = 2) -> dict:
   """Runs the scoring job; returns the manifest written to output_dir/scores.json."""
   info = examples.read_info(examples_dir)
-  os.makedirs(output_dir, exist_ok=True)
-  for stale in glob.glob(os.path.join(output_dir, SCORES_PREFIX + "-*")) + [
+  files.makedirs(output_dir)
+  for stale in files.glob(os.path.join(output_dir, SCORES_PREFIX + "-*")) + [
       os.path.join(output_dir, MANIFEST)]:
-    if os.path.exists(stale):
-      os.remove(stale)
+    files.remove(stale)
   pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
   _ = (pipeline
        | "Shards" >> beam.Create(list(info.shards))
        | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord()
        | "Batch" >> beam.BatchElements(min_batch_size=clips_per_batch,
                                        max_batch_size=clips_per_batch)
-       | "Score" >> beam.ParDo(_ScoreFn(os.path.abspath(model_path), info.num_classes,
+       | "Score" >> beam.ParDo(_ScoreFn(files.absolute(model_path), info.num_classes,
                                         info.feature_kind, hop_frames, pooling, patch_batch,
                                         info.num_clips))
        | "Write" >> beam.io.WriteToTFRecord(os.path.join(output_dir, SCORES_PREFIX),
@@ -130,17 +126,14 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   if not read == scored == info.num_clips:
     raise RuntimeError(f"scoring lost clips: {info.num_clips} in {examples_dir}, {read} read, "
                        f"{scored} scored; no {MANIFEST} written")
-  for tmp in glob.glob(os.path.join(output_dir, "beam-temp-*")):
-    shutil.rmtree(tmp, ignore_errors=True)
+  for tmp in files.glob(os.path.join(output_dir, "beam-temp-*")):
+    files.remove(tmp)
   manifest = dict(num_clips=scored, num_classes=info.num_classes, pooling=pooling,
-                  hop_frames=hop_frames, model=os.path.abspath(model_path),
-                  examples=os.path.abspath(examples_dir),
-                  shards=sorted(os.path.basename(p) for p in glob.glob(
-                      os.path.join(output_dir, SCORES_PREFIX + "-*"))))
-  tmp = os.path.join(output_dir, MANIFEST + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(manifest, f, indent=2)
-  os.replace(tmp, os.path.join(output_dir, MANIFEST))
+                  hop_frames=hop_frames, model=files.absolute(model_path),
+                  examples=files.absolute(examples_dir),
+                  shards=[os.path.basename(p) for p in files.glob(
+                      os.path.join(output_dir, SCORES_PREFIX + "-*"))])
+  files.write_json(os.path.join(output_dir, MANIFEST), manifest)
   return manifest
 
 
@@ -155,18 +148,17 @@ def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
   """Reads a complete scores directory into memory, sorted by clip id."""
   import tensorflow as tf
   path = os.path.join(scores_dir, MANIFEST)
-  if not os.path.exists(path):
+  if not files.exists(path):
     raise DataError(scores_dir, f"no {MANIFEST}: not a scores directory, or scoring did not "
                     "finish")
-  with open(path) as f:
-    manifest = json.load(f)
+  manifest = files.read_json(path)
   n, c = manifest["num_clips"], manifest["num_classes"]
   spec = {"clip_id": tf.io.FixedLenFeature([], tf.string),
           "scores": tf.io.FixedLenFeature([c], tf.float32),
           "positives": tf.io.RaggedFeature(tf.int64),
           "explicit_negatives": tf.io.RaggedFeature(tf.int64)}
-  files = [os.path.join(scores_dir, s) for s in manifest["shards"]]
-  ds = tf.data.TFRecordDataset(files).batch(batch_size).map(
+  shards = [os.path.join(scores_dir, s) for s in manifest["shards"]]
+  ds = tf.data.TFRecordDataset(shards).batch(batch_size).map(
       lambda r: tf.io.parse_example(r, spec))
   ids, pos, neg = [], [], []
   scores = np.empty((n, c), np.float32, order="F")

@@ -7,9 +7,9 @@ as in AudioSet's released CSVs.
 
 import csv
 import dataclasses
-import os
 from typing import List, Tuple
 
+from tf_skeptical import files
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.class_map import ClassMap, indices_of
 
@@ -61,10 +61,10 @@ def read_segments(path: str, class_map: ClassMap, skip_bad_rows: bool = False):
 
   Duplicate clip ids are an error: every later stage keys clips by id.
   """
-  if not os.path.exists(path):
+  if not files.exists(path):
     raise DataError(path, "segments CSV does not exist")
   segments, skipped, seen = [], [], {}
-  with open(path, newline="", encoding="utf-8") as f:
+  with files.open(path) as f:
     for row, fields in enumerate(csv.reader(f, skipinitialspace=True), start=1):
       if not fields or all(not x.strip() for x in fields) or fields[0].lstrip().startswith("#"):
         continue
@@ -86,8 +86,7 @@ def read_segments(path: str, class_map: ClassMap, skip_bad_rows: bool = False):
 def write_segments(segments, class_map: ClassMap, path: str, header: str = "") -> None:
   """Writes segments in AudioSet layout (the fifth column only if any clip has negatives)."""
   with_negatives = any(s.explicit_negatives for s in segments)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
+  with files.atomic_write(path) as f:
     for line in header.splitlines():
       f.write(f"# {line}\n")
     f.write("# YTID, start_seconds, end_seconds, positive_labels"
@@ -98,4 +97,3 @@ def write_segments(segments, class_map: ClassMap, path: str, header: str = "") -
       if with_negatives:
         line += ', "' + ",".join(class_map.mids[i] for i in s.explicit_negatives) + '"'
       f.write(line + "\n")
-  os.replace(tmp, path)

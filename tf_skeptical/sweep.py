@@ -17,14 +17,13 @@ Layout of the work directory:
 """
 
 import dataclasses
-import json
 import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from absl import logging
 
-from tf_skeptical import evaluation, examples, flagging, scoring, training
+from tf_skeptical import evaluation, examples, files, flagging, scoring, training
 from tf_skeptical.builtin_data import read_truth
 
 DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0)
@@ -51,8 +50,7 @@ def run_dir(work_dir: str, p: float, seed_index: int = 0) -> str:
 def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0):
   if training.is_trained(model_dir):
     logging.info("skipping %s: already trained", model_dir)
-    with open(os.path.join(model_dir, training.RESULT)) as f:
-      return json.load(f)
+    return files.read_json(os.path.join(model_dir, training.RESULT))
   logging.info("training %s (discarding %g%% of implicit negatives)", model_dir, p)
   return training.train(train_dir, model_dir, cfg, eval_dir=eval_dir, discards=discards,
                         verbose=2, extra_result=dict(discard_percent=p))
@@ -61,23 +59,23 @@ def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0):
 def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepConfig(),
         truth_csv: Optional[str] = None) -> List[Dict]:
   """Runs (or resumes) the whole sweep; returns the results table's rows."""
-  os.makedirs(work_dir, exist_ok=True)
+  files.makedirs(work_dir)
   if max(cfg.percents) > cfg.max_percent:
     raise ValueError(f"largest p {max(cfg.percents)} exceeds max_percent {cfg.max_percent}")
   teacher_dir = run_dir(work_dir, 0.0)
   results = {0.0: [_train(train_dir, eval_dir, teacher_dir, cfg.train)]}
 
   scores_dir = os.path.join(work_dir, "scores")
-  if not os.path.exists(os.path.join(scores_dir, scoring.MANIFEST)):
+  if not files.exists(os.path.join(scores_dir, scoring.MANIFEST)):
     logging.info("scoring the train set with the teacher")
     scoring.score(train_dir, teacher_dir, scores_dir, hop_frames=cfg.score_hop_frames,
                   local_workers=cfg.score_workers)
   flags_dir = os.path.join(work_dir, "flags")
   flags_path = os.path.join(flags_dir, "flags.npz")
   class_map = examples.read_info(train_dir).class_map
-  if not os.path.exists(flags_path):
+  if not files.exists(flags_path):
     logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
-    os.makedirs(flags_dir, exist_ok=True)
+    files.makedirs(flags_dir)
     flags = flagging.flag_scores(scoring.read_scores(scores_dir), cfg.max_percent)
     flagging.write_summary(flags, class_map.display_names,
                            os.path.join(flags_dir, "summary.csv"))
@@ -142,9 +140,8 @@ def write_table(table: List[Dict], work_dir: str) -> str:
                  f"random flags): {table[-1]['base_rate']:.4f}")
   text = "\n".join(l for l in lines if l) + "\n"
   path = os.path.join(work_dir, "results.md")
-  with open(path + ".tmp", "w") as f:
+  with files.atomic_write(path) as f:
     f.write(text)
-  os.replace(path + ".tmp", path)
   return text
 
 
@@ -175,7 +172,7 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   axes[0].legend()
   fig.tight_layout()
   paths.append(os.path.join(work_dir, "plot_metrics.png"))
-  fig.savefig(paths[-1], dpi=110)
+  files.save_figure(fig, paths[-1], dpi=110)
   plt.close(fig)
   if quality:
     q = sorted(quality, key=lambda r: r["percent"])
@@ -189,7 +186,7 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
     ax.legend()
     fig.tight_layout()
     paths.append(os.path.join(work_dir, "plot_flags.png"))
-    fig.savefig(paths[-1], dpi=110)
+    files.save_figure(fig, paths[-1], dpi=110)
     plt.close(fig)
   return paths
 

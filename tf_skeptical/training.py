@@ -7,7 +7,6 @@ so a killed run resumes where its last backup was), `checkpoints/best.keras`,
 """
 
 import dataclasses
-import json
 import math
 import os
 from typing import Optional
@@ -17,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_skeptical import examples, input_pipeline, metrics, models
+from tf_skeptical import examples, files, input_pipeline, metrics, models
 from tf_skeptical.input_pipeline import Discards
 from tf_skeptical.masked_loss import MaskedBCEModel
 from tf_skeptical.params import DEFAULT_FRONTEND
@@ -128,14 +127,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
   """
 
   def _save_model(self):
-    tf.io.gfile.makedirs(self.backup_dir)
+    files.makedirs(self.backup_dir)
     tmp_weights = self._weights_path.replace(".weights.h5", ".tmp.weights.h5")
     self.model.save_weights(filepath=tmp_weights, overwrite=True)
-    tf.io.gfile.rename(tmp_weights, self._weights_path, overwrite=True)
-    tmp_meta = self._training_metadata_path + ".tmp"
-    with tf.io.gfile.GFile(tmp_meta, "w") as f:
-      f.write(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
-    tf.io.gfile.rename(tmp_meta, self._training_metadata_path, overwrite=True)
+    files.rename(tmp_weights, self._weights_path)
+    files.write_json(self._training_metadata_path,
+                     {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
 def _strategy(name: str):
@@ -164,14 +161,14 @@ def build_student(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: in
 
 
 def is_trained(model_dir: str) -> bool:
-  return os.path.exists(os.path.join(model_dir, RESULT))
+  return files.exists(os.path.join(model_dir, RESULT))
 
 
 def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
           eval_dir: Optional[str] = None, discards: Optional[Discards] = None,
           verbose: int = 1, extra_result: Optional[dict] = None) -> dict:
   """Trains (or resumes) a model on train_dir; returns and writes result.json."""
-  os.makedirs(model_dir, exist_ok=True)
+  files.makedirs(model_dir)
   keras.utils.set_random_seed(cfg.seed)
   if cfg.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -193,7 +190,7 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
   evaluation = None
   if eval_dir:
     evaluation = ClipEvaluation(eval_dir, cfg)
-    os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+    files.makedirs(os.path.join(model_dir, "checkpoints"))
     callbacks += [evaluation, keras.callbacks.ModelCheckpoint(
         os.path.join(model_dir, "checkpoints", "best.keras"), monitor="val_d_prime",
         mode="max", save_best_only=True)]
@@ -204,8 +201,8 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
 
   tmp = os.path.join(model_dir, "model.tmp.keras")
   model.save(tmp)
-  os.replace(tmp, os.path.join(model_dir, MODEL))
-  result = dict(config=dataclasses.asdict(cfg), train_dir=os.path.abspath(train_dir),
+  files.rename(tmp, os.path.join(model_dir, MODEL))
+  result = dict(config=dataclasses.asdict(cfg), train_dir=files.absolute(train_dir),
                 steps_per_epoch=steps,
                 masked_entries=discards.count if discards else 0,
                 history={k: [float(v) for v in vs] for k, vs in history.history.items()},
@@ -214,10 +211,7 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
     _, labels, scores = predict_clip_scores(model, eval_dir, 256, cfg.eval_hop_frames,
                                             cfg.pooling)
     result["eval"] = metrics.evaluate(labels, scores).summary()
-  tmp = os.path.join(model_dir, RESULT + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(result, f, indent=2)
-  os.replace(tmp, os.path.join(model_dir, RESULT))
+  files.write_json(os.path.join(model_dir, RESULT), result)
   logging.info("trained %s: %s", model_dir, result.get("eval", {}))
   return result
 
@@ -225,8 +219,8 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
 def load_model(model_dir_or_file: str) -> keras.Model:
   """Loads a trained model from its directory (model.keras) or a .keras file."""
   path = model_dir_or_file
-  if os.path.isdir(path):
+  if files.isdir(path):
     path = os.path.join(path, MODEL)
-  if not os.path.exists(path):
+  if not files.exists(path):
     raise FileNotFoundError(f"{path}: no trained model here (did training finish?)")
   return keras.models.load_model(path, compile=False)
