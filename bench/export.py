@@ -63,9 +63,10 @@ def frontend_rows(windows: np.ndarray, rounds: int) -> list:
   base = tflite(yamnet_dft_magnitude)
   ratios = [latency(ours, windows, "serving_default") / latency(base, windows, "serving_default")
             for _ in range(rounds)]
-  return [common.row("|STFT| per patch, two-stage DFT / YAMNet's DFT matmuls, TFLite latency",
+  return [common.row("STFT magnitude per patch, two-stage DFT / YAMNet's DFT matmuls, "
+                     "TFLite latency",
                      statistics.median(ratios)),
-          common.row("|STFT| weights, two-stage DFT / YAMNet's DFT matmuls, TFLite bytes",
+          common.row("STFT magnitude weights, two-stage DFT / YAMNet's DFT matmuls, TFLite bytes",
                      len(ours) / len(base))]
 
 
