@@ -72,11 +72,6 @@ def open(path: str, mode: str = "r"):  # noqa: A001  (the module's namesake of b
   return tf.io.gfile.GFile(path, mode)
 
 
-def read_text(path: str) -> str:
-  with open(path) as f:
-    return f.read()
-
-
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "w"):
   """Yields a file object; on success the written file replaces `path` in one rename."""
