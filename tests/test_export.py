@@ -49,7 +49,7 @@ def test_keras_saved_model_and_tflite_agree(exported, samples):
   assert got["log_mel"].shape[1] == 64
 
 
-def test_int8_close_to_float_on_held_out_clips(exported, tiny_data):
+def test_int8_close_to_float_on_the_tiny_model(exported, tiny_data):
   out, _ = exported
   data, _ = tiny_data
   eval_clips = sorted(glob.glob(os.path.join(data, "audio", "eval*.wav")))[:16]
@@ -59,21 +59,59 @@ def test_int8_close_to_float_on_held_out_clips(exported, tiny_data):
   q = np.concatenate([exporting.tflite_scores(os.path.join(out, exporting.INT8_TFLITE), w)
                       for w in waveforms])
   # A guard against a broken quantization (quantizing the waveform or the final slice gave
-  # 0.149 here). Issue 6's targets (<= 0.02 mean, >= 90% top-5 agreement) are measured by
-  # bench/export.py on a demo-size model: this 48-clip model quantizes worse (0.03-0.05 over
-  # five training seeds).
+  # 0.149 here); this 48-clip model quantizes worse (0.03-0.05 over five training seeds)
+  # than the demo-size model held to issue 6's targets below.
   assert np.abs(f - q).mean() <= 0.1
   on_int8_grid = np.mean(q * 256 == np.round(q * 256))  # scores rounded to 1/256 steps
   assert on_int8_grid < 0.5
-  # int8_agreement against the numpy computation above
-  agreement = exporting.int8_agreement(out, waveforms)
-  assert agreement["patches"] == len(f)
-  assert agreement["mean_abs_difference"] == pytest.approx(np.abs(f - q).mean(), rel=1e-6)
-  top5 = np.mean([len(set(np.argsort(-a)[:5]) & set(np.argsort(-b)[:5])) / 5
-                  for a, b in zip(f, q)])
-  assert agreement["top5_agreement"] == pytest.approx(top5)
+  assert exporting.int8_agreement(out, waveforms)["mean_abs_difference"] == pytest.approx(
+      np.abs(f - q).mean(), rel=1e-6)
   assert os.path.getsize(os.path.join(out, exporting.INT8_TFLITE)) < 0.5 * os.path.getsize(
       os.path.join(out, exporting.FLOAT_TFLITE))
+
+
+def test_agreement_hand_worked_with_ties():
+  f = np.array([[.9, .8, .7, .6, .5, .1, .0],     # top 5: classes 0-4
+                [.9, .8, .7, .6, .5, .1, .0]])
+  q = np.array([[.9, .8, .7, .6, .2, .3, .0],     # class 4 fell below class 5: 4 of 5
+                [.9, .8, .7, .5, .5, .5, .0]])    # 3, 4, 5 tie at 5th place: all 5 count
+  a = exporting.agreement(f, q)
+  assert a["top5_agreement"] == pytest.approx((4 / 5 + 5 / 5) / 2)
+  assert a["mean_abs_difference"] == pytest.approx(np.abs(f - q).mean())
+  assert a["patches"] == 2
+
+
+@pytest.fixture(scope="module")
+def demo_size_export(tmp_path_factory):
+  """A tagger trained as users train one (400 clips of the built-in data, 24 classes,
+  MobileNetV1 w0.25, 30 epochs: about a minute), exported, and 100 held-out clips."""
+  from tf_skeptical import builtin_data, prepare
+  root = tmp_path_factory.mktemp("demo_size")
+  data = str(root / "data")
+  builtin_data.generate(data, builtin_data.BuiltinDataParams(train_clips=400, eval_clips=100,
+                                                             seed=5))
+  train_dir = str(root / "train")
+  prepare.prepare_audio(os.path.join(data, builtin_data.TRAIN_SEGMENTS),
+                        os.path.join(data, builtin_data.AUDIO_DIR),
+                        os.path.join(data, builtin_data.CLASS_MAP), train_dir, clip_seconds=2.0)
+  model_dir = str(root / "model")
+  training.train(train_dir, model_dir, training.TrainConfig(
+      model="mobilenet_v1", width=0.25, epochs=30, batch_size=32, hop_frames=48), verbose=0)
+  out = str(root / "tagger")
+  exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"), out,
+                   calibration_files=exporting.calibration_audio(train_dir),
+                   cfg=exporting.ExportConfig(calibration_windows=200))
+  return out, sorted(glob.glob(os.path.join(data, "audio", "eval*.wav")))
+
+
+def test_int8_meets_the_targets_on_held_out_clips(demo_size_export):
+  """Issue 6: mean |score difference| <= 0.02 and top-5 agreement >= 90%. Measured here
+  over three training seeds: 0.008-0.011 and 92-94%."""
+  out, held_out = demo_size_export
+  a = exporting.int8_agreement(out, exporting.clips(held_out))
+  assert a["patches"] == 300
+  assert a["mean_abs_difference"] <= 0.02
+  assert a["top5_agreement"] >= 0.90
 
 
 def test_export_writes_metadata_class_map_and_checks(exported):

@@ -208,15 +208,25 @@ def _int8_against_float(export_dir: str, signal: np.ndarray) -> tuple:
   return flt, tflite_scores(os.path.join(export_dir, INT8_TFLITE), signal)
 
 
+def agreement(float_scores: np.ndarray, int8_scores: np.ndarray) -> dict:
+  """[patches, C] float and int8 scores -> mean |difference|, and top-5 agreement: the
+  share of the float model's top 5 classes that int8 also ranks in its top 5, ties included
+  (int8 scores are discrete: about 1 patch in 6 has a tie at 5th place, whose order argsort
+  would settle by class index)."""
+  k = min(5, float_scores.shape[1])
+  float_top = np.argsort(-float_scores, axis=1)[:, :k]
+  int8_kth = np.sort(int8_scores, axis=1)[:, -k]
+  shared = (np.take_along_axis(int8_scores, float_top, axis=1) >= int8_kth[:, None]).mean(1)
+  return dict(patches=int(float_scores.shape[0]),
+              mean_abs_difference=float(np.abs(int8_scores - float_scores).mean()),
+              top5_agreement=float(shared.mean()))
+
+
 def int8_agreement(export_dir: str, waveforms) -> dict:
-  """int8 against float TFLite over waveforms' patches: mean |score difference| and the
-  mean share of the float model's top-5 classes that int8 also ranks top-5."""
+  """`agreement` of an export directory's int8 and float TFLite models over waveforms."""
   flt, q = (np.concatenate(a) for a in zip(*(_int8_against_float(export_dir, w)
                                               for w in waveforms)))
-  top = lambda s: np.argsort(-s, axis=1)[:, :5]
-  shared = [len(set(a) & set(b)) / min(5, flt.shape[1]) for a, b in zip(top(flt), top(q))]
-  return dict(patches=int(flt.shape[0]), mean_abs_difference=float(np.abs(q - flt).mean()),
-              top5_agreement=float(np.mean(shared)))
+  return agreement(flt, q)
 
 
 def check(export_dir: str, model: keras.Model, check_files: Sequence[str],
