@@ -48,9 +48,10 @@ def _stft_magnitude(waveform, params: FrontendParams):
   TFLite has no 1-D RFFT builtin (what tf.signal.stft uses). YAMNet multiplies each frame by
   constant [400, 257] cos and sin matrices instead: 0.8 MB of weights (a quarter of an int8
   MobileNet) and 20M multiplies per patch. Two stages of 16- and 32-point DFTs need 4% of
-  those bytes and run in 0.83x the time under TFLite (bench/export.py); TFLite's RFFT2D over
-  a one-row axis also works but took 1.7x the matmuls' time. One implementation serves
-  training-time preparation and the exported model alike.
+  those bytes and 0.84-0.87x their time under TFLite (bench/export.py); TFLite's RFFT2D
+  over a one-row axis also converts but took 1.7x the matmuls' time. One implementation
+  serves training-time preparation and the exported model alike (under TensorFlow it is
+  slower than tf.signal.stft, but preparation runs once).
   """
   n = params.fft_length
   n1, n2, cos1, sin1, cos_tw, sin_tw, block, position = _two_stage_dft(n)
