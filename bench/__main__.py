@@ -1,7 +1,8 @@
 """Runs every benchmark, each in its own process, and writes bench/RESULTS.md.
 
-  python -m bench            # full sizes (needs a finished tfsk_demo for the peers)
-  python -m bench --quick    # CI sizes
+  python -m bench            # full sizes; runs tfsk_demo first if tfsk_work has no finished
+                             # demo (the peers and the trained tagger's int8 rows need it)
+  python -m bench --quick    # CI sizes; the peers need a finished demo and are skipped
 """
 
 import datetime
@@ -38,11 +39,20 @@ def commit() -> str:
     return "unknown"
 
 
+DEMO_DONE = os.path.join("tfsk_work", "sweep", "results.csv")
+
+
 def main():
   quick = "--quick" in sys.argv[1:]
   results_dir = os.path.join(HERE, "results")
   os.makedirs(results_dir, exist_ok=True)
   failed = []
+  root = os.path.dirname(HERE)
+  if not quick and not os.path.exists(os.path.join(root, DEMO_DONE)):
+    print("-- tfsk_demo (about 11 min on 2 cores): the peers benchmark compares against it",
+          flush=True)
+    if subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_demo"], cwd=root).returncode:
+      failed.append("tfsk_demo")
   for name in BENCHMARKS:
     stale = os.path.join(results_dir, name + ".json")
     if os.path.exists(stale):
