@@ -95,8 +95,7 @@ class ExamplesInfo:
 
 def write_manifest(directory: str, num_clips: int, num_classes: int, feature_kind: str,
                    feature_dims: int, frames_per_clip: Optional[int], **extra) -> None:
-  shards = [os.path.basename(p)
-            for p in files.glob(os.path.join(directory, SHARD_PREFIX + "-*"))]
+  shards = files.names(os.path.join(directory, SHARD_PREFIX + "-*"))
   manifest = dict(num_clips=num_clips, num_classes=num_classes, feature_kind=feature_kind,
                   feature_dims=feature_dims, frames_per_clip=frames_per_clip, shards=shards,
                   **extra)
@@ -111,8 +110,7 @@ def read_info(directory: str) -> ExamplesInfo:
                     "did not finish writing it")
   m = files.read_json(path)
   shards = tuple(os.path.join(directory, s) for s in m.pop("shards"))
-  present = {os.path.basename(p)  # one listing, not a request per shard
-             for p in files.glob(os.path.join(directory, SHARD_PREFIX + "-*"))}
+  present = set(files.names(os.path.join(directory, SHARD_PREFIX + "-*")))  # one listing
   missing = [s for s in shards if os.path.basename(s) not in present]
   if missing:
     raise DataError(directory, f"{len(missing)} shard(s) listed in {MANIFEST} are missing, "

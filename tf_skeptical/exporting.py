@@ -181,12 +181,15 @@ def _frontend_and_output_nodes(float_tflite: bytes) -> list:
           if not names[i].startswith(NETWORK)]
 
 
-def _convert(saved_model: str, representative=None) -> bytes:
+def _converter(saved_model: str):
   converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["patch"])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex ops
-  float_model = converter.convert()
-  if representative is None:
-    return float_model
+  return converter
+
+
+def _convert_int8(saved_model: str, float_model: bytes, representative) -> bytes:
+  """The float model names the ops to keep float (see _frontend_and_output_nodes)."""
+  converter = _converter(saved_model)
   converter.optimizations = [tf.lite.Optimize.DEFAULT]
   converter.representative_dataset = representative
   debugger = tf.lite.experimental.QuantizationDebugger(
@@ -288,9 +291,11 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
   tmp = files.staging_directory(out_dir)  # built and checked locally, then published
   files.copy(class_map_csv, os.path.join(tmp, CLASS_MAP))
   _write_saved_model(model, os.path.join(tmp, SAVED_MODEL), os.path.join(tmp, CLASS_MAP))
-  files.write_bytes(os.path.join(tmp, FLOAT_TFLITE), _convert(os.path.join(tmp, SAVED_MODEL)))
-  files.write_bytes(os.path.join(tmp, INT8_TFLITE), _convert(
-      os.path.join(tmp, SAVED_MODEL), _representative(calibration, cfg.calibration_windows)))
+  float_model = _converter(os.path.join(tmp, SAVED_MODEL)).convert()
+  files.write_bytes(os.path.join(tmp, FLOAT_TFLITE), float_model)
+  files.write_bytes(os.path.join(tmp, INT8_TFLITE), _convert_int8(
+      os.path.join(tmp, SAVED_MODEL), float_model,
+      _representative(calibration, cfg.calibration_windows)))
   metadata = dict(
       sample_rate=P.sample_rate, window_samples=WINDOW, hop_samples=HOP,
       patch_frames=P.patch_frames, mel_bands=P.mel_bands, num_classes=len(class_map),

@@ -51,6 +51,11 @@ def size(path: str) -> int:
   return tf.io.gfile.stat(path).length
 
 
+def names(pattern: str) -> list:
+  """Sorted base names of the files matching a glob pattern, from one listing."""
+  return [os.path.basename(p) for p in glob(pattern)]
+
+
 def listdir(path: str) -> list:
   return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(path))
 

@@ -131,8 +131,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   manifest = dict(num_clips=scored, num_classes=info.num_classes, pooling=pooling,
                   hop_frames=hop_frames, model=files.absolute(model_path),
                   examples=files.absolute(examples_dir),
-                  shards=[os.path.basename(p) for p in files.glob(
-                      os.path.join(output_dir, SCORES_PREFIX + "-*"))])
+                  shards=files.names(os.path.join(output_dir, SCORES_PREFIX + "-*")))
   files.write_json(os.path.join(output_dir, MANIFEST), manifest)
   return manifest
 
