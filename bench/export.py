@@ -79,15 +79,18 @@ def main():
   known, rest = extra.parse_known_args()
   sys.argv = [sys.argv[0]] + rest
   args = common.parse_args(__doc__)
-  from tf_skeptical import builtin_data, exporting, models
+  from tf_skeptical import builtin_data, examples, exporting, models
   from tf_skeptical.masked_loss import MaskedBCEModel
+  from tf_skeptical.params import DEFAULT_FRONTEND as P
 
   work = os.path.join(args.work_dir, "export")
   data = os.path.join(work, "audio_data")
   if not os.path.exists(os.path.join(data, builtin_data.SUMMARY)):
     builtin_data.generate(data, builtin_data.BuiltinDataParams(train_clips=40, eval_clips=1))
   model_path = os.path.join(work, "w1.keras")
-  model = MaskedBCEModel.wrap(models.build_model("mobilenet_v1", (96, 64), 527, 1.0))
+  features = examples.Features(examples.LOG_MEL, P.mel_bands, P)
+  model = MaskedBCEModel.wrap(models.build_model("mobilenet_v1", features.input_shape, 527, 1.0),
+                              features=features.to_dict())
   model.save(model_path)
   from tf_skeptical.class_map import ClassMap, write_class_map
   cmap_path = os.path.join(work, "classes.csv")
@@ -100,12 +103,12 @@ def main():
   flt, q = (os.path.join(out, n) for n in (exporting.FLOAT_TFLITE, exporting.INT8_TFLITE))
   size_ratio = os.path.getsize(q) / os.path.getsize(flt)
   windows = (0.1 * np.random.default_rng(0).standard_normal(
-      (20 if args.quick else 100, exporting.WINDOW))).astype(np.float32)
+      (20 if args.quick else 100, P.min_patch_samples))).astype(np.float32)
   ratios, lf, lq = [], [], []
   for _ in range(3 if args.quick else 5):
     a, b = latency(q, windows), latency(flt, windows)
     lq.append(a), lf.append(b), ratios.append(a / b)
-  hop_seconds = exporting.HOP / 16000
+  hop_seconds = P.patch_hop_samples / P.sample_rate
   rows = [
       common.row("TFLite float size (MB), MobileNetV1 w1.0, 527 classes", os.path.getsize(flt) / 1e6),
       common.row("int8 / float model size", size_ratio, "<= 0.3", size_ratio <= 0.3),
@@ -119,7 +122,8 @@ def main():
   rows += frontend_rows(windows, 3 if args.quick else 5)
   held_out = sorted(glob.glob(known.held_out))[:100]
   if os.path.isdir(known.trained) and held_out:
-    agreement = exporting.int8_agreement(known.trained, exporting.clips(held_out))
+    agreement = exporting.int8_agreement(known.trained, exporting.clips(held_out, P),
+                                         P.patch_hop_samples)
     mean_diff, top5 = agreement["mean_abs_difference"], agreement["top5_agreement"]
     rows += [common.row(f"int8 vs float mean absolute score difference, {len(held_out)} held-out clips",
                         mean_diff, "<= 0.02", mean_diff <= 0.02),

@@ -23,12 +23,12 @@ from bench import common
 def flag_rows(work: str):
   import cleanlab.multilabel_classification.filter as cl_filter
   import cleanlab.multilabel_classification.rank as cl_rank
-  from tf_skeptical import builtin_data, examples, flagging, scoring
+  from tf_skeptical import builtin_data, evaluation, examples, flagging, scoring
   sweep = os.path.join(work, "sweep")
   scores = scoring.read_scores(os.path.join(sweep, "scores"))
   flags = flagging.read_flags(os.path.join(sweep, "flags", "flags.npz"))
   cmap = examples.read_info(os.path.join(work, "examples", "train")).class_map
-  truth = builtin_data.read_truth(os.path.join(work, "builtin", builtin_data.TRUTH), cmap)
+  truth = evaluation.read_truth(os.path.join(work, "builtin", builtin_data.TRUTH), cmap)
   n, c = scores.scores.shape
   index = {k: i for i, k in enumerate(scores.clip_ids)}
   missing = np.zeros((n, c), bool)

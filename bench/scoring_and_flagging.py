@@ -28,8 +28,9 @@ def bench_scoring(args):
   data, ex = common.builtin_examples(args.work_dir, clips)
   info = examples.read_info(ex)
   model_dir = os.path.join(data, "model.keras")
-  model = MaskedBCEModel.wrap(models.build_model("mobilenet_v1", (96, 64), info.num_classes,
-                                                 1.0))
+  model = MaskedBCEModel.wrap(models.build_model("mobilenet_v1", info.features.input_shape,
+                                                 info.num_classes, 1.0),
+                              features=info.features.to_dict())
   model.save(model_dir)
   patches = np.concatenate([
       np.stack([c["features"][s:s + 96] for s in range(0, c["features"].shape[0] - 95, 48)])
@@ -43,8 +44,7 @@ def bench_scoring(args):
       w.write(record)
     import shutil
     shutil.copy(os.path.join(ex, examples.CLASS_MAP), one)
-    examples.write_manifest(one, 1, info.num_classes, info.feature_kind, info.feature_dims,
-                            info.frames_per_clip)
+    examples.write_manifest(one, 1, info.num_classes, info.features, info.frames_per_clip)
 
   def predict():
     model.predict(patches, batch_size=256, verbose=0)

@@ -7,3 +7,15 @@ start-up chatter (CUDA probes on a CPU machine). Set TF_CPP_MIN_LOG_LEVEL to ove
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import logging
+
+
+class _DropBeamGcpNote(logging.Filter):
+  """Beam's GCP IO logs a note on the root logger at import that no local job can act on."""
+
+  def filter(self, record):
+    return "apitools not found" not in record.getMessage()
+
+
+logging.getLogger().addFilter(_DropBeamGcpNote())

@@ -14,8 +14,8 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import (builtin_data, cli, examples, exporting, files, flagging, prepare,
-                          sweep, train_options)
+from tf_skeptical import (builtin_data, cli, evaluation, examples, exporting, files,
+                          flagging, prepare, sweep, train_options)
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
 
@@ -62,18 +62,20 @@ def main(argv):
   table = sweep.run(dirs["train"], dirs["eval"], out, cfg,
                     truth_csv=os.path.join(data, builtin_data.TRUTH))
   best = max(table, key=lambda r: r["d_prime"])
-  tagger = os.path.join(out, "tagger")
+  tagger = os.path.join(out, sweep.TAGGER)
   if not files.exists(os.path.join(tagger, exporting.METADATA)):
     logging.info("exporting the best student (p = %g%%) to %s", best["discard_percent"], tagger)
-    exporting.export(sweep.run_dir(out, best["discard_percent"]), os.path.join(dirs["train"], examples.CLASS_MAP), tagger,
+    exporting.export(sweep.run_dir(out, best["discard_percent"]),
+                     os.path.join(dirs["train"], examples.CLASS_MAP), tagger,
                      calibration_files=exporting.calibration_audio(dirs["train"]))
   print("\n" + sweep.write_table(table, out))
   print(f"Best discard percentage by mean d': {best['discard_percent']:g}% "
         f"(d' {best['d_prime']:.3f} vs baseline {table[0]['d_prime']:.3f}).")
-  print(f"Table:   {os.path.join(out, 'results.md')}")
-  for name in ("plot_metrics.png", "plot_flags.png", "flag_quality.csv"):
+  print(f"Table:   {os.path.join(out, sweep.RESULTS_MD)}")
+  for name in (sweep.PLOT_METRICS, sweep.PLOT_FLAGS, evaluation.FLAG_QUALITY):
     print(f"{name + ':':<17}{os.path.join(out, name)}")
-  print(f"Review:  {os.path.join(out, 'flags', 'review.csv')} (top candidates to listen to)")
+  print(f"Review:  {os.path.join(out, sweep.FLAGS, flagging.REVIEW)} (top candidates to listen "
+        "to)")
   print(f"Curves:  tensorboard --logdir={out}")
   print(f"Tagger:  {tagger} (SavedModel + TFLite); try: tfsk_tag --tagger={tagger} "
         f"{os.path.join(data, builtin_data.AUDIO_DIR, 'eval000000.wav')}")

@@ -1,7 +1,8 @@
-"""Evaluates a trained model at clip level, and (optionally) flags against known truth.
+r"""Evaluates a trained model at clip level, and (optionally) flags against known truth.
 
   tfsk_evaluate --model=runs/p1 --eval=examples/eval --output_dir=runs/p1/eval
-  tfsk_evaluate --flags=flags/flags.npz --truth=missing_labels.csv --output_dir=flagq
+  tfsk_evaluate --flags=flags/flags.npz --truth=data/train_missing_labels.csv \
+      --class_map=data/class_labels_indices.csv --output_dir=flag_quality
 Writes eval.json (d', lwlrap, mAP, AUC, per class) and TensorBoard scalars; with --flags
 and --truth, flag_quality.csv: precision and recall of the flags at each p, and the base rate.
 """
@@ -10,40 +11,47 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, evaluation, examples, files, flagging
-from tf_skeptical.builtin_data import read_truth
+from tf_skeptical import cli, evaluation, examples, files, flagging, inference_options
+from tf_skeptical.class_map import read_class_map
+
+flags.adopt_module_key_flags(inference_options)  # --help lists --pooling, --patch_hop_frames
 
 MODEL = flags.DEFINE_string("model", None, "Model directory or .keras file.")
 EVAL = flags.DEFINE_string("eval", None, "Eval examples directory.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where eval.json and logs go.")
-POOLING = flags.DEFINE_enum("pooling", "mean", ["mean", "max"], "Patch -> clip pooling.")
-HOP = flags.DEFINE_integer("hop_frames", 48, "Frames between eval patches.")
 FLAGS_FILE = flags.DEFINE_string("flags", None, "Flags file from tfsk_flag.")
 TRUTH = flags.DEFINE_string("truth", None, "CSV of truly missing labels (clip_id, mid).")
-CLASS_MAP = flags.DEFINE_string("class_map", None, "Class map (for --truth without --eval).")
+CLASS_MAP = flags.DEFINE_string("class_map", None, "Class map that --truth's mids index "
+                                "(default: --eval's).")
 PERCENTS = flags.DEFINE_string("percents", "paper", "Percentages for the flag quality table.")
 flags.mark_flags_as_required(["output_dir"])
 
 
 def main(argv):
   del argv
+  if not (MODEL.value or FLAGS_FILE.value):
+    raise flags.ValidationError("give --model and --eval, or --flags and --truth, or both")
+  if MODEL.value and not EVAL.value:
+    raise flags.ValidationError("--model needs --eval")
+  if bool(FLAGS_FILE.value) != bool(TRUTH.value):
+    raise flags.ValidationError("--flags and --truth go together")
+  if FLAGS_FILE.value and not (CLASS_MAP.value or EVAL.value):
+    raise flags.ValidationError("--truth names classes by mid: give --class_map (or --eval)")
   files.makedirs(OUTPUT_DIR.value)
   if MODEL.value:
-    if not EVAL.value:
-      raise flags.ValidationError("--model needs --eval")
-    result = evaluation.evaluate_model(MODEL.value, EVAL.value, POOLING.value, HOP.value)
+    result = evaluation.evaluate_model(MODEL.value, EVAL.value, inference_options.POOLING.value,
+                                       inference_options.PATCH_HOP.value)
     names = examples.read_info(EVAL.value).class_map.display_names
     path = evaluation.write_evaluation(result, names, OUTPUT_DIR.value,
                                        os.path.join(OUTPUT_DIR.value, "logs"))
     logging.info("%s -> %s", result.summary(), path)
-  if FLAGS_FILE.value and TRUTH.value:
-    from tf_skeptical.class_map import read_class_map
+  if FLAGS_FILE.value:
     cmap = (read_class_map(CLASS_MAP.value) if CLASS_MAP.value
             else examples.read_info(EVAL.value).class_map)
     flags_ = flagging.read_flags(FLAGS_FILE.value)
     percents = [p for p in flagging.percent_grid(PERCENTS.value) if p <= flags_.max_percent]
-    rows = evaluation.flag_quality(flags_, read_truth(TRUTH.value, cmap), percents)
-    evaluation.write_rows(rows, os.path.join(OUTPUT_DIR.value, "flag_quality.csv"))
+    rows = evaluation.flag_quality(flags_, evaluation.read_truth(TRUTH.value, cmap), percents)
+    evaluation.write_rows(rows, os.path.join(OUTPUT_DIR.value, evaluation.FLAG_QUALITY))
     for r in rows:
       logging.info("p=%g%%: %d flagged, precision %.3f, recall %.3f (base rate %.4f)",
                    r["percent"], r["flagged"], r["precision"], r["recall"], r["base_rate"])

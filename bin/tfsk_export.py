@@ -11,7 +11,7 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, exporting, files
+from tf_skeptical import cli, examples, exporting, files
 
 MODEL = flags.DEFINE_string("model", None, "Model directory (model.keras) or .keras file.")
 TRAIN = flags.DEFINE_string("train", None, "Train examples directory: class map and, for "
@@ -34,7 +34,7 @@ def main(argv):
   del argv
   if not (TRAIN.value or (CLASS_MAP.value and CALIBRATION.value)):
     raise flags.ValidationError("give --train, or --class_map and --calibration_audio")
-  class_map = CLASS_MAP.value or os.path.join(TRAIN.value, "class_map.csv")
+  class_map = CLASS_MAP.value or os.path.join(TRAIN.value, examples.CLASS_MAP)
   audio = (files.glob(CALIBRATION.value) if CALIBRATION.value
            else exporting.calibration_audio(TRAIN.value))
   meta = exporting.export(MODEL.value, class_map, OUTPUT_DIR.value, calibration_files=audio,

@@ -9,7 +9,7 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, files, flagging, scoring
+from tf_skeptical import cli, examples, files, flagging, scoring
 from tf_skeptical.class_map import read_class_map
 
 SCORES = flags.DEFINE_string("scores", None, "Scores directory from tfsk_score.")
@@ -28,20 +28,17 @@ REVIEW_LIMIT = flags.DEFINE_integer("review_limit", 0, "At most this many review
                                     "(0 = all).")
 flags.mark_flags_as_required(["scores", "output_dir"])
 
-FLAGS_FILE = "flags.npz"
-SUMMARY = "summary.csv"
-
 
 def main(argv):
   del argv
   scores = scoring.read_scores(SCORES.value)
   class_map = read_class_map(CLASS_MAP.value or os.path.join(
-      scores.manifest["examples"], "class_map.csv"))
+      scores.manifest["examples"], examples.CLASS_MAP))
   result = flagging.flag_scores(scores, MAX_PERCENT.value)
   files.makedirs(OUTPUT_DIR.value)
-  flagging.write_flags(result, os.path.join(OUTPUT_DIR.value, FLAGS_FILE))
+  flagging.write_flags(result, os.path.join(OUTPUT_DIR.value, flagging.FLAGS_FILE))
   flagging.write_summary(result, class_map.display_names,
-                         os.path.join(OUTPUT_DIR.value, SUMMARY))
+                         os.path.join(OUTPUT_DIR.value, flagging.SUMMARY))
   logging.info("flagged %d entries (up to %g%%) into %s", len(result.rank), MAX_PERCENT.value,
                OUTPUT_DIR.value)
   if REVIEW_CSV.value:

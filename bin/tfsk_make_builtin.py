@@ -1,6 +1,6 @@
 """Writes the built-in dataset: synthesised sound events whose missing train labels are known.
 
-  tfsk_make_builtin --output_dir=/tmp/tfsk/builtin --train_clips=3000
+  tfsk_make_builtin --output_dir=data --train_clips=3000 --eval_clips=1000
 """
 
 from absl import flags, logging

@@ -1,17 +1,25 @@
-"""Prepares example shards from AudioSet-style data, as an Apache Beam pipeline.
+r"""Prepares example shards from AudioSet-style data, as an Apache Beam pipeline.
 
-Audio (segments CSV + audio folder + class map):
-  tfsk_prepare --segments=train.csv --audio_dir=audio/ --class_map=classes.csv \
-      --output_dir=examples/train
+Audio (segments CSV + audio folder + class map), decoded and turned into log-mel frames once:
+  tfsk_prepare --segments=data/train_segments.csv --audio_dir=data/audio \
+      --class_map=data/class_labels_indices.csv --output_dir=examples/train
+  tfsk_prepare --segments=data/eval_segments.csv --audio_dir=data/audio \
+      --class_map=data/class_labels_indices.csv --output_dir=examples/eval
 AudioSet's released embeddings:
   tfsk_prepare --embeddings='bal_train/*.tfrecord' --class_map=class_labels_indices.csv \
       --output_dir=examples/bal_train
-Flags not listed here go to Beam, e.g. --runner=DataflowRunner --project=... --region=...
+The frontend flags (--mel_bands, --patch_hop_frames, ...) default to YAMNet's settings; the
+manifest records them, and every model trained on the examples and every tagger exported
+from it uses them. Flags not listed here go to Beam, e.g. --runner=DataflowRunner
+--project=... --region=...
 """
+
+import dataclasses
 
 from absl import app, flags, logging
 
 from tf_skeptical import cli, prepare
+from tf_skeptical.params import FrontendParams
 
 SEGMENTS = flags.DEFINE_string("segments", None, "AudioSet-layout segments CSV.")
 AUDIO_DIR = flags.DEFINE_string(
@@ -28,8 +36,30 @@ SKIP_BAD_CLIPS = flags.DEFINE_bool(
     "skip_bad_clips", False, "Skip bad rows and clips (listed with the reason in "
     "<output_dir>/skipped.csv) instead of stopping at the first.")
 LOCAL_WORKERS = flags.DEFINE_integer(
-    "local_workers", 1, "DirectRunner worker processes (ignored with another --runner).")
+    "local_workers", 1, "Worker processes of the local runner (Beam's FnApiRunner; ignored "
+    "with another --runner).")
 flags.mark_flags_as_required(["class_map", "output_dir"])
+
+# The log-mel frontend, one flag per FrontendParams field, YAMNet's values by default.
+_FRONTEND_HELP = {
+    "sample_rate": "Audio is resampled to this rate (Hz).",
+    "stft_window_seconds": "STFT window length (s).",
+    "stft_hop_seconds": "STFT hop, i.e. one log-mel frame (s).",
+    "mel_bands": "Mel bands per frame.",
+    "mel_min_hz": "Lowest mel band edge (Hz).",
+    "mel_max_hz": "Highest mel band edge (Hz).",
+    "log_offset": "log(mel + this).",
+    "patch_frames": "Frames per model input patch.",
+    "patch_hop_frames": "Frames between patches at inference (scoring, evaluation, tagging).",
+}
+_FRONTEND = {}
+for _field, _default in dataclasses.asdict(FrontendParams()).items():
+  _define = flags.DEFINE_integer if isinstance(_default, int) else flags.DEFINE_float
+  _FRONTEND[_field] = _define(_field, _default, "Frontend: " + _FRONTEND_HELP[_field])
+
+
+def frontend_from_flags() -> FrontendParams:
+  return FrontendParams(**{name: flag.value for name, flag in _FRONTEND.items()})
 
 
 def main(argv):
@@ -48,7 +78,7 @@ def main(argv):
         SEGMENTS.value, AUDIO_DIR.value, CLASS_MAP.value, OUTPUT_DIR.value,
         clip_seconds=CLIP_SECONDS.value, num_shards=NUM_SHARDS.value,
         skip_bad_clips=SKIP_BAD_CLIPS.value, beam_args=beam_args,
-        local_workers=LOCAL_WORKERS.value)
+        local_workers=LOCAL_WORKERS.value, params=frontend_from_flags())
   logging.info("prepared %d clips into %s", result.num_clips, result.output_dir)
   if result.skips:
     logging.warning("skipped %d clips; reasons in %s", len(result.skips), result.report)

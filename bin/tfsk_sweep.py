@@ -1,7 +1,7 @@
-"""The paper's experiment on prepared examples: teacher, scoring, flags, one student per p.
+r"""The paper's experiment on prepared examples: teacher, scoring, flags, one student per p.
 
   tfsk_sweep --train=examples/train --eval=examples/eval --work_dir=sweep \
-      --percents=paper --truth=missing_labels.csv
+      --percents=paper --truth=data/train_missing_labels.csv
 Writes results.csv/.md, plot_metrics.png (d', lwlrap, mAP against % discarded) and, with
 --truth, flag precision/recall (flag_quality.csv, plot_flags.png). Re-running skips the
 stages already complete. `tensorboard --logdir=<work_dir>` shows every run and HParams.

@@ -1,16 +1,20 @@
 """Tags audio files with an exported tagger (SavedModel or TFLite), any format tfio reads.
 
-  tfsk_tag --tagger=tagger clip.wav other.flac
-  tfsk_tag --tagger=tagger --runtime=tflite_int8 --top=3 clip.mp3
-Prints the top classes of every 0.96 s patch (hop 0.48 s) and of the whole clip.
+  tfsk_tag --tagger=tagger data/audio/eval000000.wav data/audio/eval000001.wav
+  tfsk_tag --tagger=tagger --runtime=tflite_int8 --top=3 data/audio/eval000002.wav
+Prints the top classes of every patch (YAMNet's frontend: 0.96 s, hop 0.48 s) and of the
+whole clip.
 """
 
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
-from tf_skeptical import cli, exporting
+from tf_skeptical import audio_io, cli, exporting, files
+from tf_skeptical.class_map import read_class_map
+from tf_skeptical.params import FrontendParams
 
 TAGGER = flags.DEFINE_string("tagger", None, "Export directory from tfsk_export.")
 RUNTIME = flags.DEFINE_enum("runtime", "saved_model", ["saved_model", "tflite_float",
@@ -19,31 +23,34 @@ TOP = flags.DEFINE_integer("top", 5, "Classes printed per line.")
 flags.mark_flags_as_required(["tagger"])
 
 
+def scorer(tagger_dir: str, runtime: str, hop: int):
+  """waveform -> [patches, C] scores with the chosen artifact of an export directory."""
+  if runtime == "saved_model":
+    serve = tf.saved_model.load(os.path.join(tagger_dir, exporting.SAVED_MODEL)).signatures[
+        "serving_default"]
+    return lambda w: serve(waveform=tf.constant(w))["scores"].numpy()
+  model = os.path.join(tagger_dir, exporting.FLOAT_TFLITE if runtime == "tflite_float"
+                       else exporting.INT8_TFLITE)
+  return lambda w: exporting.tflite_scores(model, w, hop)
+
+
 def main(argv):
   paths = argv[1:]
   if not paths:
     raise app.UsageError("name one or more audio files")
-  import tensorflow as tf
-  from tf_skeptical import audio_io
-  from tf_skeptical.class_map import read_class_map
+  meta = files.read_json(os.path.join(TAGGER.value, exporting.METADATA))
+  params = FrontendParams(**meta["frontend"])
   names = read_class_map(os.path.join(TAGGER.value, exporting.CLASS_MAP)).display_names
-  if RUNTIME.value == "saved_model":
-    serve = tf.saved_model.load(os.path.join(TAGGER.value, exporting.SAVED_MODEL)).signatures[
-        "serving_default"]
-    score = lambda w: serve(waveform=tf.constant(w))["scores"].numpy()
-  else:
-    path = os.path.join(TAGGER.value, exporting.FLOAT_TFLITE if RUNTIME.value == "tflite_float"
-                        else exporting.INT8_TFLITE)
-    score = lambda w: exporting.tflite_scores(path, w)
+  score = scorer(TAGGER.value, RUNTIME.value, meta["hop_samples"])
 
   def top(s):
     return ", ".join(f"{names[i]} {s[i]:.2f}" for i in np.argsort(-s)[:TOP.value])
 
   for path in paths:
-    scores = score(audio_io.load_clip(tf.constant(path)).numpy())
+    scores = score(audio_io.load_clip(tf.constant(path), None, params).numpy())
     print(f"== {path}")
     for i, s in enumerate(scores):
-      print(f"  {i * exporting.HOP / 16000:7.2f}s  {top(s)}")
+      print(f"  {i * meta['hop_samples'] / meta['sample_rate']:7.2f}s  {top(s)}")
     print(f"  clip (mean of {len(scores)} patches): {top(scores.mean(axis=0))}")
 
 

@@ -1,4 +1,4 @@
-"""Trains a teacher (labels as given) or a student (flagged entries masked out of the loss).
+r"""Trains a teacher (labels as given) or a student (flagged entries masked out of the loss).
 
   tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/teacher
   tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/p1 \
@@ -17,8 +17,8 @@ flags.adopt_module_key_flags(train_options)  # --help lists the training flags t
 TRAIN = flags.DEFINE_string("train", None, "Train examples directory (from tfsk_prepare).")
 EVAL = flags.DEFINE_string(
     "eval", None, "Eval examples directory: clip-level d', lwlrap and mAP after every epoch "
-    "in TensorBoard, and the best checkpoint by d'. Optional.")
-MODEL_DIR = flags.DEFINE_string("model_dir", None, "Where logs, checkpoints and the model go.")
+    "in TensorBoard, and in result.json. Optional.")
+MODEL_DIR = flags.DEFINE_string("model_dir", None, "Where logs, backups and the model go.")
 FLAGS_FILE = flags.DEFINE_string("flags", None, "Flags file from tfsk_flag (for a student).")
 DISCARD_PERCENT = flags.DEFINE_float(
     "discard_percent", 0.0, "Ignore, in the loss, the top-scored p% of each class's implicit "

@@ -38,7 +38,8 @@ def tiny_examples(tiny_data, tmp_path_factory):
 
 # 12 epochs: at 8 the tiny model's eval d' still jumps between epochs (seed 0 ended at 0.44
 # in one run and above 0.5 in others); at 12, six seeds ended at 0.78-2.09.
-TINY_TRAIN = dict(model="mobilenet_v1", width=0.25, epochs=12, batch_size=8, hop_frames=48)
+TINY_TRAIN = dict(model="mobilenet_v1", width=0.25, epochs=12, batch_size=8,
+                  train_hop_frames=48)
 
 
 @pytest.fixture(scope="session")

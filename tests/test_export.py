@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import audio_io, exporting, training
+from tf_skeptical import audio_io, exporting, inference, training
+from tf_skeptical.params import DEFAULT_FRONTEND
+
+HOP = DEFAULT_FRONTEND.patch_hop_samples  # 7680
 
 EXPORT_RUNTIME = os.path.join(os.path.dirname(__file__), "..", "export")
 sys.path.insert(0, EXPORT_RUNTIME)
@@ -30,17 +33,17 @@ def exported(tiny_examples, tmp_path_factory):
   exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"), out,
                    calibration_files=exporting.calibration_audio(train_dir),
                    cfg=exporting.ExportConfig(calibration_windows=150))
-  return out, training.load_model(model_dir)
+  return out, inference.load_model(model_dir)
 
 
 @pytest.mark.parametrize("samples", [4000, 15600, 16000, 23280, 40000])
 def test_keras_saved_model_and_tflite_agree(exported, samples):
   out, model = exported
   w = (0.2 * np.random.default_rng(samples).standard_normal(samples)).astype(np.float32)
-  ref = exporting.keras_patch_scores(model, w)
+  ref = inference.waveform_patch_scores(model, w)
   sm = tf.saved_model.load(os.path.join(out, exporting.SAVED_MODEL))
   got = sm.signatures["serving_default"](waveform=tf.constant(w))
-  flt = exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w)
+  flt = exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w, HOP)
   expected_patches = max(1, 1 + (samples - 15600) // 7680)
   assert ref.shape == got["scores"].shape == flt.shape == (expected_patches, 6)
   assert np.abs(got["scores"].numpy() - ref).max() <= 1e-4
@@ -54,9 +57,9 @@ def test_int8_close_to_float_on_the_tiny_model(exported, tiny_data):
   data, _ = tiny_data
   eval_clips = sorted(glob.glob(os.path.join(data, "audio", "eval*.wav")))[:16]
   waveforms = [audio_io.load_clip(tf.constant(p)).numpy() for p in eval_clips]
-  f = np.concatenate([exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w)
+  f = np.concatenate([exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w, HOP)
                       for w in waveforms])
-  q = np.concatenate([exporting.tflite_scores(os.path.join(out, exporting.INT8_TFLITE), w)
+  q = np.concatenate([exporting.tflite_scores(os.path.join(out, exporting.INT8_TFLITE), w, HOP)
                       for w in waveforms])
   # A guard against a broken quantization (quantizing the waveform or the final slice gave
   # 0.149 here); this 48-clip model quantizes worse (0.03-0.05 over five training seeds)
@@ -64,7 +67,7 @@ def test_int8_close_to_float_on_the_tiny_model(exported, tiny_data):
   assert np.abs(f - q).mean() <= 0.1
   on_int8_grid = np.mean(q * 256 == np.round(q * 256))  # scores rounded to 1/256 steps
   assert on_int8_grid < 0.5
-  assert exporting.int8_agreement(out, waveforms)["mean_abs_difference"] == pytest.approx(
+  assert exporting.int8_agreement(out, waveforms, HOP)["mean_abs_difference"] == pytest.approx(
       np.abs(f - q).mean(), rel=1e-6)
   assert os.path.getsize(os.path.join(out, exporting.INT8_TFLITE)) < 0.5 * os.path.getsize(
       os.path.join(out, exporting.FLOAT_TFLITE))
@@ -96,7 +99,7 @@ def demo_size_export(tmp_path_factory):
                         os.path.join(data, builtin_data.CLASS_MAP), train_dir, clip_seconds=2.0)
   model_dir = str(root / "model")
   training.train(train_dir, model_dir, training.TrainConfig(
-      model="mobilenet_v1", width=0.25, epochs=30, batch_size=32, hop_frames=48), verbose=0)
+      model="mobilenet_v1", width=0.25, epochs=30, batch_size=32, train_hop_frames=48), verbose=0)
   out = str(root / "tagger")
   exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"), out,
                    calibration_files=exporting.calibration_audio(train_dir),
@@ -108,7 +111,7 @@ def test_int8_meets_the_targets_on_held_out_clips(demo_size_export):
   """Issue 6: mean |score difference| <= 0.02 and top-5 agreement >= 90%. Measured here
   over three training seeds: 0.008-0.011 and 92-94%."""
   out, held_out = demo_size_export
-  a = exporting.int8_agreement(out, exporting.clips(held_out))
+  a = exporting.int8_agreement(out, exporting.clips(held_out, DEFAULT_FRONTEND), HOP)
   assert a["patches"] == 300
   assert a["mean_abs_difference"] <= 0.02
   assert a["top5_agreement"] >= 0.90
@@ -143,7 +146,8 @@ def test_runtime_equals_tflite_and_streams_the_same(exported, tmp_path):
   w16 = (0.2 * rng.standard_normal(40000)).astype(np.float32)
   tagger = runtime.Tagger(out)
   np.testing.assert_array_equal(
-      tagger.scores(w16), exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w16))
+      tagger.scores(w16),
+      exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w16, HOP))
   # A 22.05 kHz stereo file: streaming in small chunks gives what the whole file gives.
   w22 = (0.2 * rng.standard_normal((int(22050 * 3.3), 2))).astype(np.float32)
   path = str(tmp_path / "long.wav")

@@ -53,12 +53,3 @@ def test_lwlrap_hand_worked():
   labels = np.array([[1, 0, 1], [0, 1, 0]])
   scores = np.array([[0.9, 0.7, 0.5], [0.8, 0.2, 0.6]])
   assert metrics.lwlrap(labels, scores) == pytest.approx((1 + 2 / 3 + 1 / 3) / 3)
-
-
-def test_pooling_mean_and_max():
-  s = np.array([[0.1], [0.5], [0.9], [0.3]])
-  idx = np.array([0, 0, 1, 1])
-  np.testing.assert_allclose(metrics.pool_patches(s, idx, 2, "mean"), [[0.3], [0.6]])
-  np.testing.assert_allclose(metrics.pool_patches(s, idx, 2, "max"), [[0.5], [0.9]])
-  with pytest.raises(ValueError, match="no patches"):
-    metrics.pool_patches(s, idx, 3)

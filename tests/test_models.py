@@ -21,7 +21,7 @@ def test_every_model_gives_logits_and_an_embedding_layer(name, shape, width):
 
 
 def test_mobilenet_v1_width_1_has_yamnet_size():
-  # YAMNet's MobileNetV1 has 3.7M weights with 521 classes (shared/DESIGN.md).
+  # YAMNet's MobileNetV1 has 3.7M weights with 521 classes (docs/design.md).
   n = models.build_model("mobilenet_v1", (96, 64), 521, 1.0).count_params()
   assert 3.6e6 < n < 3.8e6
 

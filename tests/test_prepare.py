@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import builtin_data, examples, frontend, input_pipeline, prepare
+from tf_skeptical import (builtin_data, evaluation, examples, flagging, frontend, input_pipeline,
+                          prepare)
 from tf_skeptical.audio_io import load_clip
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.class_map import read_class_map
@@ -22,7 +23,7 @@ def test_generator_truth(tiny_data):
   data, summary = tiny_data
   cmap = read_class_map(os.path.join(data, builtin_data.CLASS_MAP))
   train, _ = read_segments(os.path.join(data, builtin_data.TRAIN_SEGMENTS), cmap)
-  truth = builtin_data.read_truth(os.path.join(data, builtin_data.TRUTH), cmap)
+  truth = evaluation.read_truth(os.path.join(data, builtin_data.TRUTH), cmap)
   observed = {(s.clip_id, c) for s in train for c in s.positives}
   assert not truth & observed  # a missing label is not observed
   assert truth  # and some exist
@@ -68,8 +69,9 @@ def test_training_dataset_masks_only_discarded_entries(tiny_examples):
   train_dir, _ = tiny_examples
   clips = list(examples.iterate(train_dir))
   target = clips[3]["clip_id"]
-  discards = input_pipeline.Discards((target,), ((1, 4),))
-  ds = input_pipeline.training_dataset(train_dir, 8, discards=discards, repeat=False, seed=0)
+  discards = flagging.Discards((target,), ((1, 4),))
+  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, discards=discards,
+                                      repeat=False, seed=0)
   per_clip = P.num_patches(P.num_frames(int(TINY.clip_seconds * P.sample_rate)))
   assert per_clip == 2  # 148 frames: patches start at 0 and 48
   n_patches = n_masked = 0

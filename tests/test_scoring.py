@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from tf_skeptical import examples, flagging, scoring, training
+from tf_skeptical import examples, flagging, inference, scoring
 
 
 def reference_scores(model_dir, examples_dir, hop=48):
   """Patches cut with numpy, model.predict, sigmoid, mean per clip: independent of the job."""
-  model = training.load_model(model_dir)
+  model = inference.load_model(model_dir)
   out = {}
   for clip in examples.iterate(examples_dir):
     f = clip["features"]

@@ -8,6 +8,7 @@ to download the Prism runner binary, which fails (slowly) on offline machines.
 
 from typing import Sequence
 
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 
@@ -30,7 +31,6 @@ def pipeline_options(beam_args: Sequence[str], local_workers: int = 1) -> Pipeli
 
 def counter(result, name: str) -> int:
   """A Beam counter's committed value (attempted where the runner has no committed ones)."""
-  from apache_beam.metrics.metric import MetricsFilter
   found = result.metrics().query(MetricsFilter().with_name(name))["counters"]
   total = 0
   for c in found:

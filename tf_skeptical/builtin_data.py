@@ -307,10 +307,3 @@ def generate(out_dir: str, p: BuiltinDataParams = BuiltinDataParams()) -> dict:
                  missing_rate_of_implicit_negatives=len(truth_rows) / max(implicit_after, 1))
   files.write_json(os.path.join(out_dir, SUMMARY), summary)
   return summary
-
-
-def read_truth(path: str, class_map_: ClassMap) -> set:
-  """The truth file -> {(clip_id, class_index)} of present events whose label is missing."""
-  index_of = class_map_.index_of
-  with files.open(path) as f:
-    return {(row["clip_id"], index_of[row["mid"]]) for row in csv.DictReader(f)}

@@ -9,6 +9,7 @@ from tf_skeptical import files
 from tf_skeptical.bad_input import DataError
 
 HEADER = ("index", "mid", "display_name")
+CLASS_MAP_FILE = "class_map.csv"  # the class map's name inside examples and export directories
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,17 +10,34 @@ import os
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
+import tensorflow as tf
 
-from tf_skeptical import files, metrics, training
+from tf_skeptical import files, inference, metrics
+from tf_skeptical.class_map import ClassMap
 from tf_skeptical.flagging import Flags
 
+EVAL_JSON = "eval.json"
+FLAG_QUALITY = "flag_quality.csv"
 
-def evaluate_model(model, eval_dir: str, pooling: str = "mean", hop_frames: int = 48):
-  """Clip-level metrics of a model (or model directory) on an examples directory."""
-  if isinstance(model, str):
-    model = training.load_model(model)
-  _, labels, scores = training.predict_clip_scores(model, eval_dir, 256, hop_frames, pooling)
+
+def evaluate_model(model_path: str, eval_dir: str, pooling: str = "mean",
+                   hop_frames: Optional[int] = None) -> metrics.Evaluation:
+  """Clip-level metrics of a trained model (directory or .keras file) on eval examples.
+
+  hop_frames: frames between patches; default the model's frontend's (YAMNet: 48).
+  """
+  model = inference.load_model(model_path)
+  _, labels, scores = inference.predict_clip_scores(model, eval_dir, model_name=model_path,
+                                                    hop_frames=hop_frames, pooling=pooling)
   return metrics.evaluate(labels, scores)
+
+
+def read_truth(path: str, class_map: ClassMap) -> set:
+  """A truth file (CSV clip_id, mid: present events whose train label is missing, as the
+  built-in data writes it) -> {(clip_id, class_index)}."""
+  index_of = class_map.index_of
+  with files.open(path) as f:
+    return {(row["clip_id"], index_of[row["mid"]]) for row in csv.DictReader(f)}
 
 
 def write_evaluation(evaluation: metrics.Evaluation, class_names, out_dir: str,
@@ -30,10 +47,9 @@ def write_evaluation(evaluation: metrics.Evaluation, class_names, out_dir: str,
   per_class = {name: {k: (None if np.isnan(v[i]) else float(v[i]))
                       for k, v in evaluation.per_class.items()}
                for i, name in enumerate(class_names)}
-  path = os.path.join(out_dir, "eval.json")
+  path = os.path.join(out_dir, EVAL_JSON)
   files.write_json(path, dict(summary=evaluation.summary(), per_class=per_class))
   if tensorboard_dir:
-    import tensorflow as tf
     with tf.summary.create_file_writer(tensorboard_dir).as_default():
       for k, v in evaluation.summary().items():
         tf.summary.scalar(f"eval/{k}", v, step=step)

@@ -1,9 +1,13 @@
 """The package's example records: one tf.train.Example per clip, in sharded TFRecords.
 
 Each record holds the clip id, positive label indices, explicit-negative indices and the
-precomputed model input (log-mel frames [T, 64], or AudioSet embeddings [10, 128]) as raw
-float32 bytes plus its shape. An examples directory also holds `class_map.csv` and
+precomputed model input (log-mel frames [T, mel bands], or AudioSet embeddings [10, 128]) as
+raw float32 bytes plus its shape. An examples directory also holds `class_map.csv` and
 `manifest.json`; the manifest is written last, so its presence means the shards are complete.
+
+The manifest also says how the features were made (`Features`: their kind and, for log-mel,
+the frontend settings). Training records the same description in the model, and every
+later stage compares the two, so a model never meets features made another way unnoticed.
 """
 
 import dataclasses
@@ -15,10 +19,11 @@ import tensorflow as tf
 
 from tf_skeptical import files
 from tf_skeptical.bad_input import DataError
-from tf_skeptical.class_map import ClassMap, read_class_map
+from tf_skeptical.class_map import CLASS_MAP_FILE, ClassMap, read_class_map
+from tf_skeptical.params import FrontendParams
 
 MANIFEST = "manifest.json"
-CLASS_MAP = "class_map.csv"
+CLASS_MAP = CLASS_MAP_FILE
 SHARD_PREFIX = "examples"
 LOG_MEL = "log_mel"
 EMBEDDING = "embedding"
@@ -75,6 +80,76 @@ def parse(record, num_classes: int):
   }
 
 
+class FeatureMismatch(ValueError):
+  """Two artifacts whose features were made differently (a model and examples, or two
+  examples directories)."""
+
+  def __init__(self, a_name: str, b_name: str, differences):
+    self.differences = list(differences)
+    super().__init__(f"{a_name} and {b_name} have different features: "
+                     + "; ".join(self.differences)
+                     + ". Prepare both with the same settings, or use a model trained on "
+                     "these examples.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+  """How a model's input is made: the features' kind and size and, for log-mel, the
+  frontend. Recorded in an examples manifest and in every model trained on them."""
+
+  kind: str  # LOG_MEL or EMBEDDING
+  dims: int  # mel bands, or the embedding size
+  frontend: Optional[FrontendParams] = None  # log-mel only
+  embedding_frames: Optional[int] = None  # embeddings only: frames per clip
+
+  @property
+  def input_shape(self) -> tuple:
+    """The model's input: one log-mel patch, or a clip's embedding frames."""
+    if self.kind == EMBEDDING:
+      return (self.embedding_frames, self.dims)
+    return (self.frontend.patch_frames, self.dims)
+
+  def patch_hop(self, hop_frames: Optional[int] = None) -> int:
+    """The hop between inference patches: hop_frames, or the frontend's (YAMNet: 48)."""
+    if self.kind == EMBEDDING:
+      return 1
+    return hop_frames or self.frontend.patch_hop_frames
+
+  def patches_per_clip(self, frames_per_clip: int, hop_frames: int) -> int:
+    if self.kind == EMBEDDING:
+      return 1
+    return max(1, 1 + (frames_per_clip - self.frontend.patch_frames) // hop_frames)
+
+  def to_dict(self) -> dict:
+    return dict(kind=self.kind, dims=self.dims, embedding_frames=self.embedding_frames,
+                frontend=dataclasses.asdict(self.frontend) if self.frontend else None)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> "Features":
+    frontend = FrontendParams(**d["frontend"]) if d.get("frontend") else None
+    return cls(d["kind"], int(d["dims"]), frontend, d.get("embedding_frames"))
+
+  def differences(self, other: "Features") -> list:
+    """What makes the two feature sets incompatible, as "field: this vs other". The patch
+    hop is left out: it changes where inference cuts patches, not the features."""
+    if self.kind != other.kind:
+      return [f"kind: {self.kind} vs {other.kind}"]
+    out = [] if self.dims == other.dims else [f"dims: {self.dims} vs {other.dims}"]
+    if self.embedding_frames != other.embedding_frames:
+      out.append(f"embedding frames: {self.embedding_frames} vs {other.embedding_frames}")
+    if self.frontend and other.frontend:
+      a, b = dataclasses.asdict(self.frontend), dataclasses.asdict(other.frontend)
+      out += [f"frontend {k}: {a[k]} vs {b[k]}" for k in a
+              if k != "patch_hop_frames" and a[k] != b[k]]
+    return out
+
+  def check_same(self, name: str, other: "Features", other_name: str) -> None:
+    """Raises FeatureMismatch naming both artifacts and every difference."""
+    differences = self.differences(other)
+    if differences:
+      raise FeatureMismatch(name, other_name, differences)
+
+
 @dataclasses.dataclass(frozen=True)
 class ExamplesInfo:
   """What manifest.json says about an examples directory."""
@@ -92,12 +167,35 @@ class ExamplesInfo:
   def class_map(self) -> ClassMap:
     return read_class_map(os.path.join(self.directory, CLASS_MAP))
 
+  @property
+  def features(self) -> Features:
+    frontend = self.extra.get("frontend")
+    if self.feature_kind == LOG_MEL and not frontend:
+      raise DataError(self.directory, f"{MANIFEST} records no frontend settings: prepare "
+                      "these examples again")
+    return Features(self.feature_kind, self.feature_dims,
+                    FrontendParams(**frontend) if frontend else None,
+                    self.frames_per_clip if self.feature_kind == EMBEDDING else None)
 
-def write_manifest(directory: str, num_clips: int, num_classes: int, feature_kind: str,
-                   feature_dims: int, frames_per_clip: Optional[int], **extra) -> None:
+  @property
+  def frontend(self) -> Optional[FrontendParams]:
+    return self.features.frontend
+
+  def patches_per_clip(self, hop_frames: int) -> int:
+    """Patches cut from one clip at hop_frames (clips prepared at their own length: as
+    if each had the typical length, frames_per_clip, or one patch where that is unknown)."""
+    if self.frames_per_clip is None:
+      return 1
+    return self.features.patches_per_clip(self.frames_per_clip, hop_frames)
+
+
+def write_manifest(directory: str, num_clips: int, num_classes: int, features: Features,
+                   frames_per_clip: Optional[int], **extra) -> None:
+  """manifest.json, last: frames_per_clip is None where clips keep their own lengths."""
   shards = files.names(os.path.join(directory, SHARD_PREFIX + "-*"))
-  manifest = dict(num_clips=num_clips, num_classes=num_classes, feature_kind=feature_kind,
-                  feature_dims=feature_dims, frames_per_clip=frames_per_clip, shards=shards,
+  manifest = dict(num_clips=num_clips, num_classes=num_classes, feature_kind=features.kind,
+                  feature_dims=features.dims, frames_per_clip=frames_per_clip, shards=shards,
+                  frontend=dataclasses.asdict(features.frontend) if features.frontend else None,
                   **extra)
   files.write_json(os.path.join(directory, MANIFEST), manifest, sort_keys=True)
 
@@ -120,7 +218,7 @@ def read_info(directory: str) -> ExamplesInfo:
 
 
 def iterate(directory: str, num_classes: Optional[int] = None):
-  """Yields parsed clips as numpy dicts, in shard order (for scoring, flagging, tests)."""
+  """Yields parsed clips as numpy dicts, in shard order (for inspection and tests)."""
   info = read_info(directory)
   ds = tf.data.TFRecordDataset(list(info.shards)).map(
       lambda r: parse(r, num_classes or info.num_classes))

@@ -1,18 +1,22 @@
 """`export`: a trained tagger -> SavedModel + float and int8 TFLite, with the frontend inside.
 
 The export directory (written under a temporary name, renamed when complete and checked):
-  saved_model/         serving_default: float32 16 kHz mono waveform of any length ->
-                       per-patch `scores` [N, C], `embeddings` [N, D], `log_mel` [T, 64];
-                       `patch`: one 15600-sample window -> `scores` [C], `embeddings` [D];
+  saved_model/         serving_default: float32 mono waveform of any length at the
+                       frontend's rate -> per-patch `scores` [N, C], `embeddings` [N, D],
+                       `log_mel` [T, mel bands];
+                       `patch`: one window (YAMNet: 15600 samples) -> `scores` [C],
+                       `embeddings` [D];
                        `class_map_path`: () -> the path of assets/class_map.csv
   tagger_float.tflite  the `patch` signature, builtin ops only
   tagger_int8.tflite   the same, post-training quantized, calibrated on training audio
   class_map.csv, metadata.json, sanity.json
 
-Patch i of a waveform is samples [7680 i, 7680 i + 15600): the SavedModel's framing and the
-TFLite runtime's (export/tagger.py) are the same. Waveforms shorter than one window are
-zero-padded to one. Keras 3 models convert to TFLite only through a SavedModel written by
-keras.export.ExportArchive (TFLiteConverter.from_keras_model does not support Keras 3).
+The frontend is the one the model was trained on (its recorded examples.Features), and
+metadata.json lists it. Patch i of a waveform is samples [hop i, hop i + window) (YAMNet:
+hop 7680, window 15600): the SavedModel's framing and the TFLite runtime's
+(export/tagger.py) are the same. Waveforms shorter than one window are zero-padded to one.
+Keras 3 models convert to TFLite only through a SavedModel
+(TFLiteConverter.from_keras_model does not support Keras 3).
 """
 
 import dataclasses
@@ -23,19 +27,21 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 import tf_skeptical
-from tf_skeptical import files, frontend, models
-from tf_skeptical.params import DEFAULT_FRONTEND as P
+from tf_skeptical import audio_io, examples, files, frontend, inference, models
+from tf_skeptical.class_map import CLASS_MAP_FILE, read_class_map
+from tf_skeptical.params import FrontendParams
+from tf_skeptical.prepare import audio_files
+from tf_skeptical.segments import read_segments
 
 SAVED_MODEL = "saved_model"
 FLOAT_TFLITE = "tagger_float.tflite"
 INT8_TFLITE = "tagger_int8.tflite"
 METADATA = "metadata.json"
 SANITY = "sanity.json"
-CLASS_MAP = "class_map.csv"
-WINDOW = P.min_patch_samples  # 15600 samples: one 96-frame patch
-HOP = P.patch_hop_frames * P.hop_samples  # 7680 samples
+CLASS_MAP = CLASS_MAP_FILE
 NETWORK = "network"  # the exported Keras network's name: its TFLite tensors carry it
 
 
@@ -64,39 +70,37 @@ def _scores_and_embeddings(model: keras.Model) -> keras.Model:
                      name=NETWORK)
 
 
-def keras_patch_scores(model: keras.Model, waveform: np.ndarray) -> np.ndarray:
-  """The reference: the Keras model on the frontend's patches, outside any export."""
-  w = frontend.pad_for_one_patch(tf.constant(waveform, tf.float32))
-  patches = frontend.patches(frontend.log_mel(w))
-  logits, _ = _scores_and_embeddings(model)(patches, training=False)
-  return tf.sigmoid(logits).numpy()
+def frontend_of(model: keras.Model, name: str) -> FrontendParams:
+  """The log-mel frontend a model was trained on; export needs one."""
+  features = inference.features_of(model)
+  if features.kind != examples.LOG_MEL:
+    raise ValueError(f"{name}: export needs a model trained on log-mel patches, this one "
+                     f"was trained on {features.kind} features")
+  return features.frontend
 
 
-def sanity_signals(seconds: float = 2.0) -> dict:
+def sanity_signals(params: FrontendParams, seconds: float = 2.0) -> dict:
   """Silence, white noise and a 1 kHz tone (YAMNet-style golden inputs)."""
-  n = int(seconds * P.sample_rate)
+  n = int(seconds * params.sample_rate)
   rng = np.random.default_rng(0)
-  t = np.arange(n) / P.sample_rate
+  t = np.arange(n) / params.sample_rate
   return {"silence": np.zeros(n, np.float32),
           "noise": (0.1 * rng.standard_normal(n)).astype(np.float32),
           "tone_1khz": (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)}
 
 
-def windows(waveform: np.ndarray) -> np.ndarray:
-  """[N] waveform -> [patches, 15600] windows at the SavedModel's hop (padded if short)."""
-  if len(waveform) < WINDOW:
-    waveform = np.pad(waveform, (0, WINDOW - len(waveform)))
-  starts = range(0, len(waveform) - WINDOW + 1, HOP)
-  return np.stack([waveform[s:s + WINDOW] for s in starts]).astype(np.float32)
+def windows(waveform: np.ndarray, window: int, hop: int) -> np.ndarray:
+  """[N] waveform -> [patches, window] at the SavedModel's hop (zero-padded if short)."""
+  if len(waveform) < window:
+    waveform = np.pad(waveform, (0, window - len(waveform)))
+  starts = range(0, len(waveform) - window + 1, hop)
+  return np.stack([waveform[s:s + window] for s in starts]).astype(np.float32)
 
 
 def calibration_audio(train_examples: str, max_files: int = 1000, seed: int = 0) -> list:
   """Up to max_files audio files of the clips a train examples directory was prepared from
   (its manifest names the segments CSV and the audio folder), in random order; [] for
   examples prepared from embeddings. Only train clips: eval audio often shares the folder."""
-  from tf_skeptical import examples
-  from tf_skeptical.prepare import audio_files
-  from tf_skeptical.segments import read_segments
   info = examples.read_info(train_examples)
   audio_dir, source = info.extra.get("audio_dir"), info.extra.get("source")
   if not audio_dir or not source:
@@ -119,20 +123,21 @@ def split_audio(paths: Sequence[str], cfg: ExportConfig):
   return order[held_out:], (order[:held_out] or order)
 
 
-def clips(paths: Sequence[str]):
-  """Decoded 16 kHz mono waveforms of audio files, one at a time."""
-  from tf_skeptical import audio_io
+def clips(paths: Sequence[str], params: FrontendParams):
+  """Decoded mono waveforms of audio files at the frontend's rate, one at a time."""
   for path in paths:
-    yield audio_io.load_clip(tf.constant(path)).numpy()
+    yield audio_io.load_clip(tf.constant(path), None, params).numpy()
 
 
-def _representative(paths: Sequence[str], count: int):
+def _representative(paths: Sequence[str], count: int, params: FrontendParams):
   """`count` windows (every window of a clip, clips in the given order, cycling), for int8
   calibration."""
+  window, hop = params.min_patch_samples, params.patch_hop_samples
+
   def gen():
     made = 0
     while True:
-      for w in (w for clip in clips(paths) for w in windows(clip)):
+      for w in (w for clip in clips(paths, params) for w in windows(clip, window, hop)):
         yield [w]
         made += 1
         if made == count:
@@ -140,45 +145,54 @@ def _representative(paths: Sequence[str], count: int):
   return gen
 
 
-def _write_saved_model(model: keras.Model, path: str, class_map_csv: str) -> None:
-  net = _scores_and_embeddings(model)
+class _Tagger(tf.Module):
+  """What the SavedModel holds: the network, its frontend and the class map (an asset, as
+  in YAMNet, so its path resolves wherever the SavedModel moves)."""
 
-  def serve(waveform):
-    log_mel = frontend.log_mel(frontend.pad_for_one_patch(waveform))
-    logits, embeddings = net(frontend.patches(log_mel), training=False)
+  def __init__(self, net: keras.Model, params: FrontendParams, class_map_csv: str):
+    super().__init__()
+    self.net, self.params = net, params
+    # The tf.Variables behind the Keras variables, tracked so that the SavedModel's
+    # functions capture them as resources the TFLite converter can freeze.
+    self.network_variables = [v.value for v in net.variables]
+    self.class_map = tf.saved_model.Asset(class_map_csv)
+
+  def serve(self, waveform):
+    log_mel = frontend.log_mel(frontend.pad_for_one_patch(waveform, self.params), self.params)
+    logits, embeddings = self.net(frontend.patches(log_mel, self.params), training=False)
     return {"scores": tf.sigmoid(logits), "embeddings": embeddings, "log_mel": log_mel}
 
-  def patch(waveform):
-    log_mel = frontend.log_mel(waveform)
-    logits, embeddings = net(log_mel[None], training=False)
+  def patch(self, waveform):
+    log_mel = frontend.log_mel(waveform, self.params)
+    logits, embeddings = self.net(log_mel[None], training=False)
     return {"scores": tf.sigmoid(logits)[0], "embeddings": embeddings[0]}
 
-  archive = keras.export.ExportArchive()
-  archive.track(net)
-  # The class map as a tracked asset (YAMNet's convention): saved into assets/, and its path
-  # resolves wherever the SavedModel moves. ExportArchive.track() keeps only lookup-table
-  # resources, so the asset goes on the object the archive saves.
-  root = archive._tf_trackable
-  root.class_map = tf.saved_model.Asset(class_map_csv)
-  archive.add_endpoint("class_map_path", lambda: {"class_map_path": root.class_map.asset_path},
-                       input_signature=[])
-  archive.add_endpoint("serving_default", serve,
-                       input_signature=[tf.TensorSpec([None], tf.float32, name="waveform")])
-  archive.add_endpoint("patch", patch,
-                       input_signature=[tf.TensorSpec([WINDOW], tf.float32, name="waveform")])
-  archive.write_out(path, verbose=False)
+  def class_map_path(self):
+    return {"class_map_path": self.class_map.asset_path}
+
+
+def _write_saved_model(model: keras.Model, params: FrontendParams, path: str,
+                       class_map_csv: str) -> None:
+  tagger = _Tagger(_scores_and_embeddings(model), params, class_map_csv)
+  signatures = {
+      "serving_default": tf.function(tagger.serve, input_signature=[
+          tf.TensorSpec([None], tf.float32, name="waveform")]),
+      "patch": tf.function(tagger.patch, input_signature=[
+          tf.TensorSpec([params.min_patch_samples], tf.float32, name="waveform")]),
+      "class_map_path": tf.function(tagger.class_map_path, input_signature=[]),
+  }
+  tf.saved_model.save(tagger, path, signatures=signatures)
 
 
 def _frontend_and_output_nodes(float_tflite: bytes) -> list:
   """Output tensor names of every op outside the Keras network: the int8 model keeps them
   float. Quantizing the waveform, the FFT or the log lost quiet sounds and the final sigmoid
   rounds scores to 1/256 (on the built-in eval clips, full int8 agreed with float on 51% of
-  top-5 classes)."""
-  from ai_edge_litert.interpreter import Interpreter
+  top-5 classes). Every tensor outside the network is listed: names that are no op's output
+  (inputs, constants) match no node and change nothing."""
   interpreter = Interpreter(model_content=float_tflite)
-  names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
-  return [names[i] for op in interpreter._get_ops_details() for i in op["outputs"]
-          if not names[i].startswith(NETWORK)]
+  return [t["name"] for t in interpreter.get_tensor_details()
+          if t["name"] and not t["name"].startswith(NETWORK)]
 
 
 def _converter(saved_model: str):
@@ -199,16 +213,18 @@ def _convert_int8(saved_model: str, float_model: bytes, representative) -> bytes
   return debugger.get_nondebug_quantized_model()
 
 
-def tflite_scores(model_path: str, waveform: np.ndarray, threads: int = 1) -> np.ndarray:
-  """Per-patch scores of a TFLite tagger (ai-edge-litert), for checks and tfsk_tag."""
-  from ai_edge_litert.interpreter import Interpreter
+def tflite_scores(model_path: str, waveform: np.ndarray, hop: int,
+                  threads: int = 1) -> np.ndarray:
+  """Per-patch scores of a TFLite tagger (ai-edge-litert) at `hop` samples between patches
+  (metadata.json's hop_samples), for checks and tfsk_tag."""
   runner = Interpreter(model_path=model_path, num_threads=threads).get_signature_runner("patch")
-  return np.stack([runner(waveform=w)["scores"] for w in windows(waveform)])
+  window = int(runner.get_input_details()["waveform"]["shape"][0])
+  return np.stack([runner(waveform=w)["scores"] for w in windows(waveform, window, hop)])
 
 
-def _int8_against_float(export_dir: str, signal: np.ndarray) -> tuple:
-  flt = tflite_scores(os.path.join(export_dir, FLOAT_TFLITE), signal)
-  return flt, tflite_scores(os.path.join(export_dir, INT8_TFLITE), signal)
+def _int8_against_float(export_dir: str, signal: np.ndarray, hop: int) -> tuple:
+  flt = tflite_scores(os.path.join(export_dir, FLOAT_TFLITE), signal, hop)
+  return flt, tflite_scores(os.path.join(export_dir, INT8_TFLITE), signal, hop)
 
 
 def agreement(float_scores: np.ndarray, int8_scores: np.ndarray) -> dict:
@@ -225,9 +241,9 @@ def agreement(float_scores: np.ndarray, int8_scores: np.ndarray) -> dict:
               top5_agreement=float(shared.mean()))
 
 
-def int8_agreement(export_dir: str, waveforms) -> dict:
+def int8_agreement(export_dir: str, waveforms, hop: int) -> dict:
   """`agreement` of an export directory's int8 and float TFLite models over waveforms."""
-  flt, q = (np.concatenate(a) for a in zip(*(_int8_against_float(export_dir, w)
+  flt, q = (np.concatenate(a) for a in zip(*(_int8_against_float(export_dir, w, hop)
                                               for w in waveforms)))
   return agreement(flt, q)
 
@@ -240,11 +256,13 @@ def check(export_dir: str, model: keras.Model, check_files: Sequence[str],
   Held-out training clips: int8 close to float on the audio it was calibrated for.
   """
   loaded = tf.saved_model.load(os.path.join(export_dir, SAVED_MODEL))
+  params = inference.features_of(model).frontend
+  hop = params.patch_hop_samples
   report, failures = {}, []
-  for name, signal in sanity_signals().items():
-    ref = keras_patch_scores(model, signal)
+  for name, signal in sanity_signals(params).items():
+    ref = inference.waveform_patch_scores(model, signal)
     saved = loaded.signatures["serving_default"](waveform=tf.constant(signal))["scores"].numpy()
-    flt, q = _int8_against_float(export_dir, signal)
+    flt, q = _int8_against_float(export_dir, signal, hop)
     if not saved.shape == flt.shape == q.shape == ref.shape:
       raise RuntimeError(f"{name}: score shapes differ: Keras {ref.shape}, SavedModel "
                          f"{saved.shape}, TFLite {flt.shape}, int8 {q.shape}")
@@ -261,7 +279,7 @@ def check(export_dir: str, model: keras.Model, check_files: Sequence[str],
     for key in ("saved_model_vs_keras", "tflite_float_vs_saved_model"):
       if r[key] > cfg.parity_tolerance:
         failures.append(f"{name}: {key} = {r[key]:.2e} > {cfg.parity_tolerance}")
-  held_out = int8_agreement(export_dir, clips(check_files))
+  held_out = int8_agreement(export_dir, clips(check_files, params), hop)
   report["held_out_clips"] = dict(held_out, clips=len(check_files))
   diff = held_out["mean_abs_difference"]
   if diff > cfg.int8_tolerance:
@@ -277,12 +295,8 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
            calibration_files: Sequence[str], cfg: ExportConfig = ExportConfig(),
            model_name: Optional[str] = None) -> dict:
   """Writes the export directory; returns its metadata."""
-  from tf_skeptical import training
-  from tf_skeptical.class_map import read_class_map
-  model = training.load_model(model_path)
-  if tuple(model.input_shape[1:]) != (P.patch_frames, P.mel_bands):
-    raise ValueError(f"{model_path}: export needs a log-mel patch model (input "
-                     f"{P.patch_frames}x{P.mel_bands}), got input {model.input_shape[1:]}")
+  model = inference.load_model(model_path)
+  params = frontend_of(model, model_path)
   class_map = read_class_map(class_map_csv)
   if model.output_shape[-1] != len(class_map):
     raise ValueError(f"{model_path} has {model.output_shape[-1]} outputs but {class_map_csv} "
@@ -290,22 +304,23 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
   calibration, check_files = split_audio(calibration_files, cfg)
   tmp = files.staging_directory(out_dir)  # built and checked locally, then published
   files.copy(class_map_csv, os.path.join(tmp, CLASS_MAP))
-  _write_saved_model(model, os.path.join(tmp, SAVED_MODEL), os.path.join(tmp, CLASS_MAP))
+  _write_saved_model(model, params, os.path.join(tmp, SAVED_MODEL), os.path.join(tmp, CLASS_MAP))
   float_model = _converter(os.path.join(tmp, SAVED_MODEL)).convert()
   files.write_bytes(os.path.join(tmp, FLOAT_TFLITE), float_model)
   files.write_bytes(os.path.join(tmp, INT8_TFLITE), _convert_int8(
       os.path.join(tmp, SAVED_MODEL), float_model,
-      _representative(calibration, cfg.calibration_windows)))
+      _representative(calibration, cfg.calibration_windows, params)))
   metadata = dict(
-      sample_rate=P.sample_rate, window_samples=WINDOW, hop_samples=HOP,
-      patch_frames=P.patch_frames, mel_bands=P.mel_bands, num_classes=len(class_map),
+      sample_rate=params.sample_rate, window_samples=params.min_patch_samples,
+      hop_samples=params.patch_hop_samples, patch_frames=params.patch_frames,
+      mel_bands=params.mel_bands, num_classes=len(class_map),
       embedding_dims=int(model.get_layer(models.EMBEDDING_LAYER).output.shape[-1]),
       model=model_name or model.name, source=files.absolute(model_path),
       files=dict(saved_model=SAVED_MODEL, tflite_float=FLOAT_TFLITE, tflite_int8=INT8_TFLITE,
                  class_map=CLASS_MAP),
       versions=dict(tf_skeptical=tf_skeptical.__version__, tensorflow=tf.__version__,
                     keras=keras.__version__),
-      frontend=dataclasses.asdict(P))
+      frontend=dataclasses.asdict(params))
   report = check(tmp, model, check_files, cfg)
   files.write_json(os.path.join(tmp, SANITY), report)
   files.write_json(os.path.join(tmp, METADATA), metadata)  # last: the export is complete

@@ -24,8 +24,10 @@ import numpy as np
 
 from tf_skeptical import files
 from tf_skeptical.bad_input import DataError
-from tf_skeptical.input_pipeline import Discards
 
+FLAGS_FILE = "flags.npz"
+SUMMARY = "summary.csv"
+REVIEW = "review.csv"
 SUMMARY_PERCENTS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
 _EPS = 1e-9  # so that p * n / 100 landing on an integer is not lost to rounding
 
@@ -33,6 +35,18 @@ _EPS = 1e-9  # so that p * n / 100 landing on an integer is not lost to rounding
 def flag_count(percent: float, num_implicit):
   """How many implicit negatives discarding `percent`% of them flags (rounded down)."""
   return np.floor(np.asarray(num_implicit, np.float64) * percent / 100.0 + _EPS).astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class Discards:
+  """Entries a student leaves out of its loss: for each listed clip, the classes to ignore."""
+
+  clip_ids: Sequence[str]
+  classes: Sequence[Sequence[int]]
+
+  @property
+  def count(self) -> int:
+    return sum(len(c) for c in self.classes)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,30 +2,18 @@
 
 Every patch inherits its clip's labels and mask. The mask is 1 where an entry counts in
 the loss and 0 where it is ignored; the entries to ignore come from the teacher's flags
-(see flagging.py) as a clip id -> classes table, looked up inside the graph.
+(flagging.Discards) as a clip id -> classes table, looked up inside the graph.
 """
 
-import dataclasses
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
 from tf_skeptical import examples, frontend
+from tf_skeptical.flagging import Discards
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-@dataclasses.dataclass(frozen=True)
-class Discards:
-  """Entries to leave out of the loss: for each listed clip, the classes to ignore."""
-
-  clip_ids: Sequence[str]
-  classes: Sequence[Sequence[int]]
-
-  @property
-  def count(self) -> int:
-    return sum(len(c) for c in self.classes)
 
 
 def mask_lookup(discards: Optional[Discards], num_classes: int):
@@ -65,16 +53,16 @@ def clips(examples_dir: str, *, shuffle_files: bool = False, seed: Optional[int]
                      num_parallel_calls=AUTOTUNE, deterministic=not shuffle_files), info
 
 
-def clip_patches(features, feature_kind: str, hop_frames: Optional[int]):
-  """A clip's model inputs: log-mel -> [N, 96, 64] patches; embeddings -> [1, 10, 128]."""
-  if feature_kind == examples.EMBEDDING:
+def clip_patches(features, spec: examples.Features, hop_frames: int):
+  """A clip's model inputs: log-mel -> [N, 96, 64] patches (the frontend's patch length);
+  embeddings -> [1, 10, 128]."""
+  if spec.kind == examples.EMBEDDING:
     return features[None]
-  return frontend.patches(features, hop_frames=hop_frames)
+  return frontend.patches(features, spec.frontend, hop_frames=hop_frames)
 
 
-def training_dataset(examples_dir: str, batch_size: int, *,
-                     discards: Optional[Discards] = None,
-                     hop_frames: Optional[int] = None, shuffle_buffer: int = 4096,
+def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
+                     discards: Optional[Discards] = None, shuffle_buffer: int = 4096,
                      seed: Optional[int] = None, repeat: bool = True,
                      clip_weights: Optional[dict] = None, with_implicit: bool = False):
   """Shuffled, batched (patch, {"labels": [C], "mask": [C]}) for fit().
@@ -95,7 +83,7 @@ def training_dataset(examples_dir: str, batch_size: int, *,
   mask_of = mask_lookup(discards, info.num_classes)
 
   def to_patches(clip):
-    x = clip_patches(clip["features"], info.feature_kind, hop_frames)
+    x = clip_patches(clip["features"], info.features, hop_frames)
     n = tf.shape(x)[0]
     targets = {"labels": clip["positives"], "mask": mask_of(clip["clip_id"])}
     if with_implicit:
@@ -109,20 +97,22 @@ def training_dataset(examples_dir: str, batch_size: int, *,
       AUTOTUNE)
 
 
-def eval_dataset(examples_dir: str, batch_size: int, hop_frames: Optional[int] = None):
+def eval_dataset(examples_dir: str, batch_size: int, hop_frames: int,
+                 spec: Optional[examples.Features] = None):
   """Patches in clip order with their clip's index, and the clips' ids and labels.
 
   Returns (dataset of (patch, clip_index), clip_ids list, labels [N, C] array) so that patch
-  scores can be pooled per clip.
+  scores can be pooled per clip. spec: how to cut patches (default: the examples' own).
   """
   ds, info = clips(examples_dir)
+  spec = spec or info.features
   ids, labels = [], []
   for clip_id, positives in ds.map(lambda c: (c["clip_id"], c["positives"])).as_numpy_iterator():
     ids.append(clip_id.decode("utf-8"))
     labels.append(positives)
 
   def with_index(i, clip):
-    x = clip_patches(clip["features"], info.feature_kind, hop_frames)
+    x = clip_patches(clip["features"], spec, hop_frames)
     return tf.data.Dataset.from_tensor_slices((x, tf.fill([tf.shape(x)[0]], i)))
 
   ds = ds.enumerate().flat_map(with_index)

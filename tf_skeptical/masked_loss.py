@@ -15,6 +15,8 @@ among replicas under tf.distribute, and results go through metric trackers.
 import keras
 import tensorflow as tf
 
+from tf_skeptical.large_loss_rejection import reject_large_losses
+
 
 def masked_bce(labels, logits, mask):
   """Sum of mask x BCE(labels, sigmoid(logits)) over all entries, / entries."""
@@ -33,11 +35,13 @@ class MaskedBCEModel(keras.Model):
   """A functional model trained on (x, {"labels": [B, C], "mask": [B, C]}) with masked BCE.
 
   Build it like any functional model: `MaskedBCEModel(inputs=..., outputs=logits)`, or wrap
-  a backbone with `MaskedBCEModel.wrap(backbone)`.
+  a backbone with `MaskedBCEModel.wrap(backbone)`. `features` (a JSON-able dict, see
+  examples.Features) records what the model's input is made of; it is saved with the model.
   """
 
-  def __init__(self, *args, **kwargs):
+  def __init__(self, *args, features=None, **kwargs):
     super().__init__(*args, **kwargs)
+    self.features = features
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.masked_fraction = keras.metrics.Mean(name="masked_fraction")
     # Online large-loss rejection (large_loss_rejection.py): off unless the targets carry
@@ -45,9 +49,21 @@ class MaskedBCEModel(keras.Model):
     self.rejection_rate = tf.Variable(0.0, trainable=False, name="rejection_rate")
 
   @classmethod
-  def wrap(cls, backbone: keras.Model) -> "MaskedBCEModel":
+  def wrap(cls, backbone: keras.Model, features=None) -> "MaskedBCEModel":
     # The single output tensor, not the one-element list: called, the model returns logits.
-    return cls(inputs=backbone.inputs, outputs=backbone.outputs[0], name=backbone.name)
+    return cls(inputs=backbone.inputs, outputs=backbone.outputs[0], name=backbone.name,
+               features=features)
+
+  def get_config(self):
+    return dict(super().get_config(), features=self.features)
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    config = dict(config)
+    features = config.pop("features", None)
+    model = super().from_config(config, custom_objects)
+    model.features = features
+    return model
 
   @property
   def metrics(self):
@@ -57,7 +73,6 @@ class MaskedBCEModel(keras.Model):
     """Training targets with online large-loss rejection applied (when "implicit" is given)."""
     if "implicit" not in y:
       return y
-    from tf_skeptical.large_loss_rejection import reject_large_losses
     return {"labels": y["labels"], "mask": reject_large_losses(
         y["labels"], logits, y["mask"], y["implicit"], self.rejection_rate)}
 

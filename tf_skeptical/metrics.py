@@ -1,7 +1,8 @@
 """Clip-level evaluation metrics: d', lwlrap, mAP and AUC, exact and tie-aware.
 
-Scores are pooled per clip first (mean of patch scores, or max). Classes with no positive
-or no negative clip in the eval set have no AUC or AP; they are excluded and counted.
+Scores are pooled per clip first (inference.pool_patches: mean of patch scores, or max).
+Classes with no positive or no negative clip in the eval set have no AUC or AP; they are
+excluded and counted.
 """
 
 import dataclasses
@@ -12,25 +13,6 @@ from scipy import special, stats
 
 # d' is infinite at AUC 1; clip so a perfect class gives a large, finite value.
 _AUC_CLIP = 1e-6
-
-
-def pool_patches(patch_scores: np.ndarray, clip_index: np.ndarray, num_clips: int,
-                 how: str = "mean") -> np.ndarray:
-  """[P, C] patch scores + [P] clip index -> [num_clips, C] clip scores."""
-  patch_scores = np.asarray(patch_scores, np.float64)
-  clip_index = np.asarray(clip_index, np.int64)
-  counts = np.bincount(clip_index, minlength=num_clips)
-  if (counts == 0).any():
-    raise ValueError(f"{int((counts == 0).sum())} clip(s) have no patches to pool")
-  if how == "mean":
-    sums = np.zeros((num_clips, patch_scores.shape[1]))
-    np.add.at(sums, clip_index, patch_scores)
-    return sums / counts[:, None]
-  if how == "max":
-    out = np.full((num_clips, patch_scores.shape[1]), -np.inf)
-    np.maximum.at(out, clip_index, patch_scores)
-    return out
-  raise ValueError(f"pooling must be 'mean' or 'max', got {how!r}")
 
 
 def _evaluable(labels: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Backbones, each ending in C logits, picked by name.
 
-- `mobilenet_v1`: YAMNet's layer list (shared/DESIGN.md) with a width multiplier.
+- `mobilenet_v1`: YAMNet's layer list (docs/design.md) with a width multiplier.
 - `resnet50`: Keras' ResNet-50, randomly initialised, on 1-channel log-mel patches.
 - `embedding_mlp`: a small model for AudioSet's released [10, 128] embedding clips.
 

@@ -1,7 +1,9 @@
 """Frontend and patching parameters: one frozen dataclass, YAMNet's numbers by default.
 
-Every stage that turns audio into model input (prepare, the raw-audio input pipeline,
-the exported on-device frontend) reads these, so a model and its features always agree.
+`prepare` turns audio into log-mel frames with them and records them in the examples'
+manifest (examples.Features); training records them in the model; scoring, evaluation and
+export take them from there, so the exported on-device frontend is the one the model was
+trained on.
 """
 
 import dataclasses
@@ -45,8 +47,13 @@ class FrontendParams:
 
   @property
   def min_patch_samples(self) -> int:
-    """Samples needed for one whole patch of frames."""
+    """Samples needed for one whole patch of frames: an exported tagger's window."""
     return (self.patch_frames - 1) * self.hop_samples + self.window_samples
+
+  @property
+  def patch_hop_samples(self) -> int:
+    """Samples between the starts of consecutive inference patches."""
+    return self.patch_hop_frames * self.hop_samples
 
   def num_frames(self, num_samples: int) -> int:
     if num_samples < self.window_samples:

@@ -16,8 +16,9 @@ import os
 from typing import Optional, Sequence
 
 import apache_beam as beam
+import tensorflow as tf
 
-from tf_skeptical import examples, files
+from tf_skeptical import audio_io, audioset_embeddings, examples, files, frontend
 from tf_skeptical.audio_io import AUDIO_EXTENSIONS
 from tf_skeptical.bad_input import (DataError, Skip, tf_error_text,
                                     worker_errors_as_data_errors, write_skip_report)
@@ -67,8 +68,6 @@ class _LogMelFn(beam.DoFn):
         params, clip_samples, skip_bad, total)
 
   def setup(self):
-    import tensorflow as tf
-    from tf_skeptical import audio_io, frontend
     params = self.params
     self._load = tf.function(lambda path: audio_io.load_clip(path, None, params),
                              input_signature=[tf.TensorSpec([], tf.string)])
@@ -124,7 +123,6 @@ class _EmbeddingFn(beam.DoFn):
     self._skipped = beam.metrics.Metrics.counter("prepare", "clips_skipped")
 
   def process(self, file_and_record):
-    from tf_skeptical import audioset_embeddings
     path, record = file_and_record
     try:
       clip = audioset_embeddings.parse_sequence_example(record, self.num_classes, path)
@@ -170,7 +168,7 @@ def _collect_skips(output_dir: str, launcher_skips: Sequence[Skip]):
   return tuple(skips)
 
 
-def _run(pipeline, output_dir: str, num_classes: int, feature_kind: str, feature_dims: int,
+def _run(pipeline, output_dir: str, num_classes: int, features: examples.Features,
          frames_per_clip, launcher_skips, **extra) -> PrepareResult:
   with worker_errors_as_data_errors():
     result = pipeline.run()
@@ -179,8 +177,8 @@ def _run(pipeline, output_dir: str, num_classes: int, feature_kind: str, feature
     files.remove(tmp)
   num_clips = counter(result, "clips_written")
   skips = _collect_skips(output_dir, launcher_skips)
-  examples.write_manifest(output_dir, num_clips, num_classes, feature_kind, feature_dims,
-                          frames_per_clip, num_skipped=len(skips), **extra)
+  examples.write_manifest(output_dir, num_clips, num_classes, features, frames_per_clip,
+                          num_skipped=len(skips), **extra)
   return PrepareResult(output_dir, num_clips, skips)
 
 
@@ -217,8 +215,9 @@ def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_
              | "LogMel" >> beam.ParDo(_LogMelFn(params, clip_samples, skip_bad_clips,
                                                 len(items))).with_outputs(SKIPPED, main="ok"))
   _write((outputs.ok, outputs[SKIPPED]), output_dir, shards)
-  return _run(pipeline, output_dir, len(class_map), examples.LOG_MEL, params.mel_bands, frames,
-              launcher_skips, frontend=dataclasses.asdict(params), clip_seconds=clip_seconds,
+  return _run(pipeline, output_dir, len(class_map),
+              examples.Features(examples.LOG_MEL, params.mel_bands, params), frames,
+              launcher_skips, clip_seconds=clip_seconds,
               source=files.absolute(segments_csv), audio_dir=files.absolute(audio_dir))
 
 
@@ -226,7 +225,6 @@ def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: st
                        num_shards: int = 0, skip_bad_clips: bool = False,
                        beam_args: Sequence[str] = (), local_workers: int = 1) -> PrepareResult:
   """AudioSet embedding TFRecords (a glob) -> [10, 128] example shards in output_dir."""
-  from tf_skeptical.audioset_embeddings import EMBEDDING_DIMS, SECONDS_PER_CLIP
   class_map = read_class_map(class_map_csv)
   inputs = files.glob(tfrecord_pattern)
   if not inputs:
@@ -240,5 +238,7 @@ def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: st
              | "Embeddings" >> beam.ParDo(_EmbeddingFn(len(class_map), skip_bad_clips))
              .with_outputs(SKIPPED, main="ok"))
   _write((outputs.ok, outputs[SKIPPED]), output_dir, num_shards or len(inputs))
-  return _run(pipeline, output_dir, len(class_map), examples.EMBEDDING, EMBEDDING_DIMS,
-              SECONDS_PER_CLIP, [], source=files.absolute(tfrecord_pattern))
+  features = examples.Features(examples.EMBEDDING, audioset_embeddings.EMBEDDING_DIMS,
+                               embedding_frames=audioset_embeddings.SECONDS_PER_CLIP)
+  return _run(pipeline, output_dir, len(class_map), features,
+              audioset_embeddings.SECONDS_PER_CLIP, [], source=files.absolute(tfrecord_pattern))

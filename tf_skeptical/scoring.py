@@ -2,7 +2,7 @@
 
 Each worker loads the model once (DoFn.setup) and runs fixed-size patch batches, padding
 the last, so one compiled shape serves the whole job. Patch sigmoid scores are pooled per
-clip (mean, or max). A score record holds the clip id, C scores and, since the job reads
+clip (mean, or max) by inference.pool_patches, as evaluation and export pool them. A score record holds the clip id, C scores and, since the job reads
 every example anyway, the clip's positive and explicit-negative indices, so flagging never
 re-reads the feature shards. Counters check that every input clip was scored exactly once;
 `scores.json` is written last, so its presence means the scores are complete.
@@ -14,8 +14,9 @@ from typing import Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
+import tensorflow as tf
 
-from tf_skeptical import examples, files
+from tf_skeptical import examples, files, inference, input_pipeline
 from tf_skeptical.bad_input import DataError, worker_errors_as_data_errors
 from tf_skeptical.beam_options import counter, pipeline_options
 from tf_skeptical.progress import ProgressLog
@@ -27,26 +28,22 @@ MANIFEST = "scores.json"
 class _ScoreFn(beam.DoFn):
   """A batch of serialized examples -> serialized score records."""
 
-  def __init__(self, model_path: str, num_classes: int, feature_kind: str,
-               hop_frames: Optional[int], pooling: str, patch_batch: int, total: int):
-    self.model_path, self.num_classes, self.feature_kind = model_path, num_classes, feature_kind
+  def __init__(self, model_path: str, num_classes: int, features: examples.Features,
+               hop_frames: int, pooling: str, patch_batch: int, total: int):
+    self.model_path, self.num_classes, self.features = model_path, num_classes, features
     self.hop_frames, self.pooling, self.patch_batch, self.total = (
         hop_frames, pooling, patch_batch, total)
 
   def setup(self):
-    import tensorflow as tf
-    from tf_skeptical import training
-    model = training.load_model(self.model_path)
-    self._forward = lambda x: training.patch_probabilities(model, x)
-    num_classes, kind, hop = self.num_classes, self.feature_kind, self.hop_frames
-    self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, kind, hop))
+    model = inference.load_model(self.model_path)
+    self._forward = lambda x: inference.patch_probabilities(model, x)
+    num_classes, spec, hop = self.num_classes, self.features, self.hop_frames
+    self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, spec, hop))
     self._read = beam.metrics.Metrics.counter("score", "clips_read")
     self._scored = beam.metrics.Metrics.counter("score", "clips_scored")
     self._progress = ProgressLog("score: clips", self.total)
 
   def process(self, records: Sequence[bytes]):
-    from tf_skeptical.metrics import pool_patches
-    import tensorflow as tf
     self._read.inc(len(records))
     clips = [self._parse(tf.constant(r)) for r in records]
     patches = np.concatenate([c[1].numpy() for c in clips])
@@ -58,7 +55,7 @@ class _ScoreFn(beam.DoFn):
       if pad:
         chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
       out.append(self._forward(chunk)[:self.patch_batch - pad])
-    scores = pool_patches(np.concatenate(out), index, len(clips), self.pooling)
+    scores = inference.pool_patches(np.concatenate(out), index, len(clips), self.pooling)
     for (clip_id, _, positives, negatives), s in zip(clips, scores):
       self._scored.inc()
       self._progress.add()
@@ -67,16 +64,14 @@ class _ScoreFn(beam.DoFn):
                              np.flatnonzero(negatives.numpy()))
 
 
-def _parsed_patches(record, num_classes, kind, hop):
+def _parsed_patches(record, num_classes, spec, hop):
   """A serialized example -> (clip id, patches, positives, explicit negatives)."""
-  from tf_skeptical import input_pipeline
   clip = examples.parse(record, num_classes)
-  return (clip["clip_id"], input_pipeline.clip_patches(clip["features"], kind, hop),
+  return (clip["clip_id"], input_pipeline.clip_patches(clip["features"], spec, hop),
           clip["positives"], clip["explicit_negatives"])
 
 
 def serialize_scores(clip_id: str, scores, positives, explicit_negatives) -> bytes:
-  import tensorflow as tf
   feature = {
       "clip_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip_id.encode()])),
       "scores": tf.train.Feature(float_list=tf.train.FloatList(value=list(map(float, scores)))),
@@ -101,8 +96,16 @@ class Scores:
 def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str = "mean",
           hop_frames: Optional[int] = None, patch_batch: int = 256, clips_per_batch: int = 64,
           num_shards: int = 0, beam_args: Sequence[str] = (), local_workers: int = 2) -> dict:
-  """Runs the scoring job; returns the manifest written to output_dir/scores.json."""
+  """Runs the scoring job; returns the manifest written to output_dir/scores.json.
+
+  hop_frames: frames between scored patches; default the model's frontend's (YAMNet: 48).
+  """
   info = examples.read_info(examples_dir)
+  model = inference.load_model(model_path)  # here, so that a bad model fails before any work
+  inference.check_examples(model, model_path, info)
+  features = inference.features_of(model)
+  hop_frames = features.patch_hop(hop_frames)
+  del model
   files.makedirs(output_dir)
   for stale in files.glob(os.path.join(output_dir, SCORES_PREFIX + "-*")) + [
       os.path.join(output_dir, MANIFEST)]:
@@ -114,7 +117,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
        | "Batch" >> beam.BatchElements(min_batch_size=clips_per_batch,
                                        max_batch_size=clips_per_batch)
        | "Score" >> beam.ParDo(_ScoreFn(files.absolute(model_path), info.num_classes,
-                                        info.feature_kind, hop_frames, pooling, patch_batch,
+                                        features, hop_frames, pooling, patch_batch,
                                         info.num_clips))
        | "Write" >> beam.io.WriteToTFRecord(os.path.join(output_dir, SCORES_PREFIX),
                                             file_name_suffix=".tfrecord",
@@ -145,7 +148,6 @@ def _csr(lists, dtype=np.int32):
 
 def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
   """Reads a complete scores directory into memory, sorted by clip id."""
-  import tensorflow as tf
   path = os.path.join(scores_dir, MANIFEST)
   if not files.exists(path):
     raise DataError(scores_dir, f"no {MANIFEST}: not a scores directory, or scoring did not "

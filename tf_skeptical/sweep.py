@@ -20,13 +20,23 @@ import dataclasses
 import os
 from typing import Dict, List, Optional, Sequence
 
+import matplotlib
 import numpy as np
+import tensorflow as tf
 from absl import logging
+from tensorboard.plugins.hparams import api as hp
 
 from tf_skeptical import evaluation, examples, files, flagging, scoring, training
-from tf_skeptical.builtin_data import read_truth
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+TEACHER, SCORES, FLAGS, STUDENTS, LOGS, TAGGER = (
+    "teacher", "scores", "flags", "students", "logs", "tagger")
+RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
+PLOT_METRICS, PLOT_FLAGS = "plot_metrics.png", "plot_flags.png"
+REVIEW_PERCENT = 1.0  # the review list holds the flags up to this p
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +44,6 @@ class SweepConfig:
   train: training.TrainConfig = training.TrainConfig()
   percents: Sequence[float] = DEMO_PERCENTS
   max_percent: float = 20.0
-  score_hop_frames: int = 48
   score_workers: int = 2
   seeds: int = 1  # training runs per p, seeds train.seed, train.seed + 1, ...
 
@@ -42,9 +51,9 @@ class SweepConfig:
 def run_dir(work_dir: str, p: float, seed_index: int = 0) -> str:
   """The model directory of the run at p (the teacher for p = 0, seed 0)."""
   if p == 0 and seed_index == 0:
-    return os.path.join(work_dir, "teacher")
+    return os.path.join(work_dir, TEACHER)
   suffix = f"_seed{seed_index}" if seed_index else ""
-  return os.path.join(work_dir, "students", f"p{p:g}{suffix}")
+  return os.path.join(work_dir, STUDENTS, f"p{p:g}{suffix}")
 
 
 def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0):
@@ -65,22 +74,21 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   teacher_dir = run_dir(work_dir, 0.0)
   results = {0.0: [_train(train_dir, eval_dir, teacher_dir, cfg.train)]}
 
-  scores_dir = os.path.join(work_dir, "scores")
+  scores_dir = os.path.join(work_dir, SCORES)
   if not files.exists(os.path.join(scores_dir, scoring.MANIFEST)):
     logging.info("scoring the train set with the teacher")
-    scoring.score(train_dir, teacher_dir, scores_dir, hop_frames=cfg.score_hop_frames,
-                  local_workers=cfg.score_workers)
-  flags_dir = os.path.join(work_dir, "flags")
-  flags_path = os.path.join(flags_dir, "flags.npz")
+    scoring.score(train_dir, teacher_dir, scores_dir, local_workers=cfg.score_workers)
+  flags_dir = os.path.join(work_dir, FLAGS)
+  flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
   class_map = examples.read_info(train_dir).class_map
   if not files.exists(flags_path):
     logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
     files.makedirs(flags_dir)
     flags = flagging.flag_scores(scoring.read_scores(scores_dir), cfg.max_percent)
     flagging.write_summary(flags, class_map.display_names,
-                           os.path.join(flags_dir, "summary.csv"))
+                           os.path.join(flags_dir, flagging.SUMMARY))
     flagging.write_review(flags, class_map.mids, class_map.display_names,
-                          os.path.join(flags_dir, "review.csv"), percent=1.0)
+                          os.path.join(flags_dir, flagging.REVIEW), percent=REVIEW_PERCENT)
     flagging.write_flags(flags, flags_path)
   flags = flagging.read_flags(flags_path)
 
@@ -94,9 +102,9 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
 
   quality = {}
   if truth_csv:
-    rows = evaluation.flag_quality(flags, read_truth(truth_csv, class_map),
+    rows = evaluation.flag_quality(flags, evaluation.read_truth(truth_csv, class_map),
                                    sorted(set(cfg.percents) | {1.0}))
-    evaluation.write_rows(rows, os.path.join(work_dir, "flag_quality.csv"))
+    evaluation.write_rows(rows, os.path.join(work_dir, evaluation.FLAG_QUALITY))
     quality = {r["percent"]: r for r in rows}
 
   table = []
@@ -118,7 +126,7 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
 
 
 def write_table(table: List[Dict], work_dir: str) -> str:
-  evaluation.write_rows(table, os.path.join(work_dir, "results.csv"))
+  evaluation.write_rows(table, os.path.join(work_dir, RESULTS_CSV))
   base = table[0]
   runs = table[0].get("runs", 1)
   lines = [f"Means over {runs} run(s) per p (seeds); d' range = lowest..highest run.\n" if runs > 1
@@ -139,7 +147,7 @@ def write_table(table: List[Dict], work_dir: str) -> str:
     lines.append(f"\nBase rate (missing labels among implicit negatives, the precision of "
                  f"random flags): {table[-1]['base_rate']:.4f}")
   text = "\n".join(l for l in lines if l) + "\n"
-  path = os.path.join(work_dir, "results.md")
+  path = os.path.join(work_dir, RESULTS_MD)
   with files.atomic_write(path) as f:
     f.write(text)
   return text
@@ -154,9 +162,6 @@ def _percent_axis(ax, percents):
 
 def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   """The paper's figure (metrics against % discarded, baseline dashed) and flag quality."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
   percents = [r["discard_percent"] for r in table]
   x = range(len(percents))
   paths = []
@@ -171,7 +176,7 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
     _percent_axis(ax, percents)
   axes[0].legend()
   fig.tight_layout()
-  paths.append(os.path.join(work_dir, "plot_metrics.png"))
+  paths.append(os.path.join(work_dir, PLOT_METRICS))
   files.save_figure(fig, paths[-1], dpi=110)
   plt.close(fig)
   if quality:
@@ -185,7 +190,7 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
     _percent_axis(ax, [r["percent"] for r in q])
     ax.legend()
     fig.tight_layout()
-    paths.append(os.path.join(work_dir, "plot_flags.png"))
+    paths.append(os.path.join(work_dir, PLOT_FLAGS))
     files.save_figure(fig, paths[-1], dpi=110)
     plt.close(fig)
   return paths
@@ -193,9 +198,7 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
 
 def write_hparams(table: List[Dict], work_dir: str) -> None:
   """One TensorBoard run per p with its hparams and final metrics (the HParams dashboard)."""
-  import tensorflow as tf
-  from tensorboard.plugins.hparams import api as hp
-  root = os.path.join(work_dir, "logs")
+  root = os.path.join(work_dir, LOGS)
   metric_names = ("d_prime", "lwlrap", "mAP")
   with tf.summary.create_file_writer(root).as_default():
     hp.hparams_config(hparams=[hp.HParam("discard_percent", hp.RealInterval(0.0, 100.0))],

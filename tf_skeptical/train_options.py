@@ -5,7 +5,7 @@ Every flag defaults to TrainConfig's value; `config_from_flags()` builds the dat
 
 from absl import flags
 
-from tf_skeptical import models
+from tf_skeptical import inference, models
 from tf_skeptical.training import TrainConfig
 
 _D = TrainConfig()
@@ -20,8 +20,11 @@ BN_MOMENTUM = flags.DEFINE_float(
     "bn_momentum", _D.bn_momentum, "BatchNorm momentum; Keras' 0.99 suits only long runs.")
 SCHEDULE = flags.DEFINE_enum("schedule", _D.schedule, ["cosine", "constant"],
                              "Learning-rate schedule over all steps.")
-HOP = flags.DEFINE_integer("hop_frames", _D.hop_frames, "Frames between train patches.")
-POOLING = flags.DEFINE_enum("pooling", _D.pooling, ["mean", "max"],
+TRAIN_HOP = flags.DEFINE_integer(
+    "train_hop_frames", _D.train_hop_frames,
+    "Frames between training patches (96 = non-overlapping). Evaluation cuts patches at the "
+    "examples' frontend hop (YAMNet: 48).")
+POOLING = flags.DEFINE_enum("pooling", _D.pooling, list(inference.POOLINGS),
                             "How patch scores pool into a clip score for evaluation.")
 BALANCED = flags.DEFINE_bool("balanced", _D.balanced,
                              "Class-balanced sampling (rare classes are seen more often).")
@@ -44,7 +47,7 @@ def config_from_flags() -> TrainConfig:
   return TrainConfig(
       model=MODEL.value, width=WIDTH.value, epochs=EPOCHS.value, steps_per_epoch=STEPS.value,
       batch_size=BATCH.value, learning_rate=LR.value, bn_momentum=BN_MOMENTUM.value,
-      schedule=SCHEDULE.value, hop_frames=HOP.value, pooling=POOLING.value,
+      schedule=SCHEDULE.value, train_hop_frames=TRAIN_HOP.value, pooling=POOLING.value,
       balanced=BALANCED.value, strategy=STRATEGY.value, mixed_precision=MIXED.value,
       backup_every_steps=BACKUP_STEPS.value, seed=SEED.value,
       reject_per_epoch=REJECT_PER_EPOCH.value, reject_max=REJECT_MAX.value)

@@ -2,8 +2,13 @@
 
 A model directory holds `logs/` (TensorBoard: loss, masked fraction, learning rate, and
 clip-level d'/lwlrap/mAP on the eval set each epoch), `backup/` (Keras BackupAndRestore,
-so a killed run resumes where its last backup was), `checkpoints/best.keras`,
-`model.keras` (the final model) and `result.json`, written last: its presence means done.
+so a killed run resumes where its last backup was), `model.keras` (the model after the
+last epoch, recording the features it was trained on) and `result.json`, written last: its
+presence means done.
+
+No "best epoch" checkpoint is kept: the eval set is the test set of the experiment, and
+choosing an epoch by it would flatter every run. Teachers and students alike are the model
+after the last epoch.
 """
 
 import dataclasses
@@ -16,13 +21,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_skeptical import examples, files, input_pipeline, metrics, models
-from tf_skeptical.input_pipeline import Discards
+from tf_skeptical import examples, files, inference, input_pipeline, metrics, models
+from tf_skeptical.flagging import Discards
+from tf_skeptical.large_loss_rejection import RejectionSchedule
 from tf_skeptical.masked_loss import MaskedBCEModel
-from tf_skeptical.params import DEFAULT_FRONTEND
 
 RESULT = "result.json"
-MODEL = "model.keras"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +39,10 @@ class TrainConfig:
   learning_rate: float = 3e-3
   bn_momentum: float = 0.9  # see models.py: 0.99 lags badly in short runs
   schedule: str = "cosine"  # or "constant"
-  hop_frames: int = 96  # train patch hop; eval uses YAMNet's 48
-  eval_hop_frames: int = 48
-  pooling: str = "mean"
+  # Frames between training patches (96: non-overlapping). Evaluation cuts patches at the
+  # frontend's inference hop (examples' manifest; YAMNet: 48).
+  train_hop_frames: int = 96
+  pooling: str = "mean"  # patch scores -> clip score, in the per-epoch evaluation
   balanced: bool = False
   strategy: str = "default"  # or "mirrored"
   mixed_precision: bool = False
@@ -49,51 +54,22 @@ class TrainConfig:
   seed: int = 0
 
 
-def model_input_shape(info: examples.ExamplesInfo):
-  if info.feature_kind == examples.EMBEDDING:
-    return (info.frames_per_clip, info.feature_dims)
-  return (DEFAULT_FRONTEND.patch_frames, info.feature_dims)
-
-
-def patches_per_clip(info: examples.ExamplesInfo, hop_frames: int) -> int:
-  if info.feature_kind == examples.EMBEDDING:
-    return 1
-  return max(1, 1 + (info.frames_per_clip - DEFAULT_FRONTEND.patch_frames) // hop_frames)
-
-
-def patch_probabilities(model: keras.Model, patches) -> np.ndarray:
-  """Sigmoid of the model's logits for a batch of patches (Keras' cached predict function)."""
-  logits = np.asarray(model.predict_on_batch(patches), np.float64)
-  return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)  # overflow-free sigmoid
-
-
-def predict_clip_scores(model: keras.Model, examples_dir: str, batch_size: int = 256,
-                        hop_frames: Optional[int] = None, pooling: str = "mean"):
-  """Sigmoid scores pooled per clip: returns (clip_ids, labels [N, C], scores [N, C])."""
-  ds, ids, labels = input_pipeline.eval_dataset(examples_dir, batch_size, hop_frames)
-  patch_scores, clip_index = [], []
-  for x, index in ds:
-    patch_scores.append(patch_probabilities(model, x))
-    clip_index.append(index.numpy())
-  scores = metrics.pool_patches(np.concatenate(patch_scores), np.concatenate(clip_index),
-                                len(ids), pooling)
-  return ids, labels, scores.astype(np.float32)
+def evaluate(model: keras.Model, eval_dir: str, pooling: str) -> metrics.Evaluation:
+  _, labels, scores = inference.predict_clip_scores(model, eval_dir, pooling=pooling)
+  return metrics.evaluate(labels, scores)
 
 
 class ClipEvaluation(keras.callbacks.Callback):
   """Adds clip-level val_d_prime / val_lwlrap / val_mAP and learning_rate to epoch logs."""
 
-  def __init__(self, eval_dir: str, cfg: TrainConfig):
+  def __init__(self, eval_dir: str, pooling: str):
     super().__init__()
-    self.eval_dir, self.cfg = eval_dir, cfg
-    self.last = None
+    self.eval_dir, self.pooling = eval_dir, pooling
 
   def on_epoch_end(self, epoch, logs=None):
-    _, labels, scores = predict_clip_scores(self.model, self.eval_dir, 256,
-                                            self.cfg.eval_hop_frames, self.cfg.pooling)
-    self.last = metrics.evaluate(labels, scores)
+    result = evaluate(self.model, self.eval_dir, self.pooling)
     if logs is not None:
-      logs.update({f"val_{k}": v for k, v in self.last.summary().items()
+      logs.update({f"val_{k}": v for k, v in result.summary().items()
                    if k in ("d_prime", "lwlrap", "mAP")})
       logs["learning_rate"] = float(keras.ops.convert_to_numpy(
           self.model.optimizer.learning_rate))
@@ -151,10 +127,12 @@ def _learning_rate(cfg: TrainConfig, total_steps: int):
   raise ValueError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
 
 
-def build_student(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: int):
-  backbone = models.build_model(cfg.model, model_input_shape(info), info.num_classes,
+def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: int):
+  """A new model for info's examples (teacher or student alike: only the mask differs),
+  compiled with the masked loss and cfg's optimizer; it records info's features."""
+  backbone = models.build_model(cfg.model, info.features.input_shape, info.num_classes,
                                 cfg.width, cfg.bn_momentum)
-  model = MaskedBCEModel.wrap(backbone)
+  model = MaskedBCEModel.wrap(backbone, features=info.features.to_dict())
   model.compile(optimizer=keras.optimizers.Adam(_learning_rate(cfg, total_steps)),
                 jit_compile=False)
   return model
@@ -173,27 +151,24 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
   if cfg.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
   info = examples.read_info(train_dir)
+  if eval_dir:
+    info.features.check_same(f"train examples {train_dir}",
+                             examples.read_info(eval_dir).features, f"eval examples {eval_dir}")
   steps = cfg.steps_per_epoch or math.ceil(
-      info.num_clips * patches_per_clip(info, cfg.hop_frames) / cfg.batch_size)
+      info.num_clips * info.patches_per_clip(cfg.train_hop_frames) / cfg.batch_size)
   weights = balanced_clip_weights(train_dir) if cfg.balanced else None
   dataset = input_pipeline.training_dataset(
-      train_dir, cfg.batch_size, discards=discards, hop_frames=cfg.hop_frames,
+      train_dir, cfg.batch_size, discards=discards, hop_frames=cfg.train_hop_frames,
       seed=cfg.seed, clip_weights=weights, with_implicit=cfg.reject_per_epoch > 0)
   with _strategy(cfg.strategy).scope():
-    model = build_student(info, cfg, steps * cfg.epochs)
+    model = compile_model(info, cfg, steps * cfg.epochs)
 
   callbacks = [AtomicBackupAndRestore(
       os.path.join(model_dir, "backup"), save_freq=cfg.backup_every_steps or "epoch")]
   if cfg.reject_per_epoch > 0:
-    from tf_skeptical.large_loss_rejection import RejectionSchedule
     callbacks.append(RejectionSchedule(cfg.reject_per_epoch, cfg.reject_max))
-  evaluation = None
   if eval_dir:
-    evaluation = ClipEvaluation(eval_dir, cfg)
-    files.makedirs(os.path.join(model_dir, "checkpoints"))
-    callbacks += [evaluation, keras.callbacks.ModelCheckpoint(
-        os.path.join(model_dir, "checkpoints", "best.keras"), monitor="val_d_prime",
-        mode="max", save_best_only=True)]
+    callbacks.append(ClipEvaluation(eval_dir, cfg.pooling))
   callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"),
                                                update_freq="epoch"))
   history = model.fit(dataset, epochs=cfg.epochs, steps_per_epoch=steps, callbacks=callbacks,
@@ -201,26 +176,14 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
 
   tmp = os.path.join(model_dir, "model.tmp.keras")
   model.save(tmp)
-  files.rename(tmp, os.path.join(model_dir, MODEL))
+  files.rename(tmp, os.path.join(model_dir, inference.MODEL_FILE))
   result = dict(config=dataclasses.asdict(cfg), train_dir=files.absolute(train_dir),
                 steps_per_epoch=steps,
                 masked_entries=discards.count if discards else 0,
                 history={k: [float(v) for v in vs] for k, vs in history.history.items()},
                 **(extra_result or {}))
-  if evaluation is not None:  # the final (averaged) model, as saved
-    _, labels, scores = predict_clip_scores(model, eval_dir, 256, cfg.eval_hop_frames,
-                                            cfg.pooling)
-    result["eval"] = metrics.evaluate(labels, scores).summary()
+  if eval_dir:  # the model as saved
+    result["eval"] = evaluate(model, eval_dir, cfg.pooling).summary()
   files.write_json(os.path.join(model_dir, RESULT), result)
   logging.info("trained %s: %s", model_dir, result.get("eval", {}))
   return result
-
-
-def load_model(model_dir_or_file: str) -> keras.Model:
-  """Loads a trained model from its directory (model.keras) or a .keras file."""
-  path = model_dir_or_file
-  if files.isdir(path):
-    path = os.path.join(path, MODEL)
-  if not files.exists(path):
-    raise FileNotFoundError(f"{path}: no trained model here (did training finish?)")
-  return keras.models.load_model(path, compile=False)

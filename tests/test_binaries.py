@@ -1,0 +1,116 @@
+"""Every binary's documented usage runs: the command lines in each binary's docstring (what
+`--help` prints), executed in order in one folder, with size flags appended so that they
+finish in seconds on a tiny built-in set."""
+
+import ast
+import importlib.util
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from tf_skeptical import audioset_embeddings
+from tf_skeptical.class_map import ClassMap, write_class_map
+
+BINARIES = ("tfsk_make_builtin", "tfsk_prepare", "tfsk_train", "tfsk_score", "tfsk_flag",
+            "tfsk_evaluate", "tfsk_export", "tfsk_tag", "tfsk_sweep", "tfsk_demo")
+
+TINY_MODEL = ["--width=0.25", "--batch_size=8", "--train_hop_frames=48"]
+SIZE_FLAGS = {
+    "tfsk_make_builtin": ["--num_classes=4", "--train_clips=24", "--eval_clips=12",
+                          "--clip_seconds=1.2", "--seed=1"],
+    "tfsk_prepare": ["--clip_seconds=1.2"],
+    "tfsk_train": TINY_MODEL + ["--epochs=4"],
+    "tfsk_score": ["--local_workers=1"],
+    "tfsk_flag": [],
+    "tfsk_evaluate": [],
+    "tfsk_export": ["--calibration_windows=30"],
+    "tfsk_tag": [],
+    "tfsk_sweep": TINY_MODEL + ["--epochs=1", "--percents=0,5", "--max_percent=5",
+                                "--score_workers=1"],
+    "tfsk_demo": ["--train_clips=24", "--eval_clips=12", "--epochs=4", "--percents=0,5",
+                  "--seeds=1", "--batch_size=8", "--work_dir=demo"],
+}
+
+# The order the documented lines run in: (binary, line index in its docstring).
+PLAN = [("tfsk_make_builtin", 0), ("tfsk_prepare", 0), ("tfsk_prepare", 1),
+        ("tfsk_prepare", 2), ("tfsk_train", 0), ("tfsk_score", 0), ("tfsk_flag", 0),
+        ("tfsk_train", 1), ("tfsk_evaluate", 0), ("tfsk_evaluate", 1), ("tfsk_export", 0),
+        ("tfsk_tag", 0), ("tfsk_tag", 1), ("tfsk_sweep", 0), ("tfsk_demo", 0),
+        ("tfsk_demo", 1)]
+
+
+def documented_usage(binary: str) -> list:
+  """The `tfsk_...` command lines of a binary's docstring, continuation lines joined and
+  trailing comments dropped, each as an argument list."""
+  # Read, not imported: the binaries define flags of the same names.
+  with open(importlib.util.find_spec(f"tf_skeptical_bin.{binary}").origin) as f:
+    doc = ast.get_docstring(ast.parse(f.read()))
+  commands, current = [], None
+  for line in doc.splitlines():
+    text = line.strip()
+    if current is None and text.startswith(binary):
+      current = ""
+    if current is None:
+      continue
+    current += " " + text.rstrip("\\")
+    if not text.endswith("\\"):
+      commands.append(shlex.split(current, comments=True))
+      current = None
+  return commands
+
+
+def test_every_documented_line_is_in_the_plan():
+  for binary in BINARIES:
+    lines = documented_usage(binary)
+    assert lines, f"{binary} documents no usage"
+    assert {i for b, i in PLAN if b == binary} == set(range(len(lines))), binary
+
+
+def write_embedding_records(folder):
+  """What `tfsk_prepare --embeddings` reads: AudioSet's release layout, 4 classes."""
+  os.makedirs(folder / "bal_train")
+  write_class_map(ClassMap(tuple(f"/m/{i}" for i in range(4)),
+                           tuple(f"class {i}" for i in range(4))),
+                  str(folder / "class_labels_indices.csv"))
+  rng = np.random.default_rng(0)
+  with tf.io.TFRecordWriter(str(folder / "bal_train" / "a.tfrecord")) as w:
+    for i in range(6):
+      w.write(audioset_embeddings.make_sequence_example(
+          f"clip{i}", 0.0, 10.0, [i % 4], rng.integers(0, 256, (10, 128), dtype=np.uint8)))
+
+
+def test_documented_usage_runs_in_order(tmp_path):
+  write_embedding_records(tmp_path)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  outputs = {}
+  for binary, index in PLAN:
+    args = documented_usage(binary)[index][1:] + SIZE_FLAGS[binary]
+    done = subprocess.run([sys.executable, "-m", f"tf_skeptical_bin.{binary}", *args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (f"{binary} {' '.join(args)}\n"
+                                  f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    outputs[(binary, index)] = done.stdout
+
+  def exists(*names):
+    for name in names:
+      assert (tmp_path / name).exists(), name
+
+  exists("data/train_missing_labels.csv", "examples/train/manifest.json",
+         "examples/eval/manifest.json", "examples/bal_train/manifest.json",
+         "runs/teacher/model.keras", "runs/teacher/result.json", "scores/scores.json",
+         "flags/flags.npz", "flags/summary.csv", "flags/review.csv", "runs/p1/result.json",
+         "runs/p1/eval/eval.json", "flag_quality/flag_quality.csv", "tagger/metadata.json",
+         "tagger/tagger_int8.tflite", "sweep/results.md", "sweep/plot_metrics.png",
+         "demo/sweep/results.md", "demo/sweep/tagger/metadata.json")
+  with open(tmp_path / "examples/bal_train/manifest.json") as f:
+    assert json.load(f)["num_clips"] == 6
+  with open(tmp_path / "runs/p1/result.json") as f:
+    assert json.load(f)["discard_percent"] == 1
+  assert outputs[("tfsk_tag", 0)].count("clip (mean of") == 2
+  assert outputs[("tfsk_tag", 1)].count("clip (mean of") == 1
+  assert "Best discard percentage" in outputs[("tfsk_demo", 1)]
