@@ -9,7 +9,8 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, examples, files, flagging, scoring
+from tf_skeptical import cli, examples, files, flagging, provenance, scoring
+from tf_skeptical.bad_input import DataError
 from tf_skeptical.class_map import read_class_map
 
 SCORES = flags.DEFINE_string("scores", None, "Scores directory from tfsk_score.")
@@ -32,8 +33,16 @@ flags.mark_flags_as_required(["scores", "output_dir"])
 def main(argv):
   del argv
   scores = scoring.read_scores(SCORES.value)
-  class_map = read_class_map(CLASS_MAP.value or os.path.join(
-      scores.manifest["examples"], examples.CLASS_MAP))
+  class_map_csv = CLASS_MAP.value or os.path.join(scores.manifest["examples"],
+                                                  examples.CLASS_MAP)
+  class_map = read_class_map(class_map_csv)
+  if len(class_map) != scores.manifest["num_classes"]:
+    raise DataError(class_map_csv, f"{len(class_map)} classes, but the scores in "
+                    f"{SCORES.value} have {scores.manifest['num_classes']}")
+  if scores.manifest.get("class_map_id"):
+    provenance.check_same("class map", provenance.class_map_id(class_map.mids),
+                          class_map_csv, scores.manifest["class_map_id"],
+                          f"the examples scored in {SCORES.value}")
   result = flagging.flag_scores(scores, MAX_PERCENT.value)
   files.makedirs(OUTPUT_DIR.value)
   flagging.write_flags(result, os.path.join(OUTPUT_DIR.value, flagging.FLAGS_FILE))

@@ -3,16 +3,19 @@
   tfsk_tag --tagger=tagger data/audio/eval000000.wav data/audio/eval000001.wav
   tfsk_tag --tagger=tagger --runtime=tflite_int8 --top=3 data/audio/eval000002.wav
 Prints the top classes of every patch (YAMNet's frontend: 0.96 s, hop 0.48 s) and of the
-whole clip.
+whole clip. A file that cannot be read is named on stderr and skipped; the exit status is
+then 1.
 """
 
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
 from tf_skeptical import audio_io, cli, exporting, files
+from tf_skeptical.bad_input import tf_error_text
 from tf_skeptical.class_map import read_class_map
 from tf_skeptical.params import FrontendParams
 
@@ -23,12 +26,12 @@ TOP = flags.DEFINE_integer("top", 5, "Classes printed per line.")
 flags.mark_flags_as_required(["tagger"])
 
 
-def scorer(tagger_dir: str, runtime: str, hop: int):
+def scorer(tagger_dir: str, runtime: str, window: int, hop: int):
   """waveform -> [patches, C] scores with the chosen artifact of an export directory."""
   if runtime == "saved_model":
     serve = tf.saved_model.load(os.path.join(tagger_dir, exporting.SAVED_MODEL)).signatures[
         "serving_default"]
-    return lambda w: serve(waveform=tf.constant(w))["scores"].numpy()
+    return lambda w: exporting.saved_model_scores(serve, w, window, hop)
   model = os.path.join(tagger_dir, exporting.FLOAT_TFLITE if runtime == "tflite_float"
                        else exporting.INT8_TFLITE)
   return lambda w: exporting.tflite_scores(model, w, hop)
@@ -41,17 +44,31 @@ def main(argv):
   meta = files.read_json(os.path.join(TAGGER.value, exporting.METADATA))
   params = FrontendParams(**meta["frontend"])
   names = read_class_map(os.path.join(TAGGER.value, exporting.CLASS_MAP)).display_names
-  score = scorer(TAGGER.value, RUNTIME.value, meta["hop_samples"])
+  score = scorer(TAGGER.value, RUNTIME.value, meta["window_samples"], meta["hop_samples"])
 
   def top(s):
     return ", ".join(f"{names[i]} {s[i]:.2f}" for i in np.argsort(-s)[:TOP.value])
 
+  failed = []
   for path in paths:
-    scores = score(audio_io.load_clip(tf.constant(path), None, params).numpy())
+    try:
+      waveform = audio_io.load_clip(tf.constant(path), None, params).numpy()
+      if not np.isfinite(waveform).all():
+        raise ValueError("non-finite samples (NaN or Inf) in the audio")
+      scores = score(waveform)
+    except (tf.errors.OpError, ValueError, OSError) as e:
+      failed.append(path)
+      print(f"tfsk_tag: {path}: cannot tag it ({tf_error_text(e)})", file=sys.stderr)
+      continue
     print(f"== {path}")
     for i, s in enumerate(scores):
       print(f"  {i * meta['hop_samples'] / meta['sample_rate']:7.2f}s  {top(s)}")
     print(f"  clip (mean of {len(scores)} patches): {top(scores.mean(axis=0))}")
+  if failed:
+    print(f"tfsk_tag: {len(failed)} of {len(paths)} files could not be tagged: "
+          f"{', '.join(failed)}", file=sys.stderr)
+    return 1
+  return 0
 
 
 def run():

@@ -11,10 +11,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tf_skeptical import audioset_embeddings
 from tf_skeptical.class_map import ClassMap, write_class_map
+
+# End-to-end: trains, exports or runs the binaries (.ci/run runs these on one Python only).
+pytestmark = pytest.mark.end_to_end
 
 BINARIES = ("tfsk_make_builtin", "tfsk_prepare", "tfsk_train", "tfsk_score", "tfsk_flag",
             "tfsk_evaluate", "tfsk_export", "tfsk_tag", "tfsk_sweep", "tfsk_demo")

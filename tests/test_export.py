@@ -19,6 +19,9 @@ EXPORT_RUNTIME = os.path.join(os.path.dirname(__file__), "..", "export")
 sys.path.insert(0, EXPORT_RUNTIME)
 import tagger as runtime  # noqa: E402  (export/tagger.py)
 
+# End-to-end: trains, exports or runs the binaries (.ci/run runs these on one Python only).
+pytestmark = pytest.mark.end_to_end
+
 
 @pytest.fixture(scope="module")
 def exported(tiny_examples, tmp_path_factory):
@@ -137,7 +140,7 @@ def test_export_writes_metadata_class_map_and_checks(exported):
   assert path.startswith(moved) and os.path.exists(path)
   with open(path) as a, open(os.path.join(out, exporting.CLASS_MAP)) as b:
     assert a.read() == b.read()
-  assert not os.path.exists(out + ".tmp")
+  assert not os.path.exists(exporting.files.sibling(out, "tmp"))
 
 
 def test_runtime_equals_tflite_and_streams_the_same(exported, tmp_path):
@@ -209,3 +212,22 @@ def test_split_audio_holds_out_a_fifth_at_most_check_clips():
   assert calibration == check and len(check) == 3
   with pytest.raises(ValueError, match="calibration needs training audio"):
     exporting.split_audio([], exporting.ExportConfig())
+
+
+@pytest.mark.parametrize("runtime", ["tflite_float", "tflite_int8", "saved_model"])
+def test_tfsk_tag_names_bad_files_and_tags_the_rest(exported, tmp_path, runtime):
+  out, _ = exported
+  good = str(tmp_path / "good.wav")
+  audio_io.write_wav(good, (0.1 * np.random.default_rng(2).standard_normal(40000)), 16000)
+  empty, corrupt = tmp_path / "empty.wav", tmp_path / "corrupt.wav"
+  empty.write_bytes(b"")
+  corrupt.write_bytes(b"RIFF\x00\x01junk")
+  done = subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_tag", f"--tagger={out}",
+                         f"--runtime={runtime}", str(empty), good, str(corrupt)],
+                        capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert done.returncode == 1
+  assert f"== {good}" in done.stdout and "clip (mean of 4 patches)" in done.stdout
+  assert f"{empty}: cannot tag it" in done.stderr and f"{corrupt}: cannot tag it" in done.stderr
+  assert "2 of 3 files could not be tagged" in done.stderr
+  assert "Traceback" not in done.stderr

@@ -55,7 +55,7 @@ def test_publish_directory_replaces_the_old_directory_with_the_manifest(root, mo
   files.makedirs(out)
   files.write_bytes(f"{out}/stale.bin", b"x")
   staging = files.staging_directory(out)
-  assert files.is_url(out) or staging == out + ".tmp"
+  assert files.is_url(out) or staging == files.sibling(out, "tmp")
   os.makedirs(os.path.join(staging, "sub"))
   for name, data in (("metadata.json", "{}"), ("sub/model.bin", "m"), ("a.txt", "a")):
     with open(os.path.join(staging, name), "w") as f:

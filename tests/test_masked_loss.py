@@ -1,5 +1,7 @@
 """The masked loss: exact zeros where masked, plain BCE everywhere else."""
 
+import types
+
 import keras
 import numpy as np
 import pytest
@@ -101,3 +103,23 @@ def test_large_loss_rejection_masks_the_largest_implicit_losses():
   assert bce[rejected].min() > bce[candidates & ~rejected].max()
   np.testing.assert_array_equal(new[~rejected], mask[~rejected])
   np.testing.assert_array_equal(reject_large_losses(labels, logits, mask, implicit, 0.0), mask)
+
+
+def test_large_loss_rejection_rejects_exactly_k_when_losses_tie():
+  from tf_skeptical.large_loss_rejection import reject_large_losses
+  labels = np.zeros((4, 5), np.float32)
+  logits = np.zeros((4, 5), np.float32)  # 20 equal losses
+  ones = np.ones((4, 5), np.float32)
+  new = reject_large_losses(labels, logits, ones, ones, 0.25).numpy()
+  assert (new == 0).sum() == 5  # floor(0.25 * 20), not all 20 tied entries
+
+
+def test_large_loss_rejection_is_on_with_its_rate_alone():
+  """`--reject_per_epoch` alone turns LL-R on: the cap defaults to none."""
+  from tf_skeptical.large_loss_rejection import RejectionSchedule
+  from tf_skeptical.training import TrainConfig
+  cfg = TrainConfig(reject_per_epoch=0.5)
+  schedule = RejectionSchedule(cfg.reject_per_epoch, cfg.reject_max)
+  schedule.set_model(types.SimpleNamespace(rejection_rate=tf.Variable(0.0)))
+  schedule.on_epoch_begin(4)
+  assert schedule.model.rejection_rate.numpy() == pytest.approx(0.02)

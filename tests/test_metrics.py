@@ -27,7 +27,22 @@ def test_auc_and_d_prime_match_sklearn_and_scipy(seed):
   assert np.isnan(got.per_class["AUC"][:2]).all()
   assert got.num_classes_excluded == 2 and got.num_classes_evaluated == len(aucs)
   assert got.auc == pytest.approx(np.mean(aucs))
-  assert got.d_prime == pytest.approx(np.mean([np.sqrt(2) * stats.norm.ppf(a) for a in aucs]))
+  # AudioSet's d': from the mean AUC; the mean of per-class d' under its own name.
+  assert got.d_prime == pytest.approx(np.sqrt(2) * stats.norm.ppf(np.mean(aucs)))
+  assert got.mean_class_d_prime == pytest.approx(
+      np.mean([np.sqrt(2) * stats.norm.ppf(a) for a in aucs]))
+
+
+def test_one_perfect_class_does_not_dominate_d_prime():
+  """Two classes at AUC 0.75 and one at 1.0: AudioSet's d' is sqrt(2) Phi^-1(0.8333) =
+  1.368; the mean of per-class d' is pulled to 2.88 by the perfect class (clipped at 6.72)."""
+  labels = np.array([[1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32)
+  scores = np.array([[.9, .9, .9], [.2, .1, .1], [.5, .15, .2], [.1, .2, .3]])
+  got = metrics.evaluate(labels, scores)
+  np.testing.assert_allclose(got.per_class["AUC"], [0.75, 0.75, 1.0])
+  assert got.d_prime == pytest.approx(np.sqrt(2) * stats.norm.ppf(2.5 / 3))
+  assert got.d_prime == pytest.approx(1.3681, abs=1e-4)
+  assert got.mean_class_d_prime == pytest.approx((2 * 0.9539 + 6.7224) / 3, abs=1e-3)
 
 
 @pytest.mark.parametrize("seed", range(5))

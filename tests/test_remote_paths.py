@@ -15,6 +15,9 @@ from conftest import TINY, TINY_TRAIN
 from tf_skeptical import (builtin_data, evaluation, examples, exporting, files, flagging,
                           prepare, scoring, training)
 
+# End-to-end: trains, exports or runs the binaries (.ci/run runs these on one Python only).
+pytestmark = pytest.mark.end_to_end
+
 ROOT = "ram://tfsk"
 
 

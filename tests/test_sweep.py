@@ -1,13 +1,20 @@
 """Evaluation of flags against truth, and the sweep's artifacts and resumption."""
 
+import dataclasses
 import os
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from tf_skeptical import builtin_data, evaluation, flagging, scoring, sweep, training
+from tf_skeptical import (builtin_data, evaluation, examples, files, flagging, inference,
+                          input_pipeline, provenance, scoring, sweep, training)
 
 from conftest import TINY_TRAIN
 from test_flagging import hand_worked
+
+# End-to-end: trains, exports or runs the binaries (.ci/run runs these on one Python only).
+pytestmark = pytest.mark.end_to_end
 
 
 def test_flag_precision_hand_worked():
@@ -37,8 +44,25 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
   assert [r["discard_percent"] for r in table] == [0.0, 5.0, 10.0]
   assert all(r["runs"] == 2 for r in table)
-  assert all(r["d_prime_min"] <= r["d_prime"] <= r["d_prime_max"] for r in table)
-  assert table[0]["masked_entries"] == 0 and table[2]["masked_entries"] > table[1]["masked_entries"]
+  # The table's statistics, recomputed from every run's own result.json.
+  for r in table:
+    runs = [files.read_json(os.path.join(sweep.run_dir(work, r["discard_percent"], i),
+                                         training.RESULT))["eval"]["d_prime"] for i in range(2)]
+    assert r["d_prime"] == pytest.approx(np.mean(runs))
+    assert (r["d_prime_min"], r["d_prime_max"]) == (min(runs), max(runs))
+  # Each student masked exactly the entries its flags name, counted through the mask the
+  # input pipeline looks up for every train clip.
+  flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))
+  num_classes = examples.read_info(train_dir).num_classes
+  for r in table:
+    p = r["discard_percent"]
+    lookup = input_pipeline.mask_lookup(flags.discards(p) if p else None, num_classes)
+    masked = sum(int(num_classes - lookup(tf.constant(c["clip_id"])).numpy().sum())
+                 for c in examples.iterate(train_dir))
+    assert r["masked_entries"] == masked
+    assert masked == int((flags.rank <= np.floor(flags.num_implicit[flags.cls] * p / 100
+                                                 + 1e-9)).sum())
+  assert table[2]["masked_entries"] > table[1]["masked_entries"] > 0
   for name in ("results.csv", "results.md", "plot_metrics.png", "plot_flags.png",
                "flag_quality.csv", "flags/flags.npz", "flags/summary.csv", "flags/review.csv",
                "scores/scores.json", "teacher/result.json", "students/p5/result.json",
@@ -60,3 +84,18 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   again = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
   assert again == table or all(
       a["d_prime"] == b["d_prime"] for a, b in zip(again, table))
+  monkeypatch.undo()
+
+  # A retrained teacher: its scores, flags and students are made again, not reused.
+  teacher = sweep.run_dir(work, 0.0)
+  old_id = provenance.file_id(inference.model_path(teacher))
+  training.train(train_dir, teacher, dataclasses.replace(cfg.train, seed=7), eval_dir=eval_dir,
+                 verbose=0, overwrite=True, extra_result=dict(discard_percent=0.0))
+  new_id = provenance.file_id(inference.model_path(teacher))
+  assert new_id != old_id
+  sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
+  assert files.read_json(os.path.join(work, sweep.SCORES, scoring.MANIFEST))["model_id"] == new_id
+  flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))
+  assert flags.made_from["model_id"] == new_id
+  student = files.read_json(os.path.join(sweep.run_dir(work, 5.0), training.RESULT))
+  assert student["flags"]["model_id"] == new_id

@@ -8,9 +8,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tf_skeptical import inference, metrics, training
 
 from conftest import TINY_TRAIN
+
+# End-to-end: trains, exports or runs the binaries (.ci/run runs these on one Python only).
+pytestmark = pytest.mark.end_to_end
 
 
 def test_tiny_model_improves_eval_d_prime(tiny_teacher, tiny_examples):
@@ -51,7 +56,7 @@ def test_sigkill_resumes_and_finishes(tiny_examples, tmp_path):
          f"--model_dir={model_dir}", "--width=0.25", f"--epochs={epochs}", "--batch_size=8",
          "--backup_every_steps=1"]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  meta = os.path.join(model_dir, "backup", "training_metadata.json")
+  meta = os.path.join(model_dir, "backup", training.Backup.STATE)
 
   def epoch_reached():
     try:
@@ -74,5 +79,40 @@ def test_sigkill_resumes_and_finishes(tiny_examples, tmp_path):
   assert done.returncode == 0, done.stderr[-2000:]
   with open(os.path.join(model_dir, training.RESULT)) as f:
     result = json.load(f)
-  # The last process ran only the epochs the killed ones had not finished.
-  assert 0 < len(result["history"]["loss"]) <= epochs - 8
+  # Every epoch is in the history once, though four processes shared them.
+  assert len(result["history"]["loss"]) == epochs
+  assert not os.path.exists(os.path.join(model_dir, "backup"))
+
+
+def test_killed_after_fit_resumes_without_training_and_keeps_the_history(tiny_examples,
+                                                                          tmp_path, monkeypatch):
+  """A run that dies after its last epoch but before result.json is written finishes on the
+  next start without training again, and a finished run is not trained again."""
+  train_dir, _ = tiny_examples
+  model_dir = str(tmp_path / "run")
+  cfg = training.TrainConfig(**dict(TINY_TRAIN, epochs=2))
+  real_write_json = training.files.write_json
+
+  def die_at_result(path, obj, **kwargs):
+    if path.endswith(training.RESULT):
+      raise KeyboardInterrupt("killed before the result")
+    real_write_json(path, obj, **kwargs)
+
+  monkeypatch.setattr(training.files, "write_json", die_at_result)
+  try:
+    training.train(train_dir, model_dir, cfg, verbose=0)
+  except KeyboardInterrupt:
+    pass
+  monkeypatch.setattr(training.files, "write_json", real_write_json)
+  assert not training.is_trained(model_dir)
+  epochs_run = []
+  monkeypatch.setattr(training.Backup, "on_epoch_begin",
+                      lambda self, epoch, logs=None: epochs_run.append(epoch))
+  result = training.train(train_dir, model_dir, cfg, verbose=0)
+  assert epochs_run == [] and len(result["history"]["loss"]) == 2
+
+  # Finished: a second call keeps it (no training), overwrite trains it again.
+  assert training.train(train_dir, model_dir, cfg, verbose=0) == result
+  assert epochs_run == []
+  training.train(train_dir, model_dir, cfg, verbose=0, overwrite=True)
+  assert epochs_run == [0, 1]

@@ -16,8 +16,11 @@ from tf_skeptical.params import DEFAULT_FRONTEND, FrontendParams
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
-# Sample types the readers report, and the scale that maps each into [-1, 1].
-_SAMPLE_TYPES = ((tf.int16, 1.0 / 32768.0), (tf.int32, 1.0 / 2147483648.0), (tf.float32, 1.0))
+# Sample types the readers report, and the offset and scale that map each into [-1, 1]
+# (8-bit PCM is unsigned, centred on 128).
+_SAMPLE_TYPES = ((tf.int16, 0.0, 1.0 / 32768.0), (tf.int32, 0.0, 1.0 / 2147483648.0),
+                 (tf.float32, 0.0, 1.0), (tf.uint8, 128.0, 1.0 / 128.0))
+UNSUPPORTED = "unsupported sample format (8, 16 or 32-bit PCM, or 32-bit float, are read)"
 
 
 def decode_audio(path):
@@ -29,17 +32,21 @@ def decode_audio(path):
   """
   resource = core_ops.io_audio_readable_init(path)
   _, dtype, rate = core_ops.io_audio_readable_spec(resource)
-  codes = tf.constant([t.as_datatype_enum for t, _ in _SAMPLE_TYPES], tf.int32)
+  codes = tf.constant([t.as_datatype_enum for t, _, _ in _SAMPLE_TYPES], tf.int32)
   match = tf.where(tf.equal(codes, tf.cast(dtype, tf.int32)))[:, 0]
-  tf.debugging.assert_equal(tf.size(match), 1, message="unsupported audio sample type")
+  tf.debugging.assert_equal(tf.size(match), 1, message=UNSUPPORTED)
 
-  def reader(sample_type, scale):
-    return lambda: tf.cast(core_ops.io_audio_readable_read(
-        resource, 0, -1, dtype=sample_type), tf.float32) * scale
+  def reader(sample_type, offset, scale):
+    return lambda: (tf.cast(core_ops.io_audio_readable_read(
+        resource, 0, -1, dtype=sample_type), tf.float32) - offset) * scale
 
   samples = tf.switch_case(tf.cast(match[0], tf.int32),
-                           [reader(t, s) for t, s in _SAMPLE_TYPES])
-  return tf.clip_by_value(samples, -1.0, 1.0), tf.cast(rate, tf.int64)
+                           [reader(*t) for t in _SAMPLE_TYPES])
+  # Clipped into [-1, 1]; NaN and Inf are kept, for the caller to refuse (clipping would
+  # turn an Inf into a plausible 1.0).
+  finite = tf.math.is_finite(samples)
+  return (tf.where(finite, tf.clip_by_value(samples, -1.0, 1.0), samples),
+          tf.cast(rate, tf.int64))
 
 
 def to_mono_16k(samples, rate, params: FrontendParams = DEFAULT_FRONTEND):

@@ -69,4 +69,5 @@ def worker_errors_as_data_errors():
 def tf_error_text(error) -> str:
   """The first line of a TensorFlow error, without its {{function_node ...}} prefix."""
   text = getattr(error, "message", str(error)).strip().splitlines()[0]
+  text = re.sub(r"\s*\[Condition [^\]]*\]", "", text)  # an assertion's internal condition
   return re.sub(r"\{\{[^}]*\}\}\s*", "", text)

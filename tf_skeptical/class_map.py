@@ -29,8 +29,7 @@ def read_class_map(path: str) -> ClassMap:
   """Reads and validates a class map: indices 0..C-1 in order, no gaps, no repeats."""
   if not files.exists(path):
     raise DataError(path, "class map file does not exist")
-  with files.open(path) as f:
-    rows = list(csv.reader(f))
+  rows = list(csv.reader(files.text_lines(path)))
   if not rows or tuple(c.strip() for c in rows[0]) != HEADER:
     raise DataError(path, f"expected header {','.join(HEADER)}", row=1)
   mids, names, seen = [], [], {}

@@ -182,11 +182,12 @@ class ExamplesInfo:
     return self.features.frontend
 
   def patches_per_clip(self, hop_frames: int) -> int:
-    """Patches cut from one clip at hop_frames (clips prepared at their own length: as
-    if each had the typical length, frames_per_clip, or one patch where that is unknown)."""
-    if self.frames_per_clip is None:
-      return 1
-    return self.features.patches_per_clip(self.frames_per_clip, hop_frames)
+    """Patches cut from one clip at hop_frames; for clips prepared at their own lengths
+    (frames_per_clip None), from their mean length."""
+    frames = self.frames_per_clip
+    if frames is None:
+      frames = self.extra.get("frames_written", 0) // max(self.num_clips, 1)
+    return self.features.patches_per_clip(frames, hop_frames)
 
 
 def write_manifest(directory: str, num_clips: int, num_classes: int, features: Features,

@@ -222,6 +222,20 @@ def tflite_scores(model_path: str, waveform: np.ndarray, hop: int,
   return np.stack([runner(waveform=w)["scores"] for w in windows(waveform, window, hop)])
 
 
+def saved_model_scores(serve, waveform: np.ndarray, window: int, hop: int,
+                       patches_per_call: int = 256) -> np.ndarray:
+  """Per-patch scores of the SavedModel's serving signature, a bounded number of patches per
+  call, so that an hour of audio needs no more memory than a few minutes (the patches are
+  the ones one call on the whole waveform would cut)."""
+  count = 1 + max(0, len(waveform) - window) // hop
+  out = []
+  for first in range(0, count, patches_per_call):
+    n = min(patches_per_call, count - first)
+    part = waveform[first * hop:first * hop + window + (n - 1) * hop]
+    out.append(serve(waveform=tf.constant(part, tf.float32))["scores"].numpy())
+  return np.concatenate(out)
+
+
 def _int8_against_float(export_dir: str, signal: np.ndarray, hop: int) -> tuple:
   flt = tflite_scores(os.path.join(export_dir, FLOAT_TFLITE), signal, hop)
   return flt, tflite_scores(os.path.join(export_dir, INT8_TFLITE), signal, hop)

@@ -6,6 +6,9 @@ same cloud schemes.
 
 Outputs appear whole: `atomic_write` writes a temporary name and renames it. On object stores
 a rename is a copy, so what marks a directory complete is its manifest, always written last.
+A directory output is built beside its target (`staging_directory`) and swapped in only when
+complete (`publish_directory`), so a failing run leaves the previous output as it was; one
+writer at a time holds the target's lock (`output_lock`).
 """
 
 import contextlib
@@ -13,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 
 import tensorflow as tf
@@ -62,10 +66,21 @@ def listdir(path: str) -> list:
 
 def remove(path: str) -> None:
   """Removes a file or a directory tree, if it exists."""
-  if tf.io.gfile.isdir(path):
-    tf.io.gfile.rmtree(path)
-  elif tf.io.gfile.exists(path):
-    tf.io.gfile.remove(path)
+  try:
+    if tf.io.gfile.isdir(path):
+      tf.io.gfile.rmtree(path)
+    elif tf.io.gfile.exists(path):
+      tf.io.gfile.remove(path)
+  except tf.errors.NotFoundError:  # prefix-based stores can call a bare prefix a directory
+    pass
+
+
+def sibling(path: str, kind: str) -> str:
+  """A name beside `path` for its staging directory, lock or old copy: `.<kind>.<name>`.
+  Not `<name>.<kind>`: on stores where a directory is a name prefix (ram://, and object
+  stores without a trailing slash), removing `<name>` would take `<name>.<kind>` with it."""
+  head, name = os.path.split(path.rstrip("/"))
+  return os.path.join(head, f".{kind}.{name}")
 
 
 def rename(src: str, dst: str) -> None:
@@ -75,6 +90,14 @@ def rename(src: str, dst: str) -> None:
 def open(path: str, mode: str = "r"):  # noqa: A001  (the module's namesake of builtins.open)
   """A file object for path; text modes read and write UTF-8 without newline translation."""
   return tf.io.gfile.GFile(path, mode)
+
+
+def text_lines(path: str):
+  """The lines of a UTF-8 text file, without the byte-order mark that spreadsheet programs
+  put first (it would otherwise stick to the first header or clip id)."""
+  with open(path) as f:
+    for i, line in enumerate(f):
+      yield line.lstrip("\ufeff") if i == 0 else line
 
 
 @contextlib.contextmanager
@@ -136,27 +159,97 @@ def copy(src: str, dst: str) -> None:
   tf.io.gfile.copy(src, dst, overwrite=True)
 
 
-def staging_directory(out_dir: str) -> str:
-  """Where to build a directory output before `publish_directory`: beside it when local (so
-  publishing is one rename), else a local temporary directory."""
-  if is_url(out_dir):
+def staging_directory(out_dir: str, local: bool = True) -> str:
+  """Where to build a directory output before `publish_directory`: beside it (so that
+  publishing a local output is one rename), or, for a URL target with local=True, a local
+  temporary directory (for writers that need local files). A Beam job's workers write to
+  the staging directory themselves, so it asks local=False and gets `.tmp.<name>` beside
+  the output, even on a bucket."""
+  if is_url(out_dir) and local:
     return tempfile.mkdtemp(prefix="tf_skeptical_")
-  staging = out_dir.rstrip("/") + ".tmp"
+  staging = sibling(out_dir, "tmp")
   remove(staging)
   makedirs(staging)
   return staging
 
 
 def publish_directory(staging: str, out_dir: str, last: str) -> None:
-  """Replaces out_dir with the complete staging directory. Locally that is one rename; to a
-  URL the files are copied with `last` (the directory's manifest) copied last."""
-  remove(out_dir)
+  """Replaces out_dir with the complete staging directory. Locally the old output is moved
+  aside, the new one renamed into place, and then the old one removed; to a URL the files
+  are moved (or copied from a local staging directory) with `last`, the directory's
+  manifest, last."""
   if not is_url(out_dir):
+    old = sibling(out_dir, "old")
+    remove(old)
+    if os.path.exists(out_dir):
+      os.replace(out_dir, old)
     os.replace(staging, out_dir)
+    remove(old)
     return
-  paths = [os.path.join(root, name) for root, _, names in os.walk(staging) for name in names]
-  for path in sorted(paths, key=lambda p: os.path.relpath(p, staging) == last):
-    target = out_dir.rstrip("/") + "/" + os.path.relpath(path, staging).replace(os.sep, "/")
+  remove(out_dir)
+  if is_url(staging):
+    paths = [f"{root.rstrip('/')}/{name}" for root, _, names in tf.io.gfile.walk(staging)
+             for name in names]
+    relative = lambda p: p[len(staging.rstrip("/")) + 1:]
+    move = rename
+  else:
+    paths = [os.path.join(root, name) for root, _, names in os.walk(staging) for name in names]
+    relative = lambda p: os.path.relpath(p, staging).replace(os.sep, "/")
+    move = copy
+  for path in sorted(paths, key=lambda p: relative(p) == last):
+    target = out_dir.rstrip("/") + "/" + relative(path)
     makedirs(os.path.dirname(target))
-    copy(path, target)
-  shutil.rmtree(staging, ignore_errors=True)
+    move(path, target)
+  remove(staging)
+
+
+class OutputLocked(RuntimeError):
+  """Another run is writing the same output."""
+
+
+def _process_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+@contextlib.contextmanager
+def output_lock(out: str):
+  """Holds `<out>.lock` while a run writes `out`: a second writer gets OutputLocked instead
+  of a race. A lock left by a process that died on this host is taken over. On a URL the
+  check and the write are two requests, so the lock there is best effort."""
+  path = sibling(out, "lock")
+  owner = f"{os.getpid()}@{socket.gethostname()}"
+  for _ in range(2):
+    if is_url(path):
+      held = exists(path)
+      if not held:
+        with open(path, "w") as f:
+          f.write(owner)
+    else:
+      makedirs(os.path.dirname(os.path.abspath(path)))
+      try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        with open(path, "w") as f:
+          f.write(owner)
+        held = False
+      except FileExistsError:
+        held = True
+    if not held:
+      break
+    with open(path) as f:
+      other = f.read().strip()
+    pid, _, host = other.partition("@")
+    if host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid)):
+      remove(path)  # its writer died: take over
+      continue
+    raise OutputLocked(f"{out} is being written by process {other or '?'} (lock file {path}); "
+                       "wait for that run to end, or remove the lock file if it is gone")
+  try:
+    yield
+  finally:
+    remove(path)

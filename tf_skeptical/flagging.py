@@ -17,12 +17,13 @@ Flags are written once, up to max_percent, so a student's --discard_percent=p is
 
 import csv
 import dataclasses
+import json
 import math
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from tf_skeptical import files
+from tf_skeptical import files, provenance
 from tf_skeptical.bad_input import DataError
 
 FLAGS_FILE = "flags.npz"
@@ -39,14 +40,29 @@ def flag_count(percent: float, num_implicit):
 
 @dataclasses.dataclass(frozen=True)
 class Discards:
-  """Entries a student leaves out of its loss: for each listed clip, the classes to ignore."""
+  """Entries a student leaves out of its loss: for each listed clip, the classes to ignore.
+
+  made_from: the flags' provenance (clip set, class map, teacher model ids; see
+  provenance.py), which a student checks against its train examples.
+  """
 
   clip_ids: Sequence[str]
   classes: Sequence[Sequence[int]]
+  made_from: dict = dataclasses.field(default_factory=dict)
 
   @property
   def count(self) -> int:
     return sum(len(c) for c in self.classes)
+
+  def check_examples(self, info) -> None:
+    """Raises ProvenanceMismatch unless the flags were made from info's clip set and class
+    map (examples.ExamplesInfo): flags of other clips would mask the wrong entries, or
+    none."""
+    flags_name = f"flags {self.made_from.get('flags', '')}".strip()
+    for key, what in (("clips_id", "clip set"), ("class_map_id", "class map")):
+      provenance.check_same(what, self.made_from.get(key, "unrecorded"), flags_name,
+                            info.extra.get(key, "unrecorded"),
+                            f"train examples {info.directory}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +76,7 @@ class Flags:
   score: np.ndarray  # [F] float32
   num_implicit: np.ndarray  # [C] int64
   max_percent: float
+  made_from: dict = dataclasses.field(default_factory=dict)  # see Discards
 
   @property
   def percentile(self) -> np.ndarray:
@@ -67,6 +84,8 @@ class Flags:
 
   def selected(self, percent: float) -> np.ndarray:
     """Boolean [F]: the entries flagged when discarding `percent`%."""
+    if not percent >= 0:  # also NaN
+      raise ValueError(f"a discard percentage must be in [0, {self.max_percent}], got {percent}")
     if percent > self.max_percent + _EPS:
       raise ValueError(f"flags were written up to {self.max_percent}%, not {percent}%: "
                        "re-run flagging with a larger --max_percent")
@@ -81,7 +100,7 @@ class Flags:
     starts = np.flatnonzero(np.r_[True, clip[1:] != clip[:-1]]) if clip.size else np.zeros(0, int)
     groups = np.split(cls, starts[1:]) if clip.size else []
     return Discards(tuple(self.clip_ids[clip[starts]].tolist()),
-                    tuple(tuple(int(c) for c in g) for g in groups))
+                    tuple(tuple(int(c) for c in g) for g in groups), dict(self.made_from))
 
 
 def _class_lists(indptr: np.ndarray, indices: np.ndarray, num_classes: int):
@@ -154,7 +173,8 @@ def write_flags(flags: Flags, path: str) -> None:
   with files.local_output(path) as tmp:
     np.savez(tmp, clip_ids=flags.clip_ids, clip=flags.clip, cls=flags.cls, rank=flags.rank,
              score=flags.score, percentile=flags.percentile, num_implicit=flags.num_implicit,
-             max_percent=np.float64(flags.max_percent))
+             max_percent=np.float64(flags.max_percent),
+             made_from=np.str_(json.dumps(flags.made_from)))
 
 
 def read_flags(path: str) -> Flags:
@@ -162,15 +182,18 @@ def read_flags(path: str) -> Flags:
     raise DataError(path, "flags file does not exist (run tfsk_flag first)")
   try:
     with files.open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+      made_from = json.loads(str(z["made_from"])) if "made_from" in z.files else {}
       return Flags(z["clip_ids"], z["clip"], z["cls"], z["rank"], z["score"],
-                   z["num_implicit"], float(z["max_percent"]))
+                   z["num_implicit"], float(z["max_percent"]), dict(made_from, flags=path))
   except (KeyError, ValueError, OSError) as e:
     raise DataError(path, f"not a flags file written by tfsk_flag ({e})")
 
 
 def load_discards(path: str, percent: float) -> Optional[Discards]:
   """The entries to ignore at `percent` (None at 0: nothing is masked)."""
-  if percent <= 0:
+  if not percent >= 0:  # also NaN
+    raise ValueError(f"a discard percentage must be >= 0, got {percent}")
+  if percent == 0:
     return None
   return read_flags(path).discards(percent)
 
@@ -190,8 +213,9 @@ def write_summary(flags: Flags, class_names: Sequence[str], path: str,
 
 def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], path: str,
                  percent: float = 1.0, limit: int = 0) -> int:
-  """The top candidates for a human to listen to, most confident first; returns the rows."""
-  keep = np.flatnonzero(flags.selected(percent))
+  """The top candidates for a human to listen to, most confident first; returns the rows.
+  Flags written up to less than `percent` give all of theirs."""
+  keep = np.flatnonzero(flags.selected(min(percent, flags.max_percent)))
   percentile = flags.percentile[keep]
   order = keep[np.lexsort((-flags.score[keep], percentile))]
   if limit:
@@ -207,9 +231,13 @@ def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], 
 
 
 def flag_scores(scores, max_percent: float = 20.0) -> Flags:
-  """Flags from a read scores directory (scoring.Scores)."""
-  return rank_implicit_negatives(scores.clip_ids, scores.scores, scores.positives,
-                                 scores.explicit_negatives, max_percent)
+  """Flags from a read scores directory (scoring.Scores), recording what they were made from."""
+  flags = rank_implicit_negatives(scores.clip_ids, scores.scores, scores.positives,
+                                  scores.explicit_negatives, max_percent)
+  m = scores.manifest
+  return dataclasses.replace(flags, made_from=dict(
+      clips_id=provenance.clip_set_id(scores.clip_ids), class_map_id=m.get("class_map_id"),
+      model_id=m.get("model_id"), scores_model=m.get("model"), examples=m.get("examples")))
 
 
 def percent_grid(text: str) -> list:

@@ -7,6 +7,7 @@ on; `check_examples` refuses examples prepared another way with a `FeatureMismat
 """
 
 import os
+import zipfile
 from typing import Optional
 
 import keras
@@ -33,7 +34,11 @@ def load_model(model_dir_or_file: str) -> keras.Model:
   path = model_path(model_dir_or_file)
   if not files.exists(path):
     raise DataError(path, "no trained model here (did training finish?)")
-  model = keras.models.load_model(path, compile=False)
+  try:
+    model = keras.models.load_model(path, compile=False)
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    raise DataError(path, f"cannot be read as a Keras model, truncated or not a .keras file "
+                    f"({type(e).__name__}: {str(e)[:200]})") from e
   if features_of(model) is None:
     raise DataError(path, "the model records no features (it was not trained by "
                     "tf_skeptical 0.1 or later): retrain it")

@@ -18,10 +18,10 @@ def reject_large_losses(labels, logits, mask, implicit, rate):
   candidates = tf.cast(implicit, tf.float32) * tf.cast(mask, tf.float32) > 0
   flat = tf.reshape(tf.where(candidates, per_entry, -float("inf")), [-1])
   k = tf.cast(tf.floor(rate * tf.reduce_sum(tf.cast(candidates, tf.float32))), tf.int32)
-  values = tf.math.top_k(flat, k=tf.maximum(k, 1)).values
-  threshold = tf.where(k > 0, values[-1], float("inf"))
-  reject = candidates & (per_entry >= threshold)
-  return tf.cast(mask, tf.float32) * (1.0 - tf.cast(reject, tf.float32))
+  # Exactly k entries, even where losses tie (top_k takes the lower index first).
+  top = tf.math.top_k(flat, k=tf.maximum(k, 1)).indices[:k]
+  reject = tf.scatter_nd(top[:, None], tf.ones_like(top, tf.float32), tf.shape(flat))
+  return tf.cast(mask, tf.float32) * (1.0 - tf.reshape(reject, tf.shape(per_entry)))
 
 
 class RejectionSchedule(keras.callbacks.Callback):

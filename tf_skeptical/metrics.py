@@ -1,5 +1,10 @@
 """Clip-level evaluation metrics: d', lwlrap, mAP and AUC, exact and tie-aware.
 
+d' is reported as AudioSet papers and codebases report it (YAMNet's model card, PANNs, AST,
+PSLA): d' = sqrt(2) * Phi^-1(AUC) of the AUC averaged over classes first. The mean of the
+per-class d' values is a different number (one perfect class adds several units to it) and
+is kept under its own name, `mean_class_d_prime`.
+
 Scores are pooled per clip first (inference.pool_patches: mean of patch scores, or max).
 Classes with no positive or no negative clip in the eval set have no AUC or AP; they are
 excluded and counted.
@@ -11,7 +16,7 @@ from typing import Dict
 import numpy as np
 from scipy import special, stats
 
-# d' is infinite at AUC 1; clip so a perfect class gives a large, finite value.
+# d' is infinite at AUC 1; clip so that a perfect AUC gives a large, finite value.
 _AUC_CLIP = 1e-6
 
 
@@ -76,16 +81,18 @@ def lwlrap(labels: np.ndarray, scores: np.ndarray, chunk: int = 256) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-  d_prime: float
+  d_prime: float  # from the mean AUC over classes: the AudioSet convention
   lwlrap: float
   mAP: float
   auc: float
   num_classes_evaluated: int
   num_classes_excluded: int
   per_class: Dict[str, np.ndarray]
+  mean_class_d_prime: float = float("nan")  # the mean of per-class d' values
 
   def summary(self) -> Dict[str, float]:
     return {"d_prime": self.d_prime, "lwlrap": self.lwlrap, "mAP": self.mAP, "AUC": self.auc,
+            "mean_class_d_prime": self.mean_class_d_prime,
             "classes_evaluated": self.num_classes_evaluated,
             "classes_excluded": self.num_classes_excluded}
 
@@ -100,10 +107,12 @@ def evaluate(labels: np.ndarray, scores: np.ndarray) -> Evaluation:
   ap = per_class_average_precision(labels, scores)
   dp = d_prime(auc)
   ok = ~np.isnan(auc)
+  mean_auc = float(np.mean(auc[ok])) if ok.any() else float("nan")
   return Evaluation(
-      d_prime=float(np.mean(dp[ok])) if ok.any() else float("nan"),
+      d_prime=float(d_prime(mean_auc)),
       lwlrap=float(lwlrap(labels, scores)),
       mAP=float(np.mean(ap[ok])) if ok.any() else float("nan"),
-      auc=float(np.mean(auc[ok])) if ok.any() else float("nan"),
+      auc=mean_auc,
       num_classes_evaluated=int(ok.sum()), num_classes_excluded=int((~ok).sum()),
-      per_class={"d_prime": dp, "AP": ap, "AUC": auc})
+      per_class={"d_prime": dp, "AP": ap, "AUC": auc},
+      mean_class_d_prime=float(np.mean(dp[ok])) if ok.any() else float("nan"))

@@ -5,8 +5,10 @@ log-mel frames once, here, so training never decodes audio again), or AudioSet's
 embedding TFRecords. Rows and files are checked in the launcher where row numbers are
 known; decoding problems surface in the workers. Either stops with an error naming file
 and row, or, with skip_bad_clips, becomes a counted skip listed in `skipped.csv`.
-Shards are written by Beam's file sink (temporary files renamed when complete) and
-`manifest.json` is written last.
+Shards are written by Beam's file sink into a directory beside the output, `manifest.json`
+last, and the directory replaces the output only when complete (a failing run keeps the
+previous output). The manifest records the clip set's and the class map's ids
+(provenance.py), which scores, flags and students are checked against.
 """
 
 import dataclasses
@@ -18,7 +20,7 @@ from typing import Optional, Sequence
 import apache_beam as beam
 import tensorflow as tf
 
-from tf_skeptical import audio_io, audioset_embeddings, examples, files, frontend
+from tf_skeptical import audio_io, audioset_embeddings, examples, files, frontend, provenance
 from tf_skeptical.audio_io import AUDIO_EXTENSIONS
 from tf_skeptical.bad_input import (DataError, Skip, tf_error_text,
                                     worker_errors_as_data_errors, write_skip_report)
@@ -31,6 +33,7 @@ from tf_skeptical.segments import read_segments
 CLIPS_PER_SHARD = 1000
 SKIPPED = "skipped"
 SKIP_REPORT = "skipped.csv"
+HASHES = "clip_hashes"  # the written clips' combined hash, read into the manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +79,7 @@ class _LogMelFn(beam.DoFn):
     self._errors = (tf.errors.OpError, DataError)
     self._written = beam.metrics.Metrics.counter("prepare", "clips_written")
     self._skipped = beam.metrics.Metrics.counter("prepare", "clips_skipped")
+    self._frames = beam.metrics.Metrics.counter("prepare", "frames_written")
     self._progress = ProgressLog("prepare: clips", self.total)
 
   def _features(self, item):
@@ -84,6 +88,9 @@ class _LogMelFn(beam.DoFn):
       waveform = self._load(path)
     except self._errors as e:
       raise DataError(path, f"cannot decode audio ({type(e).__name__}: {tf_error_text(e)})")
+    non_finite = int(tf.reduce_sum(tf.cast(~tf.math.is_finite(waveform), tf.int32)))
+    if non_finite:
+      raise DataError(path, f"{non_finite} non-finite samples (NaN or Inf) in the audio")
     if waveform.shape[0] < self.params.min_patch_samples:
       raise DataError(path, f"clip is {waveform.shape[0] / self.params.sample_rate:.3f} s, "
                       f"shorter than one {self.params.min_patch_samples}-sample patch")
@@ -104,7 +111,9 @@ class _LogMelFn(beam.DoFn):
                reason=f"{e.problem} [{e.path}]")))
       return
     self._written.inc()
+    self._frames.inc(int(features.shape[0]))
     self._progress.add()
+    yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(item["clip_id"]))
     yield examples.serialize(item["clip_id"], item["positives"], item["negatives"], features)
 
   def teardown(self):
@@ -134,27 +143,22 @@ class _EmbeddingFn(beam.DoFn):
           dict(path=path, row=None, clip_id="", reason=e.problem)))
       return
     self._written.inc()
+    yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(clip.clip_id))
     yield examples.serialize(clip.clip_id, clip.labels, (), clip.embeddings)
 
 
-def _start_output(output_dir: str) -> None:
-  """Makes the directory and removes a previous run's shards and manifest."""
-  files.makedirs(output_dir)
-  stale = files.glob(os.path.join(output_dir, examples.SHARD_PREFIX + "-*"))
-  stale += files.glob(os.path.join(output_dir, SKIPPED + "-*"))
-  for name in (examples.MANIFEST, SKIP_REPORT):
-    stale.append(os.path.join(output_dir, name))
-  for path in stale:
-    files.remove(path)
-
-
-def _write(pcoll_and_skips, output_dir: str, num_shards: int):
-  written, skipped = pcoll_and_skips
-  _ = written | "WriteExamples" >> beam.io.WriteToTFRecord(
+def _write(outputs, output_dir: str, num_shards: int):
+  """Example shards, the skipped clips' reasons, and the written clips' combined hash."""
+  _ = outputs.ok | "WriteExamples" >> beam.io.WriteToTFRecord(
       os.path.join(output_dir, examples.SHARD_PREFIX), file_name_suffix=".tfrecord",
       num_shards=num_shards)
-  _ = skipped | "WriteSkips" >> beam.io.WriteToText(
+  _ = outputs[SKIPPED] | "WriteSkips" >> beam.io.WriteToText(
       os.path.join(output_dir, SKIPPED), file_name_suffix=".jsonl")
+  _ = (outputs[HASHES]
+       | "CombineHashes" >> beam.CombineGlobally(provenance.combine_hashes)
+       | "HashText" >> beam.Map(str)
+       | "WriteHash" >> beam.io.WriteToText(os.path.join(output_dir, HASHES),
+                                            shard_name_template=""))
 
 
 def _collect_skips(output_dir: str, launcher_skips: Sequence[Skip]):
@@ -168,17 +172,43 @@ def _collect_skips(output_dir: str, launcher_skips: Sequence[Skip]):
   return tuple(skips)
 
 
-def _run(pipeline, output_dir: str, num_classes: int, features: examples.Features,
-         frames_per_clip, launcher_skips, **extra) -> PrepareResult:
-  with worker_errors_as_data_errors():
-    result = pipeline.run()
-    result.wait_until_finish()
-  for tmp in files.glob(os.path.join(output_dir, "beam-temp-*")):
-    files.remove(tmp)
-  num_clips = counter(result, "clips_written")
-  skips = _collect_skips(output_dir, launcher_skips)
-  examples.write_manifest(output_dir, num_clips, num_classes, features, frames_per_clip,
-                          num_skipped=len(skips), **extra)
+def _collect_hash(output_dir: str) -> int:
+  path = os.path.join(output_dir, HASHES)
+  with files.open(path) as f:
+    value = int(f.read().strip())
+  files.remove(path)
+  return value
+
+
+def _run_job(build, output_dir: str, class_map, source: str, num_shards: int,
+             features: examples.Features, frames_per_clip, launcher_skips, beam_args,
+             local_workers: int, **extra) -> PrepareResult:
+  """Runs the pipeline that `build(pipeline)` lays out into a directory beside output_dir
+  and swaps it in when complete: a failing run leaves the previous output as it was, and a
+  second run into the same output stops with files.OutputLocked."""
+  with files.output_lock(output_dir):
+    staging = files.staging_directory(output_dir, local=False)
+    write_class_map(class_map, os.path.join(staging, examples.CLASS_MAP))
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
+    _write(build(pipeline), staging, num_shards)
+    with worker_errors_as_data_errors():
+      result = pipeline.run()
+      result.wait_until_finish()
+    for tmp in files.glob(os.path.join(staging, "beam-temp-*")):
+      files.remove(tmp)
+    num_clips = counter(result, "clips_written")
+    skips = _collect_skips(staging, launcher_skips)
+    clips_id = provenance.clip_set_id_from(num_clips, _collect_hash(staging))
+    if num_clips == 0:
+      raise DataError(source, f"no clip could be prepared: all {len(skips)} were skipped "
+                      f"(reasons in {os.path.join(staging, SKIP_REPORT)}); nothing was "
+                      f"written to {output_dir}")
+    examples.write_manifest(staging, num_clips, len(class_map), features, frames_per_clip,
+                            num_skipped=len(skips), clips_id=clips_id,
+                            frames_written=counter(result, "frames_written"),
+                            class_map_id=provenance.class_map_id(class_map.mids),
+                            source=source, **extra)
+    files.publish_directory(staging, output_dir, last=examples.MANIFEST)
   return PrepareResult(output_dir, num_clips, skips)
 
 
@@ -204,21 +234,20 @@ def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_
                       positives=s.positives, negatives=s.explicit_negatives))
   if not items:
     raise DataError(segments_csv, "no clips left to prepare")
-  _start_output(output_dir)
-  write_class_map(class_map, os.path.join(output_dir, examples.CLASS_MAP))
   clip_samples = int(round(clip_seconds * params.sample_rate)) if clip_seconds else None
   frames = params.num_frames(clip_samples) if clip_samples else None
-  shards = num_shards or max(1, math.ceil(len(items) / CLIPS_PER_SHARD))
-  pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
-  outputs = (pipeline
-             | "Clips" >> beam.Create(items, reshuffle=True)
-             | "LogMel" >> beam.ParDo(_LogMelFn(params, clip_samples, skip_bad_clips,
-                                                len(items))).with_outputs(SKIPPED, main="ok"))
-  _write((outputs.ok, outputs[SKIPPED]), output_dir, shards)
-  return _run(pipeline, output_dir, len(class_map),
-              examples.Features(examples.LOG_MEL, params.mel_bands, params), frames,
-              launcher_skips, clip_seconds=clip_seconds,
-              source=files.absolute(segments_csv), audio_dir=files.absolute(audio_dir))
+
+  def build(pipeline):
+    return (pipeline
+            | "Clips" >> beam.Create(items, reshuffle=True)
+            | "LogMel" >> beam.ParDo(_LogMelFn(params, clip_samples, skip_bad_clips, len(items)))
+            .with_outputs(SKIPPED, HASHES, main="ok"))
+
+  return _run_job(build, output_dir, class_map, files.absolute(segments_csv),
+                  num_shards or max(1, math.ceil(len(items) / CLIPS_PER_SHARD)),
+                  examples.Features(examples.LOG_MEL, params.mel_bands, params), frames,
+                  launcher_skips, beam_args, local_workers, clip_seconds=clip_seconds,
+                  audio_dir=files.absolute(audio_dir))
 
 
 def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: str, *,
@@ -229,16 +258,16 @@ def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: st
   inputs = files.glob(tfrecord_pattern)
   if not inputs:
     raise DataError(tfrecord_pattern, "no files match this pattern")
-  _start_output(output_dir)
-  write_class_map(class_map, os.path.join(output_dir, examples.CLASS_MAP))
-  pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
-  outputs = (pipeline
-             | "Files" >> beam.Create(inputs)
-             | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord(with_filename=True)
-             | "Embeddings" >> beam.ParDo(_EmbeddingFn(len(class_map), skip_bad_clips))
-             .with_outputs(SKIPPED, main="ok"))
-  _write((outputs.ok, outputs[SKIPPED]), output_dir, num_shards or len(inputs))
+
+  def build(pipeline):
+    return (pipeline
+            | "Files" >> beam.Create(inputs)
+            | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord(with_filename=True)
+            | "Embeddings" >> beam.ParDo(_EmbeddingFn(len(class_map), skip_bad_clips))
+            .with_outputs(SKIPPED, HASHES, main="ok"))
+
   features = examples.Features(examples.EMBEDDING, audioset_embeddings.EMBEDDING_DIMS,
                                embedding_frames=audioset_embeddings.SECONDS_PER_CLIP)
-  return _run(pipeline, output_dir, len(class_map), features,
-              audioset_embeddings.SECONDS_PER_CLIP, [], source=files.absolute(tfrecord_pattern))
+  return _run_job(build, output_dir, class_map, files.absolute(tfrecord_pattern),
+                  num_shards or len(inputs), features, audioset_embeddings.SECONDS_PER_CLIP,
+                  [], beam_args, local_workers)

@@ -5,7 +5,9 @@ the last, so one compiled shape serves the whole job. Patch sigmoid scores are p
 clip (mean, or max) by inference.pool_patches, as evaluation and export pool them. A score record holds the clip id, C scores and, since the job reads
 every example anyway, the clip's positive and explicit-negative indices, so flagging never
 re-reads the feature shards. Counters check that every input clip was scored exactly once;
-`scores.json` is written last, so its presence means the scores are complete.
+`scores.json` is written last, so its presence means the scores are complete. The job
+writes beside the output and replaces it only when complete, and `scores.json` records the
+ids of the examples' clip set and class map and of the model (provenance.py).
 """
 
 import dataclasses
@@ -16,7 +18,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import examples, files, inference, input_pipeline
+from tf_skeptical import examples, files, inference, input_pipeline, provenance
 from tf_skeptical.bad_input import DataError, worker_errors_as_data_errors
 from tf_skeptical.beam_options import counter, pipeline_options
 from tf_skeptical.progress import ProgressLog
@@ -106,36 +108,38 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   features = inference.features_of(model)
   hop_frames = features.patch_hop(hop_frames)
   del model
-  files.makedirs(output_dir)
-  for stale in files.glob(os.path.join(output_dir, SCORES_PREFIX + "-*")) + [
-      os.path.join(output_dir, MANIFEST)]:
-    files.remove(stale)
-  pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
-  _ = (pipeline
-       | "Shards" >> beam.Create(list(info.shards))
-       | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord()
-       | "Batch" >> beam.BatchElements(min_batch_size=clips_per_batch,
-                                       max_batch_size=clips_per_batch)
-       | "Score" >> beam.ParDo(_ScoreFn(files.absolute(model_path), info.num_classes,
-                                        features, hop_frames, pooling, patch_batch,
-                                        info.num_clips))
-       | "Write" >> beam.io.WriteToTFRecord(os.path.join(output_dir, SCORES_PREFIX),
-                                            file_name_suffix=".tfrecord",
-                                            num_shards=num_shards or len(info.shards)))
-  with worker_errors_as_data_errors():
-    result = pipeline.run()
-    result.wait_until_finish()
-  read, scored = counter(result, "clips_read"), counter(result, "clips_scored")
-  if not read == scored == info.num_clips:
-    raise RuntimeError(f"scoring lost clips: {info.num_clips} in {examples_dir}, {read} read, "
-                       f"{scored} scored; no {MANIFEST} written")
-  for tmp in files.glob(os.path.join(output_dir, "beam-temp-*")):
-    files.remove(tmp)
-  manifest = dict(num_clips=scored, num_classes=info.num_classes, pooling=pooling,
-                  hop_frames=hop_frames, model=files.absolute(model_path),
-                  examples=files.absolute(examples_dir),
-                  shards=files.names(os.path.join(output_dir, SCORES_PREFIX + "-*")))
-  files.write_json(os.path.join(output_dir, MANIFEST), manifest)
+  with files.output_lock(output_dir):
+    staging = files.staging_directory(output_dir, local=False)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
+    _ = (pipeline
+         | "Shards" >> beam.Create(list(info.shards))
+         | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord()
+         | "Batch" >> beam.BatchElements(min_batch_size=clips_per_batch,
+                                         max_batch_size=clips_per_batch)
+         | "Score" >> beam.ParDo(_ScoreFn(files.absolute(model_path), info.num_classes,
+                                          features, hop_frames, pooling, patch_batch,
+                                          info.num_clips))
+         | "Write" >> beam.io.WriteToTFRecord(os.path.join(staging, SCORES_PREFIX),
+                                              file_name_suffix=".tfrecord",
+                                              num_shards=num_shards or len(info.shards)))
+    with worker_errors_as_data_errors():
+      result = pipeline.run()
+      result.wait_until_finish()
+    read, scored = counter(result, "clips_read"), counter(result, "clips_scored")
+    if not read == scored == info.num_clips:
+      raise RuntimeError(f"scoring lost clips: {info.num_clips} in {examples_dir}, {read} "
+                         f"read, {scored} scored; {output_dir} is left as it was")
+    for tmp in files.glob(os.path.join(staging, "beam-temp-*")):
+      files.remove(tmp)
+    manifest = dict(num_clips=scored, num_classes=info.num_classes, pooling=pooling,
+                    hop_frames=hop_frames, model=files.absolute(model_path),
+                    model_id=provenance.file_id(inference.model_path(model_path)),
+                    examples=files.absolute(examples_dir),
+                    clips_id=info.extra.get("clips_id"),
+                    class_map_id=info.extra.get("class_map_id"),
+                    shards=files.names(os.path.join(staging, SCORES_PREFIX + "-*")))
+    files.write_json(os.path.join(staging, MANIFEST), manifest)
+    files.publish_directory(staging, output_dir, last=MANIFEST)
   return manifest
 
 

@@ -64,22 +64,22 @@ def read_segments(path: str, class_map: ClassMap, skip_bad_rows: bool = False):
   if not files.exists(path):
     raise DataError(path, "segments CSV does not exist")
   segments, skipped, seen = [], [], {}
-  with files.open(path) as f:
-    for row, fields in enumerate(csv.reader(f, skipinitialspace=True), start=1):
-      if not fields or all(not x.strip() for x in fields) or fields[0].lstrip().startswith("#"):
-        continue
-      try:
-        segment = parse_row(fields, class_map, path, row)
-        if segment.clip_id in seen:
-          raise DataError(path, f"clip {segment.clip_id} already listed on row "
-                          f"{seen[segment.clip_id]}", row=row)
-      except DataError as e:
-        if not skip_bad_rows:
-          raise
-        skipped.append((row, e.problem))
-        continue
-      seen[segment.clip_id] = row
-      segments.append(segment)
+  rows = csv.reader(files.text_lines(path), skipinitialspace=True)
+  for row, fields in enumerate(rows, start=1):
+    if not fields or all(not x.strip() for x in fields) or fields[0].lstrip().startswith("#"):
+      continue
+    try:
+      segment = parse_row(fields, class_map, path, row)
+      if segment.clip_id in seen:
+        raise DataError(path, f"clip {segment.clip_id} already listed on row "
+                        f"{seen[segment.clip_id]}", row=row)
+    except DataError as e:
+      if not skip_bad_rows:
+        raise
+      skipped.append((row, e.problem))
+      continue
+    seen[segment.clip_id] = row
+    segments.append(segment)
   return segments, skipped
 
 

@@ -26,7 +26,8 @@ import tensorflow as tf
 from absl import logging
 from tensorboard.plugins.hparams import api as hp
 
-from tf_skeptical import evaluation, examples, files, flagging, scoring, training
+from tf_skeptical import (evaluation, examples, files, flagging, inference, provenance, scoring,
+                          training)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -58,8 +59,13 @@ def run_dir(work_dir: str, p: float, seed_index: int = 0) -> str:
 
 def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0):
   if training.is_trained(model_dir):
-    logging.info("skipping %s: already trained", model_dir)
-    return files.read_json(os.path.join(model_dir, training.RESULT))
+    result = files.read_json(os.path.join(model_dir, training.RESULT))
+    made_by = (result.get("flags") or {}).get("model_id")
+    if discards is None or made_by == discards.made_from.get("model_id"):
+      logging.info("skipping %s: already trained", model_dir)
+      return result
+    logging.warning("%s was trained on flags of another teacher: training it again", model_dir)
+    files.remove(model_dir)
   logging.info("training %s (discarding %g%% of implicit negatives)", model_dir, p)
   return training.train(train_dir, model_dir, cfg, eval_dir=eval_dir, discards=discards,
                         verbose=2, extra_result=dict(discard_percent=p))
@@ -74,14 +80,20 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   teacher_dir = run_dir(work_dir, 0.0)
   results = {0.0: [_train(train_dir, eval_dir, teacher_dir, cfg.train)]}
 
+  # Scores and flags are reused only if this teacher made them (a retrained teacher's
+  # model differs, and so does its id).
+  teacher_id = provenance.file_id(inference.model_path(teacher_dir))
   scores_dir = os.path.join(work_dir, SCORES)
-  if not files.exists(os.path.join(scores_dir, scoring.MANIFEST)):
+  scores_manifest = os.path.join(scores_dir, scoring.MANIFEST)
+  if (not files.exists(scores_manifest)
+      or files.read_json(scores_manifest).get("model_id") != teacher_id):
     logging.info("scoring the train set with the teacher")
     scoring.score(train_dir, teacher_dir, scores_dir, local_workers=cfg.score_workers)
   flags_dir = os.path.join(work_dir, FLAGS)
   flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
   class_map = examples.read_info(train_dir).class_map
-  if not files.exists(flags_path):
+  if (not files.exists(flags_path)
+      or flagging.read_flags(flags_path).made_from.get("model_id") != teacher_id):
     logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
     files.makedirs(flags_dir)
     flags = flagging.flag_scores(scoring.read_scores(scores_dir), cfg.max_percent)
@@ -102,8 +114,9 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
 
   quality = {}
   if truth_csv:
+    percents = [p for p in sorted(set(cfg.percents) | {1.0}) if p <= cfg.max_percent]
     rows = evaluation.flag_quality(flags, evaluation.read_truth(truth_csv, class_map),
-                                   sorted(set(cfg.percents) | {1.0}))
+                                   percents)
     evaluation.write_rows(rows, os.path.join(work_dir, evaluation.FLAG_QUALITY))
     quality = {r["percent"]: r for r in rows}
 
@@ -129,7 +142,8 @@ def write_table(table: List[Dict], work_dir: str) -> str:
   evaluation.write_rows(table, os.path.join(work_dir, RESULTS_CSV))
   base = table[0]
   runs = table[0].get("runs", 1)
-  lines = [f"Means over {runs} run(s) per p (seeds); d' range = lowest..highest run.\n" if runs > 1
+  lines = ["d' = sqrt(2) * Phi^-1(AUC averaged over classes), as AudioSet papers report it.",
+           f"Means over {runs} run(s) per p (seeds); d' range = lowest..highest run.\n" if runs > 1
            else "",
            "| discard % | masked entries | d' | d' range | lwlrap | mAP | flag precision | "
            "flag recall |",
@@ -166,7 +180,8 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   x = range(len(percents))
   paths = []
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-  for ax, key, label in zip(axes, ("d_prime", "lwlrap", "mAP"), ("d'", "lwlrap", "mAP")):
+  for ax, key, label in zip(axes, ("d_prime", "lwlrap", "mAP"),
+                            ("d' (from mean AUC)", "lwlrap", "mAP")):
     ax.plot(x, [r[key] for r in table], "o-", label="student (mean over seeds)")
     if key == "d_prime" and table[0].get("runs", 1) > 1:
       ax.fill_between(x, [r["d_prime_min"] for r in table], [r["d_prime_max"] for r in table],

@@ -40,7 +40,8 @@ REJECT_PER_EPOCH = flags.DEFINE_float(
     "Online large-loss rejection (LL-R, the teacher-free peer): each batch, ignore this % "
     "more of the implicit negatives with the largest loss every epoch. 0 = off.")
 REJECT_MAX = flags.DEFINE_float("reject_max", _D.reject_max,
-                                "Cap, in %, of the large-loss rejection rate.")
+                                "Cap, in %, of the large-loss rejection rate (100 = none, as "
+                                "in LL-R).")
 
 
 def config_from_flags() -> TrainConfig:

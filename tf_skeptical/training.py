@@ -50,7 +50,7 @@ class TrainConfig:
   # Online large-loss rejection (the LL-R peer): % of each batch's implicit negatives
   # rejected, growing by reject_per_epoch each epoch up to reject_max. 0: off.
   reject_per_epoch: float = 0.0
-  reject_max: float = 0.0
+  reject_max: float = 100.0
   seed: int = 0
 
 
@@ -93,22 +93,86 @@ def balanced_clip_weights(examples_dir: str) -> dict:
   return dict(zip(ids, inverse.astype(np.float32)))
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-  """BackupAndRestore whose backup survives a kill at any instant.
+class Backup(keras.callbacks.Callback):
+  """Backs up the weights (optimizer state included) so that a run killed at any instant
+  resumes from its last backup.
 
-  Keras writes latest.weights.h5 in place, so a SIGKILL during the write leaves a file
-  that cannot be read and the restart fails. Here the weights and then the metadata are
-  each written under a temporary name and renamed; a kill between the two renames leaves
-  newer weights with the previous epoch count, so at worst part of an epoch is redone.
+  Every `every_steps` steps, or at the end of every epoch, the weights and then a small
+  JSON (the epoch to resume at and the finished epochs' logs) are each written under a
+  temporary name and renamed. A kill between the two renames leaves newer weights with
+  the previous epoch, so at worst part of an epoch is redone. The backup stays until the
+  result is written (Keras' BackupAndRestore deletes it when fit() ends, so a kill between
+  fit() and the result restarted at epoch 1), and it records absolute epochs, so repeated
+  kills resume where the last one stopped.
   """
 
-  def _save_model(self):
-    files.makedirs(self.backup_dir)
-    tmp_weights = self._weights_path.replace(".weights.h5", ".tmp.weights.h5")
-    self.model.save_weights(filepath=tmp_weights, overwrite=True)
-    files.rename(tmp_weights, self._weights_path)
-    files.write_json(self._training_metadata_path,
-                     {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+  WEIGHTS, STATE = "backup.weights.h5", "backup.json"
+
+  def __init__(self, backup_dir: str, every_steps: int = 0):
+    super().__init__()
+    self.dir, self.every_steps = backup_dir, every_steps
+    self.epoch, self.steps, self.history = 0, 0, []
+
+  def restore(self, model: keras.Model) -> int:
+    """Loads the last backup into a compiled model; returns the epoch to resume at."""
+    state_path = os.path.join(self.dir, self.STATE)
+    if not files.exists(state_path):
+      return 0
+    state = files.read_json(state_path)
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(self.dir, self.WEIGHTS))
+    self.history = state["history"]
+    logging.info("resuming %s at epoch %d", self.dir, state["epoch"] + 1)
+    return state["epoch"]
+
+  def _save(self, resume_epoch: int) -> None:
+    files.makedirs(self.dir)
+    weights = os.path.join(self.dir, self.WEIGHTS)
+    tmp = weights.replace(".weights.h5", ".tmp.weights.h5")  # Keras wants this ending
+    self.model.save_weights(tmp)
+    files.rename(tmp, weights)
+    files.write_json(os.path.join(self.dir, self.STATE),
+                     dict(epoch=resume_epoch, history=self.history))
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.steps += 1
+    if self.every_steps and self.steps % self.every_steps == 0:
+      self._save(self.epoch)
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.history.append({k: float(v) for k, v in (logs or {}).items()})
+    self._save(epoch + 1)
+
+  def history_by_metric(self) -> dict:
+    keys = sorted({k for logs in self.history for k in logs})
+    return {k: [logs.get(k, float("nan")) for logs in self.history] for k in keys}
+
+
+class NonFiniteLoss(RuntimeError):
+  """The training loss became NaN or infinite: the model is useless and nothing is saved."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+  """Raises NonFiniteLoss at the first batch whose loss is not finite (Keras' own
+  TerminateOnNaN ends fit() quietly, and the run would then be saved as if complete)."""
+
+  def __init__(self, model_dir: str):
+    super().__init__()
+    self.model_dir, self.epoch = model_dir, 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = float((logs or {}).get("loss", 0.0))
+    if not math.isfinite(loss):
+      raise NonFiniteLoss(f"{self.model_dir}: the training loss became {loss} in epoch "
+                          f"{self.epoch + 1}, batch {batch + 1}; no model or result is written. "
+                          "Check the examples for non-finite features, or lower the learning "
+                          "rate.")
 
 
 def _strategy(name: str):
@@ -144,13 +208,31 @@ def is_trained(model_dir: str) -> bool:
 
 def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
           eval_dir: Optional[str] = None, discards: Optional[Discards] = None,
-          verbose: int = 1, extra_result: Optional[dict] = None) -> dict:
-  """Trains (or resumes) a model on train_dir; returns and writes result.json."""
+          verbose: int = 1, extra_result: Optional[dict] = None,
+          overwrite: bool = False) -> dict:
+  """Trains (or resumes) a model on train_dir; returns and writes result.json.
+
+  A finished model directory (result.json present) is left as it is and its result
+  returned, unless overwrite: scores and flags made with that model depend on it.
+  """
+  if is_trained(model_dir) and not overwrite:
+    logging.info("%s is already trained; its result is kept (overwrite to train it again)",
+                 model_dir)
+    return files.read_json(os.path.join(model_dir, RESULT))
+  with files.output_lock(model_dir):
+    if overwrite:
+      files.remove(model_dir)
+    return _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result or {})
+
+
+def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result) -> dict:
   files.makedirs(model_dir)
   keras.utils.set_random_seed(cfg.seed)
   if cfg.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
   info = examples.read_info(train_dir)
+  if discards is not None:
+    discards.check_examples(info)
   if eval_dir:
     info.features.check_same(f"train examples {train_dir}",
                              examples.read_info(eval_dir).features, f"eval examples {eval_dir}")
@@ -163,16 +245,19 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
   with _strategy(cfg.strategy).scope():
     model = compile_model(info, cfg, steps * cfg.epochs)
 
-  callbacks = [AtomicBackupAndRestore(
-      os.path.join(model_dir, "backup"), save_freq=cfg.backup_every_steps or "epoch")]
+  backup = Backup(os.path.join(model_dir, "backup"), cfg.backup_every_steps)
+  initial_epoch = backup.restore(model)
+  # The non-finite check first, so that it stops the run before a backup of its weights;
+  # the backup after the callbacks that add to an epoch's logs.
+  callbacks = [StopOnNonFiniteLoss(model_dir)]
   if cfg.reject_per_epoch > 0:
     callbacks.append(RejectionSchedule(cfg.reject_per_epoch, cfg.reject_max))
   if eval_dir:
     callbacks.append(ClipEvaluation(eval_dir, cfg.pooling))
-  callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"),
-                                               update_freq="epoch"))
-  history = model.fit(dataset, epochs=cfg.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                      verbose=verbose, shuffle=False)  # tf.data already shuffles
+  callbacks += [backup, keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"),
+                                                    update_freq="epoch")]
+  model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+            callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data already shuffles
 
   tmp = os.path.join(model_dir, "model.tmp.keras")
   model.save(tmp)
@@ -180,10 +265,11 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
   result = dict(config=dataclasses.asdict(cfg), train_dir=files.absolute(train_dir),
                 steps_per_epoch=steps,
                 masked_entries=discards.count if discards else 0,
-                history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-                **(extra_result or {}))
+                flags=discards.made_from if discards else None,
+                history=backup.history_by_metric(), **extra_result)
   if eval_dir:  # the model as saved
     result["eval"] = evaluate(model, eval_dir, cfg.pooling).summary()
   files.write_json(os.path.join(model_dir, RESULT), result)
+  files.remove(backup.dir)  # the result now stands for the run
   logging.info("trained %s: %s", model_dir, result.get("eval", {}))
   return result
