@@ -1,6 +1,7 @@
 """Careless inputs and re-runs: each case stops with a named error, keeps the previous
 output, or resumes; none writes a silently wrong result."""
 
+import dataclasses
 import os
 import shutil
 import struct
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_TRAIN
+from conftest import TINY, TINY_TRAIN
 from tf_skeptical import (audio_io, builtin_data, class_map, examples, exporting, files,
                           flagging, inference, models, prepare, provenance, scoring, segments,
                           training)
@@ -279,3 +280,31 @@ def test_chunked_saved_model_scores_equal_one_call():
   np.testing.assert_allclose(chunked, whole, rtol=1e-6)
   assert max(calls) == 100 + 4 * 40 and len(calls) == int(np.ceil(len(whole) / 5))
 
+
+
+def test_flags_of_a_dataset_with_the_same_clip_names_are_refused(teacher_flags, tmp_path):
+  """Another generation of the built-in data: the same clip names, other labels."""
+  _, flags = teacher_flags
+  data = str(tmp_path / "other")
+  builtin_data.generate(data, dataclasses.replace(TINY, seed=TINY.seed + 1))
+  other = str(tmp_path / "examples")
+  prepare.prepare_audio(os.path.join(data, builtin_data.TRAIN_SEGMENTS),
+                        os.path.join(data, builtin_data.AUDIO_DIR),
+                        os.path.join(data, builtin_data.CLASS_MAP), other,
+                        clip_seconds=TINY.clip_seconds)
+  assert set(flags.clip_ids) == {c["clip_id"] for c in examples.iterate(other)}
+  with pytest.raises(provenance.ProvenanceMismatch, match="made from another clip set"):
+    training.train(other, str(tmp_path / "s"), training.TrainConfig(**TINY_TRAIN),
+                   discards=flags.discards(10), verbose=0)
+
+
+def test_model_and_class_map_of_another_dataset_are_refused(tiny_teacher, tiny_examples,
+                                                            tmp_path):
+  model_dir, _ = tiny_teacher
+  train_dir, _ = tiny_examples
+  cmap = tmp_path / "same_width.csv"
+  cmap.write_text("index,mid,display_name\n" + "".join(f"{i},/m/x{i},x{i}\n" for i in range(6)))
+  with pytest.raises(provenance.ProvenanceMismatch, match="made from another class map"):
+    exporting.export(model_dir, str(cmap), str(tmp_path / "tagger"),
+                     calibration_files=exporting.calibration_audio(train_dir))
+  assert not (tmp_path / "tagger").exists()

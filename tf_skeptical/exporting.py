@@ -30,7 +30,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import tf_skeptical
-from tf_skeptical import audio_io, examples, files, frontend, inference, models
+from tf_skeptical import audio_io, examples, files, frontend, inference, models, provenance
 from tf_skeptical.class_map import CLASS_MAP_FILE, read_class_map
 from tf_skeptical.params import FrontendParams
 from tf_skeptical.prepare import audio_files
@@ -312,31 +312,37 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
   model = inference.load_model(model_path)
   params = frontend_of(model, model_path)
   class_map = read_class_map(class_map_csv)
+  inference.check_class_map(model, model_path, provenance.class_map_id(class_map.mids),
+                            class_map_csv)
   if model.output_shape[-1] != len(class_map):
     raise ValueError(f"{model_path} has {model.output_shape[-1]} outputs but {class_map_csv} "
                      f"has {len(class_map)} classes")
   calibration, check_files = split_audio(calibration_files, cfg)
-  tmp = files.staging_directory(out_dir)  # built and checked locally, then published
-  files.copy(class_map_csv, os.path.join(tmp, CLASS_MAP))
-  _write_saved_model(model, params, os.path.join(tmp, SAVED_MODEL), os.path.join(tmp, CLASS_MAP))
-  float_model = _converter(os.path.join(tmp, SAVED_MODEL)).convert()
-  files.write_bytes(os.path.join(tmp, FLOAT_TFLITE), float_model)
-  files.write_bytes(os.path.join(tmp, INT8_TFLITE), _convert_int8(
-      os.path.join(tmp, SAVED_MODEL), float_model,
-      _representative(calibration, cfg.calibration_windows, params)))
-  metadata = dict(
-      sample_rate=params.sample_rate, window_samples=params.min_patch_samples,
-      hop_samples=params.patch_hop_samples, patch_frames=params.patch_frames,
-      mel_bands=params.mel_bands, num_classes=len(class_map),
-      embedding_dims=int(model.get_layer(models.EMBEDDING_LAYER).output.shape[-1]),
-      model=model_name or model.name, source=files.absolute(model_path),
-      files=dict(saved_model=SAVED_MODEL, tflite_float=FLOAT_TFLITE, tflite_int8=INT8_TFLITE,
-                 class_map=CLASS_MAP),
-      versions=dict(tf_skeptical=tf_skeptical.__version__, tensorflow=tf.__version__,
-                    keras=keras.__version__),
-      frontend=dataclasses.asdict(params))
-  report = check(tmp, model, check_files, cfg)
-  files.write_json(os.path.join(tmp, SANITY), report)
-  files.write_json(os.path.join(tmp, METADATA), metadata)  # last: the export is complete
-  files.publish_directory(tmp, out_dir, last=METADATA)
+  with files.output_lock(out_dir):
+    tmp = files.staging_directory(out_dir)  # built and checked locally, then published
+    files.copy(class_map_csv, os.path.join(tmp, CLASS_MAP))
+    _write_saved_model(model, params, os.path.join(tmp, SAVED_MODEL),
+                       os.path.join(tmp, CLASS_MAP))
+    float_model = _converter(os.path.join(tmp, SAVED_MODEL)).convert()
+    files.write_bytes(os.path.join(tmp, FLOAT_TFLITE), float_model)
+    files.write_bytes(os.path.join(tmp, INT8_TFLITE), _convert_int8(
+        os.path.join(tmp, SAVED_MODEL), float_model,
+        _representative(calibration, cfg.calibration_windows, params)))
+    metadata = dict(
+        sample_rate=params.sample_rate, window_samples=params.min_patch_samples,
+        hop_samples=params.patch_hop_samples, patch_frames=params.patch_frames,
+        mel_bands=params.mel_bands, num_classes=len(class_map),
+        embedding_dims=int(model.get_layer(models.EMBEDDING_LAYER).output.shape[-1]),
+        model=model_name or model.name, source=files.absolute(model_path),
+        model_id=provenance.file_id(inference.model_path(model_path)),
+        class_map_id=provenance.class_map_id(class_map.mids),
+        files=dict(saved_model=SAVED_MODEL, tflite_float=FLOAT_TFLITE, tflite_int8=INT8_TFLITE,
+                   class_map=CLASS_MAP),
+        versions=dict(tf_skeptical=tf_skeptical.__version__, tensorflow=tf.__version__,
+                      keras=keras.__version__),
+        frontend=dataclasses.asdict(params))
+    report = check(tmp, model, check_files, cfg)
+    files.write_json(os.path.join(tmp, SANITY), report)
+    files.write_json(os.path.join(tmp, METADATA), metadata)  # last: the export is complete
+    files.publish_directory(tmp, out_dir, last=METADATA)
   return metadata

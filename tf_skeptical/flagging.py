@@ -235,8 +235,12 @@ def flag_scores(scores, max_percent: float = 20.0) -> Flags:
   flags = rank_implicit_negatives(scores.clip_ids, scores.scores, scores.positives,
                                   scores.explicit_negatives, max_percent)
   m = scores.manifest
+  (pp, pos), (nn, neg) = scores.positives, scores.explicit_negatives
   return dataclasses.replace(flags, made_from=dict(
-      clips_id=provenance.clip_set_id(scores.clip_ids), class_map_id=m.get("class_map_id"),
+      clips_id=provenance.clip_set_id(
+          (clip_id, pos[pp[i]:pp[i + 1]], neg[nn[i]:nn[i + 1]])
+          for i, clip_id in enumerate(scores.clip_ids)),
+      class_map_id=m.get("class_map_id"),
       model_id=m.get("model_id"), scores_model=m.get("model"), examples=m.get("examples")))
 
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import examples, files, frontend, input_pipeline
+from tf_skeptical import examples, files, frontend, input_pipeline, provenance
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.masked_loss import MaskedBCEModel
 
@@ -60,6 +60,17 @@ def check_examples(model: keras.Model, model_name: str, info: examples.ExamplesI
   if model.output_shape[-1] != info.num_classes:
     raise DataError(info.directory, f"{info.num_classes} classes, but model {model_name} "
                     f"has {model.output_shape[-1]} outputs")
+  check_class_map(model, model_name, info.extra.get("class_map_id"),
+                  f"examples {info.directory}")
+
+
+def check_class_map(model: keras.Model, model_name: str, class_map_id: Optional[str],
+                    other_name: str) -> None:
+  """Raises ProvenanceMismatch if the model was trained on another class map (where both
+  ids are known)."""
+  own = (getattr(model, "made_from", None) or {}).get("class_map_id")
+  if own and class_map_id:
+    provenance.check_same("class map", own, f"model {model_name}", class_map_id, other_name)
 
 
 def patch_probabilities(model: keras.Model, patches) -> np.ndarray:

@@ -36,12 +36,13 @@ class MaskedBCEModel(keras.Model):
 
   Build it like any functional model: `MaskedBCEModel(inputs=..., outputs=logits)`, or wrap
   a backbone with `MaskedBCEModel.wrap(backbone)`. `features` (a JSON-able dict, see
-  examples.Features) records what the model's input is made of; it is saved with the model.
+  examples.Features) records what the model's input is made of, and `made_from` the ids of
+  the train examples' clip set and class map (provenance.py); both are saved with the model.
   """
 
-  def __init__(self, *args, features=None, **kwargs):
+  def __init__(self, *args, features=None, made_from=None, **kwargs):
     super().__init__(*args, **kwargs)
-    self.features = features
+    self.features, self.made_from = features, made_from
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.masked_fraction = keras.metrics.Mean(name="masked_fraction")
     # Online large-loss rejection (large_loss_rejection.py): off unless the targets carry
@@ -49,20 +50,20 @@ class MaskedBCEModel(keras.Model):
     self.rejection_rate = tf.Variable(0.0, trainable=False, name="rejection_rate")
 
   @classmethod
-  def wrap(cls, backbone: keras.Model, features=None) -> "MaskedBCEModel":
+  def wrap(cls, backbone: keras.Model, features=None, made_from=None) -> "MaskedBCEModel":
     # The single output tensor, not the one-element list: called, the model returns logits.
     return cls(inputs=backbone.inputs, outputs=backbone.outputs[0], name=backbone.name,
-               features=features)
+               features=features, made_from=made_from)
 
   def get_config(self):
-    return dict(super().get_config(), features=self.features)
+    return dict(super().get_config(), features=self.features, made_from=self.made_from)
 
   @classmethod
   def from_config(cls, config, custom_objects=None):
     config = dict(config)
-    features = config.pop("features", None)
+    features, made_from = config.pop("features", None), config.pop("made_from", None)
     model = super().from_config(config, custom_objects)
-    model.features = features
+    model.features, model.made_from = features, made_from
     return model
 
   @property

@@ -113,7 +113,8 @@ class _LogMelFn(beam.DoFn):
     self._written.inc()
     self._frames.inc(int(features.shape[0]))
     self._progress.add()
-    yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(item["clip_id"]))
+    yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(
+        item["clip_id"], item["positives"], item["negatives"]))
     yield examples.serialize(item["clip_id"], item["positives"], item["negatives"], features)
 
   def teardown(self):
@@ -143,7 +144,7 @@ class _EmbeddingFn(beam.DoFn):
           dict(path=path, row=None, clip_id="", reason=e.problem)))
       return
     self._written.inc()
-    yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(clip.clip_id))
+    yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(clip.clip_id, clip.labels))
     yield examples.serialize(clip.clip_id, clip.labels, (), clip.embeddings)
 
 

@@ -1,7 +1,9 @@
 """What an artifact was made from, as short ids, so that consumers can refuse a mismatch.
 
-- `clip_set_id`: the set of clip ids (order-independent: a sum of 63-bit hashes, so a Beam
-  job can combine it across workers) with its size, e.g. "3000:1f3a...".
+- `clip_set_id`: the set of clips with their labels (order-independent: a sum of 63-bit
+  hashes of "id, positives, explicit negatives", so a Beam job can combine it across
+  workers) and its size, e.g. "3000:1f3a...". The labels are in it so that two datasets
+  whose clips share names (two generations of the built-in data, say) differ.
 - `class_map_id`: the class map's mids in order.
 - `file_id`: a file's bytes (a trained model.keras).
 
@@ -23,8 +25,10 @@ class ProvenanceMismatch(DataError):
   """An artifact made from something else than what it is used with."""
 
 
-def clip_hash(clip_id: str) -> int:
-  return int.from_bytes(hashlib.blake2b(clip_id.encode("utf-8"), digest_size=8).digest(),
+def clip_hash(clip_id: str, positives=(), explicit_negatives=()) -> int:
+  text = "\t".join([clip_id, ",".join(str(int(i)) for i in sorted(set(positives))),
+                    ",".join(str(int(i)) for i in sorted(set(explicit_negatives)))])
+  return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(),
                         "little") % _MOD
 
 
@@ -37,9 +41,10 @@ def clip_set_id_from(count: int, hash_sum: int) -> str:
   return f"{count}:{hash_sum:016x}"
 
 
-def clip_set_id(clip_ids: Iterable[str]) -> str:
-  ids = list(clip_ids)
-  return clip_set_id_from(len(ids), combine_hashes(clip_hash(i) for i in ids))
+def clip_set_id(clips: Iterable[tuple]) -> str:
+  """clips: (clip id, positive indices, explicit-negative indices) of every clip."""
+  clips = list(clips)
+  return clip_set_id_from(len(clips), combine_hashes(clip_hash(*c) for c in clips))
 
 
 def class_map_id(mids: Sequence[str]) -> str:

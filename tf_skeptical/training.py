@@ -196,7 +196,8 @@ def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: in
   compiled with the masked loss and cfg's optimizer; it records info's features."""
   backbone = models.build_model(cfg.model, info.features.input_shape, info.num_classes,
                                 cfg.width, cfg.bn_momentum)
-  model = MaskedBCEModel.wrap(backbone, features=info.features.to_dict())
+  model = MaskedBCEModel.wrap(backbone, features=info.features.to_dict(), made_from={
+      k: info.extra.get(k) for k in ("clips_id", "class_map_id")})
   model.compile(optimizer=keras.optimizers.Adam(_learning_rate(cfg, total_steps)),
                 jit_compile=False)
   return model
