@@ -48,13 +48,14 @@ def test_tensorboard_has_clip_metrics_and_masked_fraction(tiny_teacher):
 
 
 def test_sigkill_resumes_and_finishes(tiny_examples, tmp_path):
-  """Killed three times, backing up after every step so that kills land mid-write too."""
+  """Killed three times mid-training, backing up after every step so that kills land
+  mid-write too, then once after its last epoch, before result.json."""
   train_dir, eval_dir = tiny_examples
   model_dir = str(tmp_path / "run")
   epochs = 40
   cmd = [sys.executable, "-m", "tf_skeptical_bin.tfsk_train", f"--train={train_dir}",
          f"--model_dir={model_dir}", "--width=0.25", f"--epochs={epochs}", "--batch_size=8",
-         "--backup_every_steps=1"]
+         "--backup_every_steps=1", f"--eval={eval_dir}"]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   meta = os.path.join(model_dir, "backup", training.Backup.STATE)
 
@@ -75,12 +76,24 @@ def test_sigkill_resumes_and_finishes(tiny_examples, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not os.path.exists(os.path.join(model_dir, training.RESULT))
+  # After fit: model.keras is written, the final evaluation runs, then result.json.
+  model_file = os.path.join(model_dir, inference.MODEL_FILE)
+  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+  deadline = time.time() + 600
+  while time.time() < deadline and proc.poll() is None and not os.path.exists(model_file):
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert os.path.exists(model_file) and not training.is_trained(model_dir)
   done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-2000:]
   with open(os.path.join(model_dir, training.RESULT)) as f:
     result = json.load(f)
-  # Every epoch is in the history once, though four processes shared them.
-  assert len(result["history"]["loss"]) == epochs
+  # Every epoch is in the history once, though five processes shared them, and the last
+  # one trained nothing.
+  assert len(result["history"]["loss"]) == epochs and "eval" in result
+  assert "Epoch " not in done.stdout
   assert not os.path.exists(os.path.join(model_dir, "backup"))
 
 
