@@ -20,16 +20,21 @@ EVAL_JSON = "eval.json"
 FLAG_QUALITY = "flag_quality.csv"
 
 
-def evaluate_model(model_path: str, eval_dir: str, pooling: str = "mean",
-                   hop_frames: Optional[int] = None) -> metrics.Evaluation:
-  """Clip-level metrics of a trained model (directory or .keras file) on eval examples.
+def evaluate(model, eval_dir: str, pooling: str = "mean", hop_frames: Optional[int] = None,
+             model_name: str = "model") -> metrics.Evaluation:
+  """Clip-level metrics of a model on eval examples (also each epoch, during training).
 
   hop_frames: frames between patches; default the model's frontend's (YAMNet: 48).
   """
-  model = inference.load_model(model_path)
-  _, labels, scores = inference.predict_clip_scores(model, eval_dir, model_name=model_path,
+  _, labels, scores = inference.predict_clip_scores(model, eval_dir, model_name=model_name,
                                                     hop_frames=hop_frames, pooling=pooling)
   return metrics.evaluate(labels, scores)
+
+
+def evaluate_model(model_path: str, eval_dir: str, pooling: str = "mean",
+                   hop_frames: Optional[int] = None) -> metrics.Evaluation:
+  """`evaluate` of a trained model, from its directory or .keras file."""
+  return evaluate(inference.load_model(model_path), eval_dir, pooling, hop_frames, model_path)
 
 
 def read_truth(path: str, class_map: ClassMap) -> set:

@@ -118,7 +118,7 @@ class Features:
   def patches_per_clip(self, frames_per_clip: int, hop_frames: int) -> int:
     if self.kind == EMBEDDING:
       return 1
-    return max(1, 1 + (frames_per_clip - self.frontend.patch_frames) // hop_frames)
+    return max(1, self.frontend.num_patches(frames_per_clip, hop_frames))
 
   def to_dict(self) -> dict:
     return dict(kind=self.kind, dims=self.dims, embedding_frames=self.embedding_frames,

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import tempfile
 

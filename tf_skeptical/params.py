@@ -8,6 +8,7 @@ trained on.
 
 import dataclasses
 import math
+from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +61,11 @@ class FrontendParams:
       return 0
     return 1 + (num_samples - self.window_samples) // self.hop_samples
 
-  def num_patches(self, num_frames: int) -> int:
+  def num_patches(self, num_frames: int, hop_frames: Optional[int] = None) -> int:
+    """Whole patches in num_frames, every hop_frames (default: the inference hop)."""
     if num_frames < self.patch_frames:
       return 0
-    return 1 + (num_frames - self.patch_frames) // self.patch_hop_frames
+    return 1 + (num_frames - self.patch_frames) // (hop_frames or self.patch_hop_frames)
 
 
 DEFAULT_FRONTEND = FrontendParams()

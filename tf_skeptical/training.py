@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_skeptical import examples, files, inference, input_pipeline, metrics, models
+from tf_skeptical import evaluation, examples, files, inference, input_pipeline, models
 from tf_skeptical.flagging import Discards
 from tf_skeptical.large_loss_rejection import RejectionSchedule
 from tf_skeptical.masked_loss import MaskedBCEModel
@@ -54,11 +54,6 @@ class TrainConfig:
   seed: int = 0
 
 
-def evaluate(model: keras.Model, eval_dir: str, pooling: str) -> metrics.Evaluation:
-  _, labels, scores = inference.predict_clip_scores(model, eval_dir, pooling=pooling)
-  return metrics.evaluate(labels, scores)
-
-
 class ClipEvaluation(keras.callbacks.Callback):
   """Adds clip-level val_d_prime / val_lwlrap / val_mAP and learning_rate to epoch logs."""
 
@@ -67,7 +62,7 @@ class ClipEvaluation(keras.callbacks.Callback):
     self.eval_dir, self.pooling = eval_dir, pooling
 
   def on_epoch_end(self, epoch, logs=None):
-    result = evaluate(self.model, self.eval_dir, self.pooling)
+    result = evaluation.evaluate(self.model, self.eval_dir, self.pooling)
     if logs is not None:
       logs.update({f"val_{k}": v for k, v in result.summary().items()
                    if k in ("d_prime", "lwlrap", "mAP")})
@@ -269,7 +264,7 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result)
                 flags=discards.made_from if discards else None,
                 history=backup.history_by_metric(), **extra_result)
   if eval_dir:  # the model as saved
-    result["eval"] = evaluate(model, eval_dir, cfg.pooling).summary()
+    result["eval"] = evaluation.evaluate(model, eval_dir, cfg.pooling).summary()
   files.write_json(os.path.join(model_dir, RESULT), result)
   files.remove(backup.dir)  # the result now stands for the run
   logging.info("trained %s: %s", model_dir, result.get("eval", {}))
