@@ -4,7 +4,10 @@
 The int8 model is calibrated on windows of the training clips' audio (found through the
 train examples' manifest, or --calibration_audio). Every artifact is checked (silence,
 noise, a tone; Keras vs SavedModel vs TFLite) before the directory appears.
-Tag with it: `tfsk_tag --tagger=tagger clip.wav`, or on a device, export/tagger.py.
+Both TFLite files carry TFLite Model Metadata (audio properties, class labels), so
+MediaPipe's Audio Classifier and Audio Embedder load them as they are.
+Tag with it: `tfsk_tag --tagger=tagger clip.wav`, or on a device, export/tagger.py,
+MediaPipe, or the web page in export/web/.
 """
 
 import os
@@ -26,6 +29,12 @@ WINDOWS = flags.DEFINE_integer("calibration_windows", 200, "Calibration windows:
                                "many.")
 CHECK_CLIPS = flags.DEFINE_integer("check_clips", 16, "Training clips held out of calibration "
                                    "(at most 1 in 5) on which int8 is checked against float.")
+AUTHOR = flags.DEFINE_string("model_author", exporting.ExportConfig.author,
+                             "Author written into the TFLite Model Metadata.")
+LICENSE = flags.DEFINE_string("model_license", exporting.ExportConfig.license,
+                              "Licence written into the TFLite Model Metadata: the terms "
+                              "your model is shared under (its training data's terms may "
+                              "bind it: AudioSet's labels are CC BY 4.0).")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "The export directory.")
 flags.mark_flags_as_required(["model", "output_dir"])
 
@@ -39,7 +48,9 @@ def main(argv):
            else exporting.calibration_audio(TRAIN.value))
   meta = exporting.export(MODEL.value, class_map, OUTPUT_DIR.value, calibration_files=audio,
                           cfg=exporting.ExportConfig(calibration_windows=WINDOWS.value,
-                                                     check_clips=CHECK_CLIPS.value))
+                                                     check_clips=CHECK_CLIPS.value,
+                                                     author=AUTHOR.value,
+                                                     license=LICENSE.value))
   sizes = {k: files.size(os.path.join(OUTPUT_DIR.value, v)) / 1e6
            for k, v in meta["files"].items() if v.endswith(".tflite")}
   logging.info("exported %s to %s (TFLite MB: %s); checks in %s", meta["model"],

@@ -109,7 +109,11 @@ class Tagger:
     self.hop = self.metadata["hop_samples"]
 
   def patch(self, window: np.ndarray) -> np.ndarray:
-    return self._runner(waveform=np.asarray(window, np.float32))["scores"]
+    return self.patch_outputs(window)["scores"]
+
+  def patch_outputs(self, window: np.ndarray) -> dict:
+    """One window of `self.window` samples -> {"scores": [C], "embeddings": [D]}."""
+    return self._runner(waveform=np.asarray(window, np.float32))
 
   def scores(self, waveform: np.ndarray) -> np.ndarray:
     """[N] 16 kHz waveform -> [patches, C]; a short waveform is zero-padded to one patch."""

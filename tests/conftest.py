@@ -51,3 +51,19 @@ def tiny_teacher(tiny_examples, tmp_path_factory):
   result = training.train(train_dir, model_dir, training.TrainConfig(**TINY_TRAIN),
                           eval_dir=eval_dir, verbose=0)
   return model_dir, result
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger(tiny_examples, tmp_path_factory):
+  """A tiny model trained to convergence (an 8-epoch one quantizes far worse than anything
+  a user would ship), exported: (export_dir, the Keras model)."""
+  from tf_skeptical import exporting, inference, training
+  train_dir, _ = tiny_examples
+  model_dir = str(tmp_path_factory.mktemp("export_model"))
+  training.train(train_dir, model_dir, training.TrainConfig(**dict(TINY_TRAIN, epochs=40)),
+                 verbose=0)
+  out = str(tmp_path_factory.mktemp("export") / "tagger")
+  exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"), out,
+                   calibration_files=exporting.calibration_audio(train_dir),
+                   cfg=exporting.ExportConfig(calibration_windows=150))
+  return out, inference.load_model(model_dir)

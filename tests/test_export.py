@@ -24,19 +24,8 @@ pytestmark = pytest.mark.end_to_end
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_examples, tmp_path_factory):
-  """A tiny model trained to convergence (an 8-epoch one quantizes far worse than anything
-  a user would ship), exported."""
-  from conftest import TINY_TRAIN
-  train_dir, _ = tiny_examples
-  model_dir = str(tmp_path_factory.mktemp("export_model"))
-  training.train(train_dir, model_dir, training.TrainConfig(**dict(TINY_TRAIN, epochs=40)),
-                 verbose=0)
-  out = str(tmp_path_factory.mktemp("export") / "tagger")
-  exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"), out,
-                   calibration_files=exporting.calibration_audio(train_dir),
-                   cfg=exporting.ExportConfig(calibration_windows=150))
-  return out, inference.load_model(model_dir)
+def exported(tiny_tagger):
+  return tiny_tagger
 
 
 @pytest.mark.parametrize("samples", [4000, 15600, 16000, 23280, 40000])

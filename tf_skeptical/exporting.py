@@ -7,7 +7,8 @@ The export directory (written under a temporary name, renamed when complete and 
                        `patch`: one window (YAMNet: 15600 samples) -> `scores` [C],
                        `embeddings` [D];
                        `class_map_path`: () -> the path of assets/class_map.csv
-  tagger_float.tflite  the `patch` signature, builtin ops only
+  tagger_float.tflite  the `patch` signature, builtin ops only, with TFLite Model Metadata
+                       (tflite_metadata.py) so that MediaPipe's audio tasks load it
   tagger_int8.tflite   the same, post-training quantized, calibrated on training audio
   class_map.csv, metadata.json, sanity.json
 
@@ -30,7 +31,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import tf_skeptical
-from tf_skeptical import audio_io, examples, files, frontend, inference, models, provenance
+from tf_skeptical import (audio_io, examples, files, frontend, inference, models, provenance,
+                          tflite_metadata)
 from tf_skeptical.class_map import CLASS_MAP_FILE, read_class_map
 from tf_skeptical.params import FrontendParams
 from tf_skeptical.prepare import audio_files
@@ -61,6 +63,9 @@ class ExportConfig:
   # are not held to it: white noise lies outside the calibrated ranges.
   int8_tolerance: float = 0.1
   seed: int = 0
+  # Written into the TFLite Model Metadata, where app developers and model stores read them.
+  author: str = "tf_skeptical"
+  license: str = "Apache-2.0"
 
 
 def _scores_and_embeddings(model: keras.Model) -> keras.Model:
@@ -263,16 +268,21 @@ def int8_agreement(export_dir: str, waveforms, hop: int) -> dict:
 
 
 def check(export_dir: str, model: keras.Model, check_files: Sequence[str],
-          cfg: ExportConfig) -> dict:
+          cfg: ExportConfig, tflite_meta: tflite_metadata.TaggerMetadata) -> dict:
   """Sanity and parity checks on every artifact; raises if any fails.
 
+  Both TFLite files: their Model Metadata read back equals what was written.
   Silence, noise and a tone: Keras = SavedModel = float TFLite, scores finite in [0, 1].
   Held-out training clips: int8 close to float on the audio it was calibrated for.
   """
+  report = {"tflite_metadata": {
+      name: tflite_metadata.check_metadata(files.read_bytes(os.path.join(export_dir, name)),
+                                           tflite_meta)
+      for name in (FLOAT_TFLITE, INT8_TFLITE)}}
   loaded = tf.saved_model.load(os.path.join(export_dir, SAVED_MODEL))
   params = inference.features_of(model).frontend
   hop = params.patch_hop_samples
-  report, failures = {}, []
+  failures = []
   for name, signal in sanity_signals(params).items():
     ref = inference.waveform_patch_scores(model, signal)
     saved = loaded.signatures["serving_default"](waveform=tf.constant(signal))["scores"].numpy()
@@ -305,6 +315,26 @@ def check(export_dir: str, model: keras.Model, check_files: Sequence[str],
   return report
 
 
+def tflite_model_metadata(metadata: dict, class_map, cfg: ExportConfig
+                          ) -> tflite_metadata.TaggerMetadata:
+  """What the TFLite files say about themselves (for MediaPipe and app developers): the
+  export's metadata.json packed whole, and the class display names as the scores' labels
+  (the mid where a class has no display name)."""
+  seconds = metadata["window_samples"] / metadata["sample_rate"]
+  return tflite_metadata.TaggerMetadata(
+      name=f"tf_skeptical {metadata['model']}",
+      description=(f"Sound event tagger for {metadata['num_classes']} classes, trained with "
+                   f"tf_skeptical (skeptical teacher-student loss masking). Input: "
+                   f"{seconds:.3f} s of mono audio at {metadata['sample_rate']} Hz, "
+                   f"float32 in [-1, 1]; outputs: per-class sigmoid scores and a "
+                   f"{metadata['embedding_dims']}-d embedding."),
+      version=f"{tf_skeptical.__version__}+{metadata['model_id']}",
+      author=cfg.author, license=cfg.license, sample_rate=metadata["sample_rate"], channels=1,
+      window_samples=metadata["window_samples"],
+      labels=tuple(name or mid for mid, name in zip(class_map.mids, class_map.display_names)),
+      embedding_dims=metadata["embedding_dims"], settings=metadata)
+
+
 def export(model_path: str, class_map_csv: str, out_dir: str, *,
            calibration_files: Sequence[str], cfg: ExportConfig = ExportConfig(),
            model_name: Optional[str] = None) -> dict:
@@ -318,30 +348,32 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
     raise ValueError(f"{model_path} has {model.output_shape[-1]} outputs but {class_map_csv} "
                      f"has {len(class_map)} classes")
   calibration, check_files = split_audio(calibration_files, cfg)
+  metadata = dict(
+      sample_rate=params.sample_rate, window_samples=params.min_patch_samples,
+      hop_samples=params.patch_hop_samples, patch_frames=params.patch_frames,
+      mel_bands=params.mel_bands, num_classes=len(class_map),
+      embedding_dims=int(model.get_layer(models.EMBEDDING_LAYER).output.shape[-1]),
+      model=model_name or model.name, source=files.absolute(model_path),
+      model_id=provenance.file_id(inference.model_path(model_path)),
+      class_map_id=provenance.class_map_id(class_map.mids),
+      files=dict(saved_model=SAVED_MODEL, tflite_float=FLOAT_TFLITE, tflite_int8=INT8_TFLITE,
+                 class_map=CLASS_MAP),
+      versions=dict(tf_skeptical=tf_skeptical.__version__, tensorflow=tf.__version__,
+                    keras=keras.__version__),
+      frontend=dataclasses.asdict(params))
+  tflite_meta = tflite_model_metadata(metadata, class_map, cfg)
   with files.output_lock(out_dir):
     tmp = files.staging_directory(out_dir)  # built and checked locally, then published
     files.copy(class_map_csv, os.path.join(tmp, CLASS_MAP))
     _write_saved_model(model, params, os.path.join(tmp, SAVED_MODEL),
                        os.path.join(tmp, CLASS_MAP))
     float_model = _converter(os.path.join(tmp, SAVED_MODEL)).convert()
-    files.write_bytes(os.path.join(tmp, FLOAT_TFLITE), float_model)
-    files.write_bytes(os.path.join(tmp, INT8_TFLITE), _convert_int8(
-        os.path.join(tmp, SAVED_MODEL), float_model,
-        _representative(calibration, cfg.calibration_windows, params)))
-    metadata = dict(
-        sample_rate=params.sample_rate, window_samples=params.min_patch_samples,
-        hop_samples=params.patch_hop_samples, patch_frames=params.patch_frames,
-        mel_bands=params.mel_bands, num_classes=len(class_map),
-        embedding_dims=int(model.get_layer(models.EMBEDDING_LAYER).output.shape[-1]),
-        model=model_name or model.name, source=files.absolute(model_path),
-        model_id=provenance.file_id(inference.model_path(model_path)),
-        class_map_id=provenance.class_map_id(class_map.mids),
-        files=dict(saved_model=SAVED_MODEL, tflite_float=FLOAT_TFLITE, tflite_int8=INT8_TFLITE,
-                   class_map=CLASS_MAP),
-        versions=dict(tf_skeptical=tf_skeptical.__version__, tensorflow=tf.__version__,
-                      keras=keras.__version__),
-        frontend=dataclasses.asdict(params))
-    report = check(tmp, model, check_files, cfg)
+    int8_model = _convert_int8(os.path.join(tmp, SAVED_MODEL), float_model,
+                               _representative(calibration, cfg.calibration_windows, params))
+    for name, tflite in ((FLOAT_TFLITE, float_model), (INT8_TFLITE, int8_model)):
+      files.write_bytes(os.path.join(tmp, name),
+                        tflite_metadata.with_metadata(tflite, tflite_meta))
+    report = check(tmp, model, check_files, cfg, tflite_meta)
     files.write_json(os.path.join(tmp, SANITY), report)
     files.write_json(os.path.join(tmp, METADATA), metadata)  # last: the export is complete
     files.publish_directory(tmp, out_dir, last=METADATA)

@@ -117,6 +117,11 @@ def write_bytes(path: str, data: bytes) -> None:
     f.write(data)
 
 
+def read_bytes(path: str) -> bytes:
+  with open(path, "rb") as f:
+    return f.read()
+
+
 @contextlib.contextmanager
 def local_output(path: str):
   """Yields a local file name for writers that need one (numpy's savez, matplotlib); on
