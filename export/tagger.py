@@ -3,7 +3,7 @@
   python tagger.py TAGGER_DIR clip.wav [more.wav ...] [--model int8] [--top 5]
   python tagger.py TAGGER_DIR long.wav --stream        # patch by patch, reading as it goes
 
-TAGGER_DIR is what `tfsk_export` wrote. Audio: 16-bit/24-bit/32-bit PCM or 32-bit float wav,
+TAGGER_DIR is what `tfsk_export` wrote. Audio: 8/16/24/32-bit PCM or 32/64-bit float wav,
 any rate (resampled to 16 kHz), any channel count (averaged to mono).
 """
 
@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import sys
-import wave
 from typing import Iterator, List, Tuple
 
 import numpy as np
@@ -23,8 +22,14 @@ def read_class_names(path: str) -> List[str]:
     return [row["display_name"] for row in csv.DictReader(f)]
 
 
-def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
-  if width == 1:
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE  # WAVE format tags
+
+
+def _samples_to_float(raw: bytes, width: int, channels: int, is_float: bool) -> np.ndarray:
+  raw = raw[:len(raw) - len(raw) % (width * channels)]
+  if is_float:
+    x = np.frombuffer(raw, {4: "<f4", 8: "<f8"}[width]).astype(np.float32)
+  elif width == 1:
     x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128) / 128
   elif width == 2:
     x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768
@@ -32,21 +37,80 @@ def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
     b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
     v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
     x = (np.where(v >= 1 << 23, v - (1 << 24), v)).astype(np.float32) / (1 << 23)
-  elif width == 4:
-    x = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648
   else:
-    raise ValueError(f"unsupported sample width {width} bytes")
+    x = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648
   return x.reshape(-1, channels).mean(axis=1)
 
 
+class WavReader:
+  """Reads a RIFF wav file in chunks: PCM (8/16/24/32-bit), IEEE float (32/64-bit) and
+  their WAVE_FORMAT_EXTENSIBLE forms (Python's `wave` reads PCM only)."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self._f = open(path, "rb")
+    try:
+      self._parse_header()
+    except Exception:
+      self._f.close()
+      raise
+
+  def _fail(self, why: str):
+    raise ValueError(f"{self.path}: not a readable wav file ({why})")
+
+  def _parse_header(self):
+    head = self._f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+      self._fail("no RIFF/WAVE header")
+    fmt = None
+    while True:
+      chunk = self._f.read(8)
+      if len(chunk) < 8:
+        self._fail("no data chunk" if fmt else "no fmt chunk")
+      kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+      if kind == b"fmt ":
+        fmt = self._f.read(size + size % 2)
+      elif kind == b"data":
+        break
+      else:
+        self._f.seek(size + size % 2, 1)
+    if fmt is None or len(fmt) < 16:
+      self._fail("data before fmt chunk")
+    tag, self.channels, self.rate = (int.from_bytes(fmt[i:j], "little")
+                                     for i, j in ((0, 2), (2, 4), (4, 8)))
+    bits = int.from_bytes(fmt[14:16], "little")
+    if tag == _EXTENSIBLE and len(fmt) >= 26:
+      tag = int.from_bytes(fmt[24:26], "little")  # the sub-format GUID's first two bytes
+    self.is_float = tag == _FLOAT
+    self.width = bits // 8
+    if tag not in (_PCM, _FLOAT) or self.channels < 1 or self.rate < 1 or not (
+        (self.is_float and self.width in (4, 8)) or (not self.is_float and 1 <= self.width <= 4)):
+      self._fail(f"format {tag}, {bits}-bit, {self.channels} channels: supported are PCM "
+                 "8/16/24/32-bit and float 32/64-bit")
+    self._left = size
+
+  def read(self, frames: int = -1) -> np.ndarray:
+    """Up to `frames` frames (all when negative), as mono float32."""
+    frame = self.width * self.channels
+    want = self._left if frames < 0 else min(self._left, frames * frame)
+    raw = self._f.read(want)
+    self._left -= len(raw)
+    return _samples_to_float(raw, self.width, self.channels, self.is_float)
+
+  def close(self):
+    self._f.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
 def read_wav(path: str) -> Tuple[np.ndarray, int]:
-  """A PCM wav file -> (mono float32 in [-1, 1], sample rate)."""
-  try:
-    with wave.open(path, "rb") as w:
-      return (_pcm_to_float(w.readframes(w.getnframes()), w.getsampwidth(), w.getnchannels()),
-              w.getframerate())
-  except wave.Error as e:
-    raise ValueError(f"{path}: not a PCM wav file ({e})")
+  """A wav file -> (mono float32 in [-1, 1], sample rate)."""
+  with WavReader(path) as w:
+    return w.read(), w.rate
 
 
 class StreamResampler:
@@ -127,13 +191,13 @@ class Tagger:
 
     Gives the same patches as scores() on the whole file.
     """
-    with wave.open(path, "rb") as w:
-      rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+    with WavReader(path) as w:
+      rate = w.rate
       resampler = None if rate == self.sample_rate else StreamResampler(rate, self.sample_rate)
       buffer, start, emitted = np.zeros(0, np.float32), 0, False
       while True:
-        raw = w.readframes(max(1, int(chunk_seconds * rate)))
-        x = _pcm_to_float(raw, width, channels) if raw else np.zeros(0, np.float32)
+        x = w.read(max(1, int(chunk_seconds * rate)))
+        raw = len(x) > 0
         if resampler is not None:
           x = resampler.push(x, last=not raw)
         buffer = np.concatenate([buffer, x])

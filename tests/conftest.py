@@ -1,9 +1,11 @@
 """Shared fixtures: a tiny built-in dataset, prepared once per test session."""
 
 import os
+import struct
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np
 import pytest
 
 from tf_skeptical import builtin_data, prepare
@@ -67,3 +69,20 @@ def tiny_tagger(tiny_examples, tmp_path_factory):
                    calibration_files=exporting.calibration_audio(train_dir),
                    cfg=exporting.ExportConfig(calibration_windows=150))
   return out, inference.load_model(model_dir)
+
+
+def write_float_wav(path, samples, rate=16000, dtype="<f4", extensible=False):
+  """A mono IEEE-float wav (format tag 3, or WAVE_FORMAT_EXTENSIBLE with the float
+  sub-format), written byte by byte: Python's wave module writes PCM only."""
+  data = np.asarray(samples, dtype).tobytes()
+  width = np.dtype(dtype).itemsize
+  fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else 3, 1, rate, rate * width, width,
+                    8 * width)
+  if extensible:  # cbSize, valid bits, channel mask, sub-format GUID (KSDATAFORMAT_..._FLOAT)
+    fmt += struct.pack("<HHI", 22, 8 * width, 4) + struct.pack("<H", 3) + bytes.fromhex(
+        "000000001000800000aa00389b71")
+  body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+  body += b"LIST" + struct.pack("<I", 4) + b"INFO"  # a chunk a reader must skip
+  body += b"data" + struct.pack("<I", len(data)) + data
+  with open(path, "wb") as f:
+    f.write(b"RIFF" + struct.pack("<I", len(body)) + body)

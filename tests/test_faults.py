@@ -4,7 +4,6 @@ output, or resumes; none writes a silently wrong result."""
 import dataclasses
 import os
 import shutil
-import struct
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, TINY_TRAIN
+from conftest import TINY, TINY_TRAIN, write_float_wav
 from tf_skeptical import (audio_io, builtin_data, class_map, examples, exporting, files,
                           flagging, inference, models, prepare, provenance, scoring, segments,
                           training)
@@ -21,16 +20,6 @@ from tf_skeptical.masked_loss import MaskedBCEModel
 from tf_skeptical.params import DEFAULT_FRONTEND
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-
-
-def write_float_wav(path, samples, rate=16000):
-  """A mono 32-bit IEEE-float wav (format tag 3), written byte by byte: Python's wave module
-  writes PCM only."""
-  data = np.asarray(samples, "<f4").tobytes()
-  header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
-  header += b"fmt " + struct.pack("<IHHIIHH", 16, 3, 1, rate, rate * 4, 4, 32)
-  with open(path, "wb") as f:
-    f.write(header + b"data" + struct.pack("<I", len(data)) + data)
 
 
 def write_u8_wav(path, samples, rate=16000):
