@@ -20,13 +20,16 @@ import numpy as np
 from bench import common
 
 
-def flag_rows(work: str):
+def flag_rows(work: str, scores=None, flags=None, label: str = ""):
+  """cleanlab against our flags on the same probabilities: the demo teacher's in-sample
+  scores, or the scores and flags given (out-of-fold ones, say); `label` prefixes rows."""
   import cleanlab.multilabel_classification.filter as cl_filter
   import cleanlab.multilabel_classification.rank as cl_rank
   from tf_skeptical import builtin_data, evaluation, examples, flagging, scoring
   sweep = os.path.join(work, "sweep")
-  scores = scoring.read_scores(os.path.join(sweep, "scores"))
-  flags = flagging.read_flags(os.path.join(sweep, "flags", "flags.npz"))
+  if scores is None:
+    scores = scoring.read_scores(os.path.join(sweep, "scores"))
+    flags = flagging.read_flags(os.path.join(sweep, "flags", "flags.npz"))
   cmap = examples.read_info(os.path.join(work, "examples", "train")).class_map
   truth = evaluation.read_truth(os.path.join(work, "builtin", builtin_data.TRUTH), cmap)
   n, c = scores.scores.shape
@@ -63,7 +66,7 @@ def flag_rows(work: str):
   p_cl, r_cl = quality(cl_sel)
   p_us, r_us = quality(ours_top(np.minimum(counts, cap)))
   share = 100 * cl_sel.sum() / candidate.sum()
-  rows += [common.row(f"cleanlab own budget: {int(cl_sel.sum())} flags ({share:.2f}% of "
+  rows += [common.row(f"{label}cleanlab own budget: {int(cl_sel.sum())} flags ({share:.2f}% of "
                       "implicit negatives), precision", p_cl),
            common.row("  cleanlab own budget: recall", r_cl),
            common.row("  ours at the same per-class counts: precision", p_us),
@@ -79,7 +82,7 @@ def flag_rows(work: str):
       sel[cand[np.argsort(q[cand, cls], kind="stable")[:k[cls]]], cls] = True
     p_q, r_q = quality(sel)
     p_o, r_o = quality(ours_top(k))
-    rows += [common.row(f"equal budget {percent:g}%: cleanlab quality ranking precision / "
+    rows += [common.row(f"{label}equal budget {percent:g}%: cleanlab quality ranking precision / "
                         "recall", p_q), common.row("  recall", r_q),
              common.row("  ours precision (ranking by teacher score)", p_o),
              common.row("  recall", r_o)]

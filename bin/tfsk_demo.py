@@ -14,7 +14,7 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import (builtin_data, cli, evaluation, examples, exporting, files,
+from tf_skeptical import (builtin_data, cli, evaluation, examples, files,
                           flagging, prepare, sweep, train_options)
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
@@ -27,6 +27,10 @@ MISSING_RATE = flags.DEFINE_float("missing_rate", 0.02, "Missing train labels as
 PERCENTS = flags.DEFINE_string("percents", ",".join(f"{p:g}" for p in sweep.DEMO_PERCENTS),
                                "Discard percentages to train students for (0 = baseline).")
 DATA_SEED = flags.DEFINE_integer("data_seed", 0, "Seed of the generated data.")
+TEACHER_FOLDS = flags.DEFINE_integer(
+    "teacher_folds", 0, "K >= 2: flag with K out-of-fold teachers, each trained without one "
+    "fold of the train set and scoring that fold, so that no clip is scored by a teacher that "
+    "trained on it (K more teacher runs). 0: the teacher scores its own training clips.")
 SEEDS = flags.DEFINE_integer("seeds", 2, "Training runs per p (different seeds); the table "
                              "shows their means and the spread of d'.")
 
@@ -57,20 +61,13 @@ def main(argv):
                             clip_seconds=params.clip_seconds)
   cfg = sweep.SweepConfig(train=train_options.config_from_flags(),
                           percents=tuple(flagging.percent_grid(PERCENTS.value)),
-                          seeds=SEEDS.value)
+                          seeds=SEEDS.value, teacher_folds=TEACHER_FOLDS.value)
   out = os.path.join(work, "sweep")
   table = sweep.run(dirs["train"], dirs["eval"], out, cfg,
                     truth_csv=os.path.join(data, builtin_data.TRUTH))
-  best = max(table, key=lambda r: r["d_prime"])
-  tagger = os.path.join(out, sweep.TAGGER)
-  if not files.exists(os.path.join(tagger, exporting.METADATA)):
-    logging.info("exporting the best student (p = %g%%) to %s", best["discard_percent"], tagger)
-    exporting.export(sweep.run_dir(out, best["discard_percent"]),
-                     os.path.join(dirs["train"], examples.CLASS_MAP), tagger,
-                     calibration_files=exporting.calibration_audio(dirs["train"]))
-  print("\n" + sweep.write_table(table, out))
-  print(f"Best discard percentage by mean d': {best['discard_percent']:g}% "
-        f"(d' {best['d_prime']:.3f} vs baseline {table[0]['d_prime']:.3f}).")
+  best, tagger = sweep.export_best(table, out, dirs["train"])
+  print("\n" + sweep.results_text(out))
+  print(sweep.best_line(best, table))
   print(f"Table:   {os.path.join(out, sweep.RESULTS_MD)}")
   for name in (sweep.PLOT_METRICS, sweep.PLOT_FLAGS, evaluation.FLAG_QUALITY):
     print(f"{name + ':':<17}{os.path.join(out, name)}")

@@ -2,14 +2,16 @@
 
   tfsk_flag --scores=scores --output_dir=flags --review_csv=flags/review.csv
 Writes flags.npz (every flagged entry up to --max_percent, with its rank percentile),
-summary.csv (per class: implicit negatives, flagged at 0.1 ... 20%), and the review list.
+summary.csv (per class: implicit negatives, flagged at 0.1 ... 20%), the review list, and
+teacher_check.json: how far above random the flags are estimated to be, from the labelled
+positives (a warning when too weak to help), and the classes with too few positives.
 """
 
 import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, examples, files, flagging, provenance, scoring
+from tf_skeptical import cli, examples, files, flagging, provenance, scoring, teacher_check
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.class_map import read_class_map
 
@@ -45,6 +47,8 @@ def main(argv):
                           f"the examples scored in {SCORES.value}")
   result = flagging.flag_scores(scores, MAX_PERCENT.value)
   files.makedirs(OUTPUT_DIR.value)
+  teacher_check.run(scores, result, class_map.display_names,
+                    os.path.join(OUTPUT_DIR.value, teacher_check.CHECK_FILE))
   flagging.write_flags(result, os.path.join(OUTPUT_DIR.value, flagging.FLAGS_FILE))
   flagging.write_summary(result, class_map.display_names,
                          os.path.join(OUTPUT_DIR.value, flagging.SUMMARY))

@@ -45,7 +45,8 @@ def test_hand_worked_entries():
       (1, "c08", 4, 36.364), (1, "c07", 5, 45.455)]
   # Discarding 20%: floor(1.8) = 1 of class 0, floor(2.2) = 2 of class 1.
   d = f.discards(20)
-  assert dict(zip(d.clip_ids, d.classes)) == {"c04": (0, 1), "c05": (1,)}
+  assert {k: d.classes_of(i).tolist() for i, k in enumerate(d.clip_ids)} == {
+      "c04": [0, 1], "c05": [1]}
   with pytest.raises(ValueError, match="up to 50"):
     f.discards(60)
 
@@ -89,3 +90,45 @@ def test_properties(n, c, seed, p1, p2):
     rest = np.setdiff1d(implicit, mine)
     if mine and rest.size:
       assert scores[mine, cl].min() >= scores[rest, cl].max()
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 10_000), st.sampled_from([0.5, 1, 5, 20]))
+def test_mask_from_array_discards_equals_a_dense_reference(seed, percent):
+  """The input pipeline's in-graph mask (from the CSR arrays) equals a dense numpy mask
+  set entry by entry from the flags."""
+  import tensorflow as tf
+  from tf_skeptical import input_pipeline
+  rng = np.random.default_rng(seed)
+  n, c = 60, 7
+  ids = np.array([f"clip{i:03d}" for i in range(n)])
+  scores = np.asfortranarray(rng.random((n, c), np.float32))
+  pos = _csr([list(np.flatnonzero(rng.random(c) < 0.2)) for _ in range(n)])
+  neg = _csr([list(np.flatnonzero(rng.random(c) < 0.05)) for _ in range(n)])
+  f = flagging.rank_implicit_negatives(ids, scores, pos, neg, max_percent=20)
+  want = np.ones((n, c), np.float32)
+  sel = f.selected(percent)
+  want[f.clip[sel], f.cls[sel]] = 0
+  d = f.discards(percent)
+  assert d.count == int(sel.sum()) and d.clip_ids.dtype.kind == "U"
+  lookup = input_pipeline.mask_lookup(d, c)
+  got = np.stack([lookup(tf.constant(k)).numpy() for k in ids])
+  np.testing.assert_array_equal(got, want)
+
+
+def test_review_lists_the_likeliest_first(tmp_path):
+  """Ordered by teacher score across classes (not by rank percentile, which put every
+  class's first entry on top, however low its score)."""
+  ids, scores, pos, neg = hand_worked()
+  f = flagging.rank_implicit_negatives(ids, scores, pos, neg, max_percent=50)
+  path = str(tmp_path / "review.csv")
+  rows = flagging.write_review(f, ["/m/0", "/m/1"], ["zero", "one"], path, percent=50)
+  import csv
+  with open(path) as fh:
+    got = [(r["clip_id"], r["display_name"], float(r["score"])) for r in csv.DictReader(fh)]
+  assert rows == len(got) == 9
+  assert [s for _, _, s in got] == sorted([s for _, _, s in got], reverse=True)
+  # Equal scores go by rank percentile: at 0.9, c04 (9.1%) then c05 (18.2%); at 0.8, class
+  # 0's c04 (11.1%) and c07 (22.2%) before class 1's c09 (27.3%).
+  assert got[:5] == [("c04", "one", 0.9), ("c05", "one", 0.9), ("c04", "zero", 0.8),
+                     ("c07", "zero", 0.8), ("c09", "one", 0.8)]

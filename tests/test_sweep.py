@@ -50,6 +50,22 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
                                          training.RESULT))["eval"]["d_prime"] for i in range(2)]
     assert r["d_prime"] == pytest.approx(np.mean(runs))
     assert (r["d_prime_min"], r["d_prime_max"]) == (min(runs), max(runs))
+  # Each p's gain, paired by seed, from the runs' own result.json.
+  base = [files.read_json(os.path.join(sweep.run_dir(work, 0.0, i), training.RESULT))["eval"]
+          ["d_prime"] for i in range(2)]
+  for r in table[1:]:
+    runs = [files.read_json(os.path.join(sweep.run_dir(work, r["discard_percent"], i),
+                                         training.RESULT))["eval"]["d_prime"] for i in range(2)]
+    assert r["gain"] == pytest.approx(np.mean(np.subtract(runs, base)), abs=1e-5)
+    assert r["gain_seed_low"] <= r["gain"] <= r["gain_seed_high"]
+    assert r["gain_clip_low"] <= r["gain_clip_high"] and r["paired_runs"] == 2
+    assert isinstance(r["significant"], bool)
+  # The complete-label reference: trained with every known missing label added back.
+  truth_count = len(evaluation.read_truth(truth, examples.read_info(train_dir).class_map))
+  for i in range(2):
+    ref = files.read_json(os.path.join(sweep.complete_dir(work, i), training.RESULT))
+    assert ref["added_positives"] == truth_count > 0 and ref["masked_entries"] == 0
+  assert "Complete labels" in sweep.results_text(work)
   # Each student masked exactly the entries its flags name, counted through the mask the
   # input pipeline looks up for every train clip.
   flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))
@@ -67,7 +83,7 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
                "flag_quality.csv", "flags/flags.npz", "flags/summary.csv", "flags/review.csv",
                "scores/scores.json", "teacher/result.json", "students/p5/result.json",
                "students/p10/model.keras", "students/p0_seed1/result.json",
-               "students/p10_seed1/result.json"):
+               "students/p10_seed1/result.json", "students/p10_seed1/eval_scores.npz"):
     assert os.path.exists(os.path.join(work, name)), name
   with open(os.path.join(work, "plot_metrics.png"), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -81,6 +97,7 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   monkeypatch.setattr(training, "train", refuse)
   monkeypatch.setattr(scoring, "score", refuse)
   monkeypatch.setattr(flagging, "flag_scores", refuse)
+  monkeypatch.setattr(inference, "predict_clip_scores", refuse)
   again = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
   assert again == table or all(
       a["d_prime"] == b["d_prime"] for a, b in zip(again, table))

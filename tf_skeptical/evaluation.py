@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tf_skeptical import files, inference, metrics
 from tf_skeptical.class_map import ClassMap
-from tf_skeptical.flagging import Flags
+from tf_skeptical.flagging import Discards, Flags
 
 EVAL_JSON = "eval.json"
 FLAG_QUALITY = "flag_quality.csv"
@@ -43,6 +43,14 @@ def read_truth(path: str, class_map: ClassMap) -> set:
   index_of = class_map.index_of
   with files.open(path) as f:
     return {(row["clip_id"], index_of[row["mid"]]) for row in csv.DictReader(f)}
+
+
+def truth_as_entries(truth: set) -> Discards:
+  """The truth's (clip, class) entries grouped by clip, as the input pipeline takes them."""
+  by_clip = {}
+  for clip_id, c in sorted(truth):
+    by_clip.setdefault(clip_id, []).append(c)
+  return Discards.from_lists(list(by_clip), list(by_clip.values()))
 
 
 def write_evaluation(evaluation: metrics.Evaluation, class_names, out_dir: str,

@@ -40,19 +40,33 @@ def flag_count(percent: float, num_implicit):
 
 @dataclasses.dataclass(frozen=True)
 class Discards:
-  """Entries a student leaves out of its loss: for each listed clip, the classes to ignore.
+  """Entries a student leaves out of its loss, as arrays (CSR by clip): the classes to
+  ignore for clip_ids[i] are classes[indptr[i]:indptr[i + 1]]. Arrays, not per-entry Python
+  objects: at AudioSet scale and p = 20% there are about 2e8 entries.
 
   made_from: the flags' provenance (clip set, class map, teacher model ids; see
   provenance.py), which a student checks against its train examples.
   """
 
-  clip_ids: Sequence[str]
-  classes: Sequence[Sequence[int]]
+  clip_ids: np.ndarray  # [K] str: the clips with at least one entry ignored
+  indptr: np.ndarray  # [K + 1] int64
+  classes: np.ndarray  # [indptr[-1]] int32
   made_from: dict = dataclasses.field(default_factory=dict)
+
+  @classmethod
+  def from_lists(cls, clip_ids: Sequence[str], classes: Sequence[Sequence[int]],
+                 made_from: Optional[dict] = None) -> "Discards":
+    """From per-clip class lists (small cases and tests)."""
+    lengths = [len(c) for c in classes]
+    return cls(np.asarray(clip_ids, dtype=str), np.r_[0, np.cumsum(lengths)].astype(np.int64),
+               np.asarray([k for c in classes for k in c], np.int32), dict(made_from or {}))
 
   @property
   def count(self) -> int:
-    return sum(len(c) for c in self.classes)
+    return int(self.indptr[-1])
+
+  def classes_of(self, i: int) -> np.ndarray:
+    return self.classes[self.indptr[i]:self.indptr[i + 1]]
 
   def check_examples(self, info) -> None:
     """Raises ProvenanceMismatch unless the flags were made from info's clip set and class
@@ -92,18 +106,18 @@ class Flags:
     return self.rank <= flag_count(percent, self.num_implicit)[self.cls]
 
   def discards(self, percent: float) -> Discards:
-    """The entries a student ignores at `percent`, grouped by clip."""
-    keep = self.selected(percent)
+    """The entries a student ignores at `percent`, grouped by clip (arrays throughout)."""
+    keep = np.flatnonzero(self.selected(percent))
     clip, cls = self.clip[keep], self.cls[keep]
     order = np.lexsort((cls, clip))
-    clip, cls = clip[order], cls[order]
-    starts = np.flatnonzero(np.r_[True, clip[1:] != clip[:-1]]) if clip.size else np.zeros(0, int)
-    groups = np.split(cls, starts[1:]) if clip.size else []
-    return Discards(tuple(self.clip_ids[clip[starts]].tolist()),
-                    tuple(tuple(int(c) for c in g) for g in groups), dict(self.made_from))
+    clip, cls = clip[order], cls[order].astype(np.int32)
+    starts = np.flatnonzero(np.r_[True, clip[1:] != clip[:-1]]) if clip.size else np.zeros(
+        0, np.int64)
+    return Discards(self.clip_ids[clip[starts]], np.r_[starts, clip.size].astype(np.int64),
+                    cls, dict(self.made_from))
 
 
-def _class_lists(indptr: np.ndarray, indices: np.ndarray, num_classes: int):
+def class_lists(indptr: np.ndarray, indices: np.ndarray, num_classes: int):
   """Clip-major CSR -> for each class, the clip indices listing it."""
   clips = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
   if indices.size and (indices.min() < 0 or indices.max() >= num_classes):
@@ -125,8 +139,8 @@ def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives:
     raise ValueError(f"max_percent must be in (0, 100], got {max_percent}")
   if num_classes > np.iinfo(np.int16).max:
     raise ValueError(f"at most {np.iinfo(np.int16).max} classes, got {num_classes}")
-  pos = _class_lists(*positives, num_classes)
-  neg = _class_lists(*explicit_negatives, num_classes)
+  pos = class_lists(*positives, num_classes)
+  neg = class_lists(*explicit_negatives, num_classes)
   # Outputs are allocated once at their final size: at AudioSet scale and 20% they are
   # ~0.7x the scores, and growing them piecewise would double that.
   eligible = np.empty(n, bool)
@@ -213,11 +227,13 @@ def write_summary(flags: Flags, class_names: Sequence[str], path: str,
 
 def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], path: str,
                  percent: float = 1.0, limit: int = 0) -> int:
-  """The top candidates for a human to listen to, most confident first; returns the rows.
-  Flags written up to less than `percent` give all of theirs."""
+  """The candidates flagged at `percent`, for a human to listen to: highest teacher score
+  first, so the likeliest missing labels come first whatever their class. (Ordering by
+  rank percentile put each class's top entry first, and in classes the teacher barely
+  knows those have scores near zero.) Flags written up to less than `percent` give all of
+  theirs; returns the rows written."""
   keep = np.flatnonzero(flags.selected(min(percent, flags.max_percent)))
-  percentile = flags.percentile[keep]
-  order = keep[np.lexsort((-flags.score[keep], percentile))]
+  order = keep[np.lexsort((flags.percentile[keep], -flags.score[keep]))]
   if limit:
     order = order[:limit]
   with files.atomic_write(path) as f:

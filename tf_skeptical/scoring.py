@@ -18,7 +18,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import examples, files, inference, input_pipeline, provenance
+from tf_skeptical import examples, files, folds, inference, input_pipeline, provenance
 from tf_skeptical.bad_input import DataError, worker_errors_as_data_errors
 from tf_skeptical.beam_options import counter, pipeline_options
 from tf_skeptical.progress import ProgressLog
@@ -31,10 +31,12 @@ class _ScoreFn(beam.DoFn):
   """A batch of serialized examples -> serialized score records."""
 
   def __init__(self, model_path: str, num_classes: int, features: examples.Features,
-               hop_frames: int, pooling: str, patch_batch: int, total: int):
+               hop_frames: int, pooling: str, patch_batch: int, total: int,
+               fold: Optional[folds.Fold] = None):
     self.model_path, self.num_classes, self.features = model_path, num_classes, features
     self.hop_frames, self.pooling, self.patch_batch, self.total = (
         hop_frames, pooling, patch_batch, total)
+    self.fold = fold
 
   def setup(self):
     model = inference.load_model(self.model_path)
@@ -43,11 +45,18 @@ class _ScoreFn(beam.DoFn):
     self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, spec, hop))
     self._read = beam.metrics.Metrics.counter("score", "clips_read")
     self._scored = beam.metrics.Metrics.counter("score", "clips_scored")
+    self._other_folds = beam.metrics.Metrics.counter("score", "clips_in_other_folds")
     self._progress = ProgressLog("score: clips", self.total)
 
   def process(self, records: Sequence[bytes]):
     self._read.inc(len(records))
     clips = [self._parse(tf.constant(r)) for r in records]
+    if self.fold is not None:
+      inside = self.fold.contains(tf.stack([c[0] for c in clips])).numpy()
+      self._other_folds.inc(int((~inside).sum()))
+      clips = [c for c, keep in zip(clips, inside) if keep]
+      if not clips:
+        return
     patches = np.concatenate([c[1].numpy() for c in clips])
     index = np.concatenate([np.full(c[1].shape[0], i) for i, c in enumerate(clips)])
     out = []
@@ -97,10 +106,12 @@ class Scores:
 
 def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str = "mean",
           hop_frames: Optional[int] = None, patch_batch: int = 256, clips_per_batch: int = 64,
-          num_shards: int = 0, beam_args: Sequence[str] = (), local_workers: int = 2) -> dict:
+          num_shards: int = 0, beam_args: Sequence[str] = (), local_workers: int = 2,
+          fold: Optional[folds.Fold] = None) -> dict:
   """Runs the scoring job; returns the manifest written to output_dir/scores.json.
 
   hop_frames: frames between scored patches; default the model's frontend's (YAMNet: 48).
+  fold: score only that fold's clips (an out-of-fold teacher's job; folds.py).
   """
   info = examples.read_info(examples_dir)
   model = inference.load_model(model_path)  # here, so that a bad model fails before any work
@@ -118,7 +129,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
                                          max_batch_size=clips_per_batch)
          | "Score" >> beam.ParDo(_ScoreFn(files.absolute(model_path), info.num_classes,
                                           features, hop_frames, pooling, patch_batch,
-                                          info.num_clips))
+                                          info.num_clips, fold))
          | "Write" >> beam.io.WriteToTFRecord(os.path.join(staging, SCORES_PREFIX),
                                               file_name_suffix=".tfrecord",
                                               num_shards=num_shards or len(info.shards)))
@@ -126,7 +137,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
       result = pipeline.run()
       result.wait_until_finish()
     read, scored = counter(result, "clips_read"), counter(result, "clips_scored")
-    if not read == scored == info.num_clips:
+    if not read == scored + counter(result, "clips_in_other_folds") == info.num_clips:
       raise RuntimeError(f"scoring lost clips: {info.num_clips} in {examples_dir}, {read} "
                          f"read, {scored} scored; {output_dir} is left as it was")
     for tmp in files.glob(os.path.join(staging, "beam-temp-*")):
@@ -137,6 +148,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
                     examples=files.absolute(examples_dir),
                     clips_id=info.extra.get("clips_id"),
                     class_map_id=info.extra.get("class_map_id"),
+                    fold=dataclasses.asdict(fold) if fold else None,
                     shards=files.names(os.path.join(staging, SCORES_PREFIX + "-*")))
     files.write_json(os.path.join(staging, MANIFEST), manifest)
     files.publish_directory(staging, output_dir, last=MANIFEST)
@@ -190,3 +202,39 @@ def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
     scores[:, c] = scores[order, c]
   return Scores(ids, scores, _csr([pos[i] for i in order]),
                 _csr([neg[i] for i in order]), manifest)
+
+
+def merge_scores(parts: Sequence[Scores]) -> Scores:
+  """Scores of disjoint clip sets (out-of-fold teachers' folds) as one, sorted by clip id.
+  The manifest names every part's model; its model_id is their combined id."""
+  if not parts:
+    raise ValueError("no scores to merge")
+  ids = np.concatenate([p.clip_ids for p in parts])
+  order = np.argsort(ids, kind="stable")
+  ids = ids[order]
+  duplicate = np.flatnonzero(ids[1:] == ids[:-1])
+  if duplicate.size:
+    raise DataError("scores", f"clip {ids[duplicate[0]]} is in more than one fold's scores")
+  num_classes = {p.scores.shape[1] for p in parts}
+  if len(num_classes) != 1:
+    raise DataError("scores", f"the parts have different class counts: {sorted(num_classes)}")
+  scores = np.asfortranarray(np.concatenate([p.scores for p in parts])[order])
+
+  def lists(key):
+    out = []
+    for p in parts:
+      indptr, indices = getattr(p, key)
+      out += np.split(indices, indptr[1:-1])
+    return _csr([out[i] for i in order])
+
+  first = parts[0].manifest
+  for p in parts[1:]:
+    for key in ("clips_id", "class_map_id", "examples"):
+      if p.manifest.get(key) != first.get(key):
+        raise DataError("scores", f"fold scores of different examples ({key}: "
+                        f"{first.get(key)} vs {p.manifest.get(key)})")
+  model_ids = [p.manifest.get("model_id") for p in parts]
+  manifest = dict(first, num_clips=int(ids.size), model_id=folds.combined_model_id(model_ids),
+                  model=[p.manifest.get("model") for p in parts], fold_model_ids=model_ids,
+                  fold=None)
+  return Scores(ids, scores, lists("positives"), lists("explicit_negatives"), manifest)

@@ -5,13 +5,21 @@ an interrupted sweep continues where it stopped. p = 0 with seed 0 is the teache
 same data, same recipe, nothing masked; every student differs from it only by its mask
 (and, with seeds > 1, its seed). Runs differ by a few hundredths of d' from seed to seed
 and thread scheduling, so with seeds > 1 every p is trained that many times and the table
-holds the means, with the spread of d'.
+holds the means, with the spread of d'. Each p's gain over the baseline is paired by seed
+and given 95% intervals, over seeds and over eval clips (verdict.py), with a verdict on
+whether it is significant. The best p's student is exported as a tagger.
 
 Layout of the work directory:
   teacher/          the teacher (a model directory, see training.py)
   scores/           its scores of the train set (scoring.py)
-  flags/            flags.npz, summary.csv, review.csv (flagging.py)
-  students/p<p>/    one model directory per discard percentage (p<p>_seed<s> for seed s)
+  fold_teachers/fold<k>/, fold_scores/fold<k>/   with teacher_folds = K >= 2: the
+                    out-of-fold teachers and each one's scores of its fold (folds.py)
+  flags/            flags.npz, summary.csv, review.csv (flagging.py), teacher_check.json
+                    (teacher_check.py: are the flags far enough above random to help?)
+  students/complete/  with a truth file: trained on the complete labels (the reference)
+  students/p<p>/    one model directory per discard percentage (p<p>_seed<s> for seed s);
+                    each run's eval clip scores in eval_scores.npz (for the intervals)
+  tagger/           the best p's student, exported (exporting.py)
   results.csv/.md   the table;  plot_metrics.png, plot_flags.png   the figures
   logs/             TensorBoard: every run's curves and the HParams dashboard
 """
@@ -26,8 +34,8 @@ import tensorflow as tf
 from absl import logging
 from tensorboard.plugins.hparams import api as hp
 
-from tf_skeptical import (evaluation, examples, files, flagging, inference, provenance, scoring,
-                          training)
+from tf_skeptical import (evaluation, examples, exporting, files, flagging, inference,
+                          folds, provenance, scoring, teacher_check, training, verdict)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -35,9 +43,11 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 TEACHER, SCORES, FLAGS, STUDENTS, LOGS, TAGGER = (
     "teacher", "scores", "flags", "students", "logs", "tagger")
+FOLD_TEACHERS, FOLD_SCORES = "fold_teachers", "fold_scores"
 RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
 PLOT_METRICS, PLOT_FLAGS = "plot_metrics.png", "plot_flags.png"
 REVIEW_PERCENT = 1.0  # the review list holds the flags up to this p
+EVAL_SCORES = "eval_scores.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +57,13 @@ class SweepConfig:
   max_percent: float = 20.0
   score_workers: int = 2
   seeds: int = 1  # training runs per p, seeds train.seed, train.seed + 1, ...
+  # K >= 2: the flags come from K out-of-fold teachers (folds.py), each scoring the clips
+  # it did not train on; 0: from the teacher's scores of its own training clips.
+  teacher_folds: int = 0
+  # With a truth file: also train on the complete labels (the missing ones added back), the
+  # reference for how much the missing labels cost and how much of it masking recovers.
+  complete_reference: bool = True
+  verdict_params: verdict.VerdictParams = verdict.VerdictParams()
 
 
 def run_dir(work_dir: str, p: float, seed_index: int = 0) -> str:
@@ -57,7 +74,13 @@ def run_dir(work_dir: str, p: float, seed_index: int = 0) -> str:
   return os.path.join(work_dir, STUDENTS, f"p{p:g}{suffix}")
 
 
-def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0):
+def complete_dir(work_dir: str, seed_index: int = 0) -> str:
+  """The model directory of the complete-label reference run."""
+  return os.path.join(work_dir, STUDENTS, "complete" + (f"_seed{seed_index}" if seed_index
+                                                         else ""))
+
+
+def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0, add_positives=None):
   if training.is_trained(model_dir):
     result = files.read_json(os.path.join(model_dir, training.RESULT))
     made_by = (result.get("flags") or {}).get("model_id")
@@ -68,7 +91,65 @@ def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0):
     files.remove(model_dir)
   logging.info("training %s (discarding %g%% of implicit negatives)", model_dir, p)
   return training.train(train_dir, model_dir, cfg, eval_dir=eval_dir, discards=discards,
-                        verbose=2, extra_result=dict(discard_percent=p))
+                        verbose=2, extra_result=dict(discard_percent=p),
+                        add_positives=add_positives)
+
+
+def eval_scores(model_dir: str, eval_dir: str):
+  """A run's eval clip scores: (clip ids, labels, scores), kept in the run's directory
+  beside the model they came from (recomputed when the model changed)."""
+  path = os.path.join(model_dir, EVAL_SCORES)
+  model_id = provenance.file_id(inference.model_path(model_dir))
+  if files.exists(path):
+    with files.open(path, "rb") as f, np.load(f) as z:
+      if str(z["model_id"]) == model_id:
+        return z["clip_ids"], z["labels"], z["scores"]
+  ids, labels, scores = inference.predict_clip_scores(inference.load_model(model_dir),
+                                                      eval_dir, model_name=model_dir)
+  with files.local_output(path) as tmp:
+    np.savez(tmp, clip_ids=ids, labels=labels, scores=scores, model_id=np.str_(model_id))
+  return ids, labels, scores
+
+
+def verdicts(work_dir: str, eval_dir: str, percents: Sequence[float], seeds: int,
+             params: verdict.VerdictParams = verdict.VerdictParams()) -> Dict[float, Dict]:
+  """Per p > 0: the paired gain over the baseline with its intervals (verdict.py)."""
+  runs = {p: [eval_scores(run_dir(work_dir, p, i), eval_dir) for i in range(seeds)]
+          for p in sorted(set(percents) | {0.0})}
+  ids, labels, _ = runs[0.0][0]
+  if any(list(r[0]) != list(ids) for rs in runs.values() for r in rs):
+    raise RuntimeError(f"runs in {work_dir} were evaluated on different eval clips")
+  baselines = [r[2] for r in runs[0.0]]
+  return {p: verdict.paired_gain(labels, [r[2] for r in rs], baselines, params)
+          for p, rs in runs.items() if p > 0}
+
+
+def _score(train_dir: str, model_dir: str, scores_dir: str, cfg: SweepConfig,
+           fold: Optional[folds.Fold] = None) -> None:
+  """Scores (one fold of) the train set with a model, unless that model already did."""
+  manifest = os.path.join(scores_dir, scoring.MANIFEST)
+  if (files.exists(manifest) and files.read_json(manifest).get("model_id")
+      == provenance.file_id(inference.model_path(model_dir))):
+    return
+  logging.info("scoring %s with %s", "fold %d" % fold.index if fold else "the train set",
+               model_dir)
+  scoring.score(train_dir, model_dir, scores_dir, local_workers=cfg.score_workers, fold=fold)
+
+
+def _fold_teachers(train_dir: str, work_dir: str, cfg: SweepConfig):
+  """Trains the K out-of-fold teachers (the teacher's recipe, each without its fold) and
+  scores each fold with its own; returns the fold scores' directories and the teachers'
+  combined id."""
+  dirs, ids = [], []
+  for k in range(cfg.teacher_folds):
+    fold = folds.Fold(k, cfg.teacher_folds)
+    model_dir = os.path.join(work_dir, FOLD_TEACHERS, fold.name)
+    _train(train_dir, None, model_dir, dataclasses.replace(
+        cfg.train, holdout_folds=fold.count, holdout_fold=fold.index))
+    dirs.append(os.path.join(work_dir, FOLD_SCORES, fold.name))
+    _score(train_dir, model_dir, dirs[-1], cfg, fold)
+    ids.append(provenance.file_id(inference.model_path(model_dir)))
+  return dirs, folds.combined_model_id(ids)
 
 
 def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepConfig(),
@@ -80,23 +161,27 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   teacher_dir = run_dir(work_dir, 0.0)
   results = {0.0: [_train(train_dir, eval_dir, teacher_dir, cfg.train)]}
 
-  # Scores and flags are reused only if this teacher made them (a retrained teacher's
+  # Scores and flags are reused only if these teachers made them (a retrained teacher's
   # model differs, and so does its id).
-  teacher_id = provenance.file_id(inference.model_path(teacher_dir))
-  scores_dir = os.path.join(work_dir, SCORES)
-  scores_manifest = os.path.join(scores_dir, scoring.MANIFEST)
-  if (not files.exists(scores_manifest)
-      or files.read_json(scores_manifest).get("model_id") != teacher_id):
-    logging.info("scoring the train set with the teacher")
-    scoring.score(train_dir, teacher_dir, scores_dir, local_workers=cfg.score_workers)
+  if cfg.teacher_folds >= 2:
+    scores_dirs, flags_teacher_id = _fold_teachers(train_dir, work_dir, cfg)
+  else:
+    scores_dirs = [os.path.join(work_dir, SCORES)]
+    flags_teacher_id = provenance.file_id(inference.model_path(teacher_dir))
+    _score(train_dir, teacher_dir, scores_dirs[0], cfg)
   flags_dir = os.path.join(work_dir, FLAGS)
   flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
   class_map = examples.read_info(train_dir).class_map
   if (not files.exists(flags_path)
-      or flagging.read_flags(flags_path).made_from.get("model_id") != teacher_id):
+      or flagging.read_flags(flags_path).made_from.get("model_id") != flags_teacher_id):
     logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
     files.makedirs(flags_dir)
-    flags = flagging.flag_scores(scoring.read_scores(scores_dir), cfg.max_percent)
+    scores = (scoring.read_scores(scores_dirs[0]) if len(scores_dirs) == 1 else
+              scoring.merge_scores([scoring.read_scores(d) for d in scores_dirs]))
+    flags = flagging.flag_scores(scores, cfg.max_percent)
+    teacher_check.run(scores, flags, class_map.display_names,
+                      os.path.join(flags_dir, teacher_check.CHECK_FILE))
+    del scores
     flagging.write_summary(flags, class_map.display_names,
                            os.path.join(flags_dir, flagging.SUMMARY))
     flagging.write_review(flags, class_map.mids, class_map.display_names,
@@ -112,14 +197,20 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
             train_dir, eval_dir, run_dir(work_dir, p, i), seeded,
             flags.discards(p) if p > 0 else None, p))
 
-  quality = {}
+  quality, reference = {}, None
   if truth_csv:
+    truth = evaluation.read_truth(truth_csv, class_map)
     percents = [p for p in sorted(set(cfg.percents) | {1.0}) if p <= cfg.max_percent]
-    rows = evaluation.flag_quality(flags, evaluation.read_truth(truth_csv, class_map),
-                                   percents)
+    rows = evaluation.flag_quality(flags, truth, percents)
     evaluation.write_rows(rows, os.path.join(work_dir, evaluation.FLAG_QUALITY))
     quality = {r["percent"]: r for r in rows}
+    if cfg.complete_reference:
+      reference = _complete_reference(train_dir, eval_dir, work_dir, cfg, truth)
 
+  gains = verdicts(work_dir, eval_dir, cfg.percents, cfg.seeds, cfg.verdict_params)
+  no_gain = dict(gain=float("nan"), gain_seed_low=float("nan"), gain_seed_high=float("nan"),
+                 gain_clip_low=float("nan"), gain_clip_high=float("nan"), significant="",
+                 paired_runs=0)
   table = []
   for p in sorted(results):
     evals = [r["eval"] for r in results[p]]
@@ -131,23 +222,44 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
                       d_prime_max=max(e["d_prime"] for e in evals),
                       flag_precision=q.get("precision", float("nan")),
                       flag_recall=q.get("recall", float("nan")),
-                      base_rate=q.get("base_rate", float("nan"))))
-  write_table(table, work_dir)
+                      base_rate=q.get("base_rate", float("nan")),
+                      **gains.get(p, no_gain)))
+  write_table(table, work_dir, reference)
   plot(table, list(quality.values()), work_dir)
   write_hparams(table, work_dir)
   return table
 
 
-def write_table(table: List[Dict], work_dir: str) -> str:
+def _complete_reference(train_dir, eval_dir, work_dir, cfg: SweepConfig, truth: set) -> Dict:
+  """Runs trained on the complete labels, one per seed, and their paired gain over the
+  baseline: what the missing labels cost."""
+  added = evaluation.truth_as_entries(truth)
+  runs = []
+  for i in range(cfg.seeds):
+    seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
+    runs.append(_train(train_dir, eval_dir, complete_dir(work_dir, i), seeded,
+                       add_positives=added))
+  ids, labels, _ = eval_scores(run_dir(work_dir, 0.0), eval_dir)
+  baselines = [eval_scores(run_dir(work_dir, 0.0, i), eval_dir)[2] for i in range(cfg.seeds)]
+  complete = [eval_scores(complete_dir(work_dir, i), eval_dir)[2] for i in range(cfg.seeds)]
+  return dict(d_prime=float(np.mean([r["eval"]["d_prime"] for r in runs])),
+              lwlrap=float(np.mean([r["eval"]["lwlrap"] for r in runs])),
+              added_positives=added.count,
+              **verdict.paired_gain(labels, complete, baselines, cfg.verdict_params))
+
+
+def write_table(table: List[Dict], work_dir: str, reference: Optional[Dict] = None) -> str:
   evaluation.write_rows(table, os.path.join(work_dir, RESULTS_CSV))
   base = table[0]
   runs = table[0].get("runs", 1)
   lines = ["d' = sqrt(2) * Phi^-1(AUC averaged over classes), as AudioSet papers report it.",
            f"Means over {runs} run(s) per p (seeds); d' range = lowest..highest run.\n" if runs > 1
            else "",
+           "Gain: d' over the baseline, paired by seed, with 95% intervals over seeds and over "
+           "eval clips (bootstrap); significant when every interval excludes 0.\n",
            "| discard % | masked entries | d' | d' range | lwlrap | mAP | flag precision | "
-           "flag recall |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "flag recall | gain [95% intervals]: verdict |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in table:
     def delta(k):
       d = r[k] - base[k]
@@ -156,7 +268,16 @@ def write_table(table: List[Dict], work_dir: str) -> str:
     rec = "" if np.isnan(r["flag_recall"]) else f"{r['flag_recall']:.3f}"
     spread = f"{r.get('d_prime_min', r['d_prime']):.3f}..{r.get('d_prime_max', r['d_prime']):.3f}"
     lines.append(f"| {r['discard_percent']:g} | {r['masked_entries']} | {delta('d_prime')} | "
-                 f"{spread} | {delta('lwlrap')} | {delta('mAP')} | {prec} | {rec} |")
+                 f"{spread} | {delta('lwlrap')} | {delta('mAP')} | {prec} | {rec} | "
+                 f"{verdict.describe(r) if r.get('paired_runs') else 'baseline'} |")
+  if reference:
+    best = max(table[1:] or table, key=lambda r: r["d_prime"])
+    recovered = best.get("gain", float("nan")) / reference["gain"]
+    lines.append(f"\nComplete labels (the {reference['added_positives']} missing ones added "
+                 f"back), same recipe and seeds: d' {reference['d_prime']:.3f}, lwlrap "
+                 f"{reference['lwlrap']:.3f}; the missing labels cost "
+                 f"{verdict.describe(reference)}. The best p ({best['discard_percent']:g}%) "
+                 f"recovers {100 * recovered:.0f}% of that cost.")
   if not np.isnan(table[-1]["base_rate"]):
     lines.append(f"\nBase rate (missing labels among implicit negatives, the precision of "
                  f"random flags): {table[-1]['base_rate']:.4f}")
@@ -165,6 +286,12 @@ def write_table(table: List[Dict], work_dir: str) -> str:
   with files.atomic_write(path) as f:
     f.write(text)
   return text
+
+
+def results_text(work_dir: str) -> str:
+  """results.md as written by the last run."""
+  with files.open(os.path.join(work_dir, RESULTS_MD)) as f:
+    return f.read()
 
 
 def _percent_axis(ax, percents):
@@ -179,7 +306,7 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   percents = [r["discard_percent"] for r in table]
   x = range(len(percents))
   paths = []
-  fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+  fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
   for ax, key, label in zip(axes, ("d_prime", "lwlrap", "mAP"),
                             ("d' (from mean AUC)", "lwlrap", "mAP")):
     ax.plot(x, [r[key] for r in table], "o-", label="student (mean over seeds)")
@@ -190,6 +317,7 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
     ax.set_title(f"{label} on the eval set")
     _percent_axis(ax, percents)
   axes[0].legend()
+  _plot_gains(axes[3], table)
   fig.tight_layout()
   paths.append(os.path.join(work_dir, PLOT_METRICS))
   files.save_figure(fig, paths[-1], dpi=110)
@@ -209,6 +337,47 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
     files.save_figure(fig, paths[-1], dpi=110)
     plt.close(fig)
   return paths
+
+
+def _plot_gains(ax, table: List[Dict]) -> None:
+  """Each p's paired d' gain with its 95% intervals (clips, and seeds where there are 2+)."""
+  percents = [r["discard_percent"] for r in table]
+  for i, r in enumerate(table):
+    if not r.get("paired_runs"):
+      continue
+    g = r["gain"]
+    ax.errorbar(i - 0.08, g, yerr=[[g - r["gain_clip_low"]], [r["gain_clip_high"] - g]],
+                fmt="o", color="C0", capsize=4, label="95%: eval clips" if i == 1 else None)
+    if not np.isnan(r["gain_seed_low"]):
+      ax.errorbar(i + 0.08, g, yerr=[[g - r["gain_seed_low"]], [r["gain_seed_high"] - g]],
+                  fmt="s", color="C1", capsize=4, label="95%: seeds" if i == 1 else None)
+    if r["significant"]:
+      ax.annotate("*", (i, max(r["gain_clip_high"], g)), ha="center", va="bottom")
+  ax.axhline(0, color="gray", ls="--")
+  ax.set_title("d' gain over the baseline (* significant)")
+  _percent_axis(ax, percents)
+  ax.legend()
+
+
+def export_best(table: List[Dict], work_dir: str, train_dir: str):
+  """Exports the student of the best p by mean d' (the baseline if none beats it) to
+  work_dir/tagger, unless that export exists; returns (its table row, the tagger dir)."""
+  best = max(table, key=lambda r: r["d_prime"])
+  tagger = os.path.join(work_dir, TAGGER)
+  model = run_dir(work_dir, best["discard_percent"])
+  metadata = os.path.join(tagger, exporting.METADATA)
+  if (not files.exists(metadata) or files.read_json(metadata).get("model_id")
+      != provenance.file_id(inference.model_path(model))):
+    logging.info("exporting the best run (p = %g%%) to %s", best["discard_percent"], tagger)
+    exporting.export(model, os.path.join(train_dir, examples.CLASS_MAP), tagger,
+                     calibration_files=exporting.calibration_audio(train_dir))
+  return best, tagger
+
+
+def best_line(best: Dict, table: List[Dict]) -> str:
+  text = (f"Best discard percentage by mean d': {best['discard_percent']:g}% "
+          f"(d' {best['d_prime']:.3f} vs baseline {table[0]['d_prime']:.3f})")
+  return text + (f"; gain {verdict.describe(best)}." if best.get("paired_runs") else ".")
 
 
 def write_hparams(table: List[Dict], work_dir: str) -> None:

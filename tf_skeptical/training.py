@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_skeptical import evaluation, examples, files, inference, input_pipeline, models
+from tf_skeptical import evaluation, examples, files, folds, inference, input_pipeline, models
 from tf_skeptical.flagging import Discards
 from tf_skeptical.large_loss_rejection import RejectionSchedule
 from tf_skeptical.masked_loss import MaskedBCEModel
@@ -51,7 +51,15 @@ class TrainConfig:
   # rejected, growing by reject_per_epoch each epoch up to reject_max. 0: off.
   reject_per_epoch: float = 0.0
   reject_max: float = 100.0
+  # Out-of-fold teachers (folds.py): train on the clips outside fold holdout_fold of
+  # holdout_folds. 0 folds: every clip.
+  holdout_folds: int = 0
+  holdout_fold: int = 0
   seed: int = 0
+
+  @property
+  def excluded_fold(self) -> Optional[folds.Fold]:
+    return folds.Fold(self.holdout_fold, self.holdout_folds) if self.holdout_folds else None
 
 
 class ClipEvaluation(keras.callbacks.Callback):
@@ -182,7 +190,10 @@ def _learning_rate(cfg: TrainConfig, total_steps: int):
   if cfg.schedule == "constant":
     return cfg.learning_rate
   if cfg.schedule == "cosine":
-    return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps, alpha=0.05)
+    # At least one step: a zero-epoch run (an untrained model, e.g. a baseline for the
+    # teacher check) builds its optimizer too.
+    return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(1, total_steps),
+                                                  alpha=0.05)
   raise ValueError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
 
 
@@ -205,8 +216,11 @@ def is_trained(model_dir: str) -> bool:
 def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
           eval_dir: Optional[str] = None, discards: Optional[Discards] = None,
           verbose: int = 1, extra_result: Optional[dict] = None,
-          overwrite: bool = False) -> dict:
+          overwrite: bool = False, add_positives: Optional[Discards] = None) -> dict:
   """Trains (or resumes) a model on train_dir; returns and writes result.json.
+
+  discards: entries left out of the loss (a student). add_positives: entries trained as
+  positives (the known missing labels: an experiment's complete-label reference).
 
   A finished model directory (result.json present) is left as it is and its result
   returned, unless overwrite: scores and flags made with that model depend on it.
@@ -218,10 +232,12 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
   with files.output_lock(model_dir):
     if overwrite:
       files.remove(model_dir)
-    return _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result or {})
+    return _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result or {},
+                  add_positives)
 
 
-def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result) -> dict:
+def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
+           add_positives=None) -> dict:
   files.makedirs(model_dir)
   keras.utils.set_random_seed(cfg.seed)
   if cfg.mixed_precision:
@@ -232,12 +248,14 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result)
   if eval_dir:
     info.features.check_same(f"train examples {train_dir}",
                              examples.read_info(eval_dir).features, f"eval examples {eval_dir}")
+  kept = 1 - 1 / cfg.holdout_folds if cfg.holdout_folds else 1.0  # expected share of clips
   steps = cfg.steps_per_epoch or math.ceil(
-      info.num_clips * info.patches_per_clip(cfg.train_hop_frames) / cfg.batch_size)
+      kept * info.num_clips * info.patches_per_clip(cfg.train_hop_frames) / cfg.batch_size)
   weights = balanced_clip_weights(train_dir) if cfg.balanced else None
   dataset = input_pipeline.training_dataset(
       train_dir, cfg.batch_size, discards=discards, hop_frames=cfg.train_hop_frames,
-      seed=cfg.seed, clip_weights=weights, with_implicit=cfg.reject_per_epoch > 0)
+      seed=cfg.seed, clip_weights=weights, with_implicit=cfg.reject_per_epoch > 0,
+      exclude_fold=cfg.excluded_fold, add_positives=add_positives)
   with _strategy(cfg.strategy).scope():
     model = compile_model(info, cfg, steps * cfg.epochs)
 
@@ -261,6 +279,7 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result)
   result = dict(config=dataclasses.asdict(cfg), train_dir=files.absolute(train_dir),
                 steps_per_epoch=steps,
                 masked_entries=discards.count if discards else 0,
+                added_positives=add_positives.count if add_positives else 0,
                 flags=discards.made_from if discards else None,
                 history=backup.history_by_metric(), **extra_result)
   if eval_dir:  # the model as saved

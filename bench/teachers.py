@@ -1,0 +1,66 @@
+"""Which teacher finds the missing labels best: in-sample, out-of-fold, and cleanlab on
+out-of-fold probabilities, at equal per-class budgets, on a finished demo (known truth).
+
+  python -m bench.teachers --demo_dir=tfsk_work [--folds=5]
+
+In-sample: the demo teacher's scores of its own training clips (the paper's teacher).
+Out-of-fold: K teachers with the demo teacher's recipe, each trained without one fold and
+scoring it (folds.py); trained here once, into <demo_dir>/teachers_bench.
+cleanlab: its multi-label issue finder on the out-of-fold probabilities, at its own budget
+and at ours (bench/peers.py's comparison, on these probabilities).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from bench import common, peers
+
+PERCENTS = (0.5, 1.0, 2.0, 4.0)
+
+
+def quality_rows(name, flags, truth):
+  from tf_skeptical import evaluation
+  rows = []
+  for r in evaluation.flag_quality(flags, truth, PERCENTS):
+    rows += [common.row(f"{name} at {r['percent']:g}%: precision", r["precision"]),
+             common.row(f"  {name} at {r['percent']:g}%: recall", r["recall"])]
+  return rows
+
+
+def main():
+  extra = argparse.ArgumentParser(add_help=False)
+  extra.add_argument("--demo_dir", default="tfsk_work")
+  extra.add_argument("--folds", type=int, default=5)
+  known, rest = extra.parse_known_args()
+  sys.argv = [sys.argv[0]] + rest
+  args = common.parse_args(__doc__)
+  if args.quick:
+    print("teachers: trains K teachers at the demo's size; not a --quick benchmark, skipped")
+    return
+  from tf_skeptical import (builtin_data, evaluation, examples, flagging, scoring, sweep,
+                            training)
+  work = known.demo_dir
+  sweep_dir = os.path.join(work, "sweep")
+  if not os.path.exists(os.path.join(sweep_dir, "results.csv")):
+    print(f"teachers: no finished demo in {work} (run tfsk_demo first); skipped")
+    return
+  train_dir = os.path.join(work, "examples", "train")
+  cmap = examples.read_info(train_dir).class_map
+  truth = evaluation.read_truth(os.path.join(work, "builtin", builtin_data.TRUTH), cmap)
+  in_sample = flagging.read_flags(os.path.join(sweep_dir, sweep.FLAGS, flagging.FLAGS_FILE))
+  with open(os.path.join(sweep_dir, sweep.TEACHER, training.RESULT)) as f:
+    recipe = training.TrainConfig(**json.load(f)["config"])
+  cfg = sweep.SweepConfig(train=recipe, teacher_folds=known.folds)
+  dirs, _ = sweep._fold_teachers(train_dir, os.path.join(work, "teachers_bench"), cfg)
+  oof_scores = scoring.merge_scores([scoring.read_scores(d) for d in dirs])
+  oof = flagging.flag_scores(oof_scores, in_sample.max_percent)
+  rows = quality_rows("in-sample teacher", in_sample, truth)
+  rows += quality_rows(f"out-of-fold teachers (K = {known.folds})", oof, truth)
+  rows += peers.flag_rows(work, oof_scores, oof, label="on out-of-fold probabilities: ")
+  common.report("teachers", rows)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,58 @@
+"""The teacher check against hand-made teachers: one that knows the classes, one that
+scores at random, and a class without positives."""
+
+import numpy as np
+import pytest
+
+from tf_skeptical import flagging, scoring, teacher_check
+from tf_skeptical.scoring import _csr
+
+
+def _scores(informative: bool, seed=0, n=2000, c=4):
+  rng = np.random.default_rng(seed)
+  labels = rng.random((n, c)) < 0.1
+  labels[:, 3] = False  # class 3: no positive
+  s = rng.random((n, c)).astype(np.float32)
+  if informative:
+    s = np.where(labels, 0.5 + 0.5 * s, 0.6 * s).astype(np.float32)
+  pos = _csr([list(np.flatnonzero(row)) for row in labels])
+  neg = _csr([[] for _ in range(n)])
+  ids = np.array([f"c{i:05d}" for i in range(n)])
+  return scoring.Scores(ids, np.asfortranarray(s), pos, neg, {})
+
+
+def _check(scores):
+  flags = flagging.rank_implicit_negatives(scores.clip_ids, scores.scores, scores.positives,
+                                           scores.explicit_negatives, max_percent=20)
+  return teacher_check.check(scores, flags, ["a", "b", "c", "d"])
+
+
+def test_a_teacher_that_knows_the_classes_passes():
+  report = _check(_scores(True))
+  # Positives score in [0.5, 1], negatives in [0, 0.6]: the top 1% of negatives lie above
+  # 0.594, where 81% of positives are ((1 - 0.594) / 0.5): lift 81 at 1%.
+  at1 = next(r for r in report["percents"] if r["percent"] == 1.0)
+  informative = 3 / 4  # three of the four classes' flags come from a class with positives
+  assert at1["lift"] == pytest.approx(informative * 81 + (1 - informative) * 1, rel=0.1)
+  assert not report["weak"]
+  assert [c["name"] for c in report["few_positive_classes"]] == ["d"]
+  assert len(teacher_check.warnings(report)) == 1  # only the class without positives
+
+
+def test_a_random_teacher_is_called_weak_with_its_numbers():
+  report = _check(_scores(False))
+  assert report["weak"]
+  assert all(0.0 <= r["lift"] < 2 for r in report["percents"])
+  text = teacher_check.warnings(report)[0]
+  assert "barely better than random" in text and "x at 1%" in text
+
+
+def test_the_report_is_written_as_json(tmp_path):
+  import json
+  scores = _scores(True)
+  flags = flagging.rank_implicit_negatives(scores.clip_ids, scores.scores, scores.positives,
+                                           scores.explicit_negatives, max_percent=20)
+  path = str(tmp_path / "check.json")
+  report = teacher_check.run(scores, flags, ["a", "b", "c", "d"], path)
+  with open(path) as f:
+    assert json.load(f) == json.loads(json.dumps(report))
