@@ -1,8 +1,10 @@
 """Runs every benchmark, each in its own process, and writes bench/RESULTS.md.
 
   python -m bench            # full sizes; runs tfsk_demo first if tfsk_work has no finished
-                             # demo (the peers and the trained tagger's int8 rows need it)
-  python -m bench --quick    # CI sizes; the peers need a finished demo and are skipped
+                             # demo (the peers and the trained tagger's int8 rows need it);
+                             # bench.scale at 100k, 500k and 2.04M clips takes hours
+  python -m bench --quick    # CI sizes (the whole pipeline at 20k simulated clips); the
+                             # peers need a finished demo and are skipped
 """
 
 import datetime
@@ -14,7 +16,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHMARKS = ("input_pipeline", "masked_step", "scoring_and_flagging", "export", "ceiling",
-              "peers")
+              "peers", "teachers", "storage", "scale")
 
 
 def machine() -> str:

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -75,3 +76,23 @@ def builtin_examples(work_dir: str, clips: int, clip_seconds: float = 10.0):
                           os.path.join(data, builtin_data.CLASS_MAP), ex,
                           clip_seconds=clip_seconds)
   return data, ex
+
+
+def demo_benchmark(name: str, description: str, **extra_args):
+  """Arguments of a benchmark that trains at the demo's size on a finished demo: returns
+  (args, the demo's work dir), or None (after saying why) under --quick or without a
+  finished demo. extra_args: flag name -> (type, default)."""
+  extra = argparse.ArgumentParser(add_help=False)
+  extra.add_argument("--demo_dir", default="tfsk_work")
+  for flag, (kind, default) in extra_args.items():
+    extra.add_argument(f"--{flag}", type=kind, default=default)
+  known, rest = extra.parse_known_args()
+  sys.argv = [sys.argv[0]] + rest
+  args = parse_args(description)
+  if args.quick:
+    print(f"{name}: trains at the demo's size; not a --quick benchmark, skipped")
+    return None
+  if not os.path.exists(os.path.join(known.demo_dir, "sweep", "results.csv")):
+    print(f"{name}: no finished demo in {known.demo_dir} (run tfsk_demo first); skipped")
+    return None
+  return known, known.demo_dir

@@ -10,10 +10,8 @@ cleanlab: its multi-label issue finder on the out-of-fold probabilities, at its 
 and at ours (bench/peers.py's comparison, on these probabilities).
 """
 
-import argparse
 import json
 import os
-import sys
 
 from bench import common, peers
 
@@ -30,22 +28,13 @@ def quality_rows(name, flags, truth):
 
 
 def main():
-  extra = argparse.ArgumentParser(add_help=False)
-  extra.add_argument("--demo_dir", default="tfsk_work")
-  extra.add_argument("--folds", type=int, default=5)
-  known, rest = extra.parse_known_args()
-  sys.argv = [sys.argv[0]] + rest
-  args = common.parse_args(__doc__)
-  if args.quick:
-    print("teachers: trains K teachers at the demo's size; not a --quick benchmark, skipped")
+  given = common.demo_benchmark("teachers", __doc__, folds=(int, 5))
+  if given is None:
     return
+  known, work = given
   from tf_skeptical import (builtin_data, evaluation, examples, flagging, scoring, sweep,
                             training)
-  work = known.demo_dir
   sweep_dir = os.path.join(work, "sweep")
-  if not os.path.exists(os.path.join(sweep_dir, "results.csv")):
-    print(f"teachers: no finished demo in {work} (run tfsk_demo first); skipped")
-    return
   train_dir = os.path.join(work, "examples", "train")
   cmap = examples.read_info(train_dir).class_map
   truth = evaluation.read_truth(os.path.join(work, "builtin", builtin_data.TRUTH), cmap)

@@ -18,7 +18,7 @@ import dataclasses
 
 from absl import app, flags, logging
 
-from tf_skeptical import cli, prepare
+from tf_skeptical import cli, examples, prepare
 from tf_skeptical.params import FrontendParams
 
 SEGMENTS = flags.DEFINE_string("segments", None, "AudioSet-layout segments CSV.")
@@ -31,13 +31,19 @@ CLASS_MAP = flags.DEFINE_string("class_map", None, "Class map CSV: index,mid,dis
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the example shards go.")
 CLIP_SECONDS = flags.DEFINE_float(
     "clip_seconds", 10.0, "Pad or crop every clip to this length (0 keeps each clip's own).")
-NUM_SHARDS = flags.DEFINE_integer("num_shards", 0, "Output shards; 0 = one per 1000 clips.")
+CLIPS_PER_SHARD = flags.DEFINE_integer("clips_per_shard", prepare.CLIPS_PER_SHARD,
+                                       "Examples per output shard (at most).")
 SKIP_BAD_CLIPS = flags.DEFINE_bool(
     "skip_bad_clips", False, "Skip bad rows and clips (listed with the reason in "
     "<output_dir>/skipped.csv) instead of stopping at the first.")
 LOCAL_WORKERS = flags.DEFINE_integer(
     "local_workers", 1, "Worker processes of the local runner (Beam's FnApiRunner; ignored "
     "with another --runner).")
+FEATURE_STORAGE = flags.DEFINE_enum(
+    "feature_storage", None, list(examples.STORAGES),
+    "How features are stored in the example records. Log-mel: float32 (default) or float16 "
+    "(half the size, values within 0.004). Embeddings: uint8 (default: AudioSet's released "
+    "codes, a quarter of float32's size, lossless), float16 or float32.")
 flags.mark_flags_as_required(["class_map", "output_dir"])
 
 # The log-mel frontend, one flag per FrontendParams field, YAMNet's values by default.
@@ -68,17 +74,19 @@ def main(argv):
     raise app.UsageError("give exactly one of --segments (with --audio_dir) or --embeddings")
   if EMBEDDINGS.value:
     result = prepare.prepare_embeddings(
-        EMBEDDINGS.value, CLASS_MAP.value, OUTPUT_DIR.value, num_shards=NUM_SHARDS.value,
+        EMBEDDINGS.value, CLASS_MAP.value, OUTPUT_DIR.value, clips_per_shard=CLIPS_PER_SHARD.value,
         skip_bad_clips=SKIP_BAD_CLIPS.value, beam_args=beam_args,
-        local_workers=LOCAL_WORKERS.value)
+        local_workers=LOCAL_WORKERS.value,
+        feature_storage=FEATURE_STORAGE.value or examples.UINT8)
   else:
     if not AUDIO_DIR.value:
       raise app.UsageError("--segments needs --audio_dir")
     result = prepare.prepare_audio(
         SEGMENTS.value, AUDIO_DIR.value, CLASS_MAP.value, OUTPUT_DIR.value,
-        clip_seconds=CLIP_SECONDS.value, num_shards=NUM_SHARDS.value,
+        clip_seconds=CLIP_SECONDS.value, clips_per_shard=CLIPS_PER_SHARD.value,
         skip_bad_clips=SKIP_BAD_CLIPS.value, beam_args=beam_args,
-        local_workers=LOCAL_WORKERS.value, params=frontend_from_flags())
+        local_workers=LOCAL_WORKERS.value, params=frontend_from_flags(),
+        feature_storage=FEATURE_STORAGE.value or examples.FLOAT32)
   logging.info("prepared %d clips into %s", result.num_clips, result.output_dir)
   if result.skips:
     logging.warning("skipped %d clips; reasons in %s", len(result.skips), result.report)

@@ -20,13 +20,15 @@ from tf_skeptical.class_map import ClassMap, write_class_map
 # End-to-end: trains, exports or runs the binaries (.ci/run runs these on one Python only).
 pytestmark = pytest.mark.end_to_end
 
-BINARIES = ("tfsk_make_builtin", "tfsk_prepare", "tfsk_train", "tfsk_score", "tfsk_flag",
+BINARIES = ("tfsk_make_builtin", "tfsk_simulate_audioset", "tfsk_prepare", "tfsk_train", "tfsk_score", "tfsk_flag",
             "tfsk_evaluate", "tfsk_export", "tfsk_tag", "tfsk_sweep", "tfsk_demo")
 
 TINY_MODEL = ["--width=0.25", "--batch_size=8", "--train_hop_frames=48"]
 SIZE_FLAGS = {
     "tfsk_make_builtin": ["--num_classes=4", "--train_clips=24", "--eval_clips=12",
                           "--clip_seconds=1.2", "--seed=1"],
+    "tfsk_simulate_audioset": ["--train_clips=300", "--eval_clips=40", "--num_classes=30",
+                               "--clips_per_shard=128", "--smallest_class=0.01"],
     "tfsk_prepare": ["--clip_seconds=1.2"],
     "tfsk_train": TINY_MODEL + ["--epochs=4"],
     "tfsk_score": ["--local_workers=1"],
@@ -41,7 +43,7 @@ SIZE_FLAGS = {
 }
 
 # The order the documented lines run in: (binary, line index in its docstring).
-PLAN = [("tfsk_make_builtin", 0), ("tfsk_prepare", 0), ("tfsk_prepare", 1),
+PLAN = [("tfsk_make_builtin", 0), ("tfsk_simulate_audioset", 0), ("tfsk_prepare", 0), ("tfsk_prepare", 1),
         ("tfsk_prepare", 2), ("tfsk_train", 0), ("tfsk_score", 0), ("tfsk_flag", 0),
         ("tfsk_train", 1), ("tfsk_evaluate", 0), ("tfsk_evaluate", 1), ("tfsk_export", 0),
         ("tfsk_tag", 0), ("tfsk_tag", 1), ("tfsk_sweep", 0), ("tfsk_demo", 0),
@@ -110,7 +112,9 @@ def test_documented_usage_runs_in_order(tmp_path):
          "flags/flags.npz", "flags/summary.csv", "flags/review.csv", "runs/p1/result.json",
          "runs/p1/eval/eval.json", "flag_quality/flag_quality.csv", "tagger/metadata.json",
          "tagger/tagger_int8.tflite", "sweep/results.md", "sweep/plot_metrics.png",
-         "demo/sweep/results.md", "demo/sweep/tagger/metadata.json")
+         "demo/sweep/results.md", "demo/sweep/tagger/metadata.json",
+         "sim/train/train-00000-of-00003.tfrecord", "sim/train_missing_labels.csv",
+         "sim/generation.json")
   with open(tmp_path / "examples/bal_train/manifest.json") as f:
     assert json.load(f)["num_clips"] == 6
   with open(tmp_path / "runs/p1/result.json") as f:

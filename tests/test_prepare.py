@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import (builtin_data, evaluation, examples, flagging, frontend, input_pipeline,
-                          prepare)
+from tf_skeptical import (audioset_embeddings, builtin_data, evaluation, examples, flagging,
+                          frontend, input_pipeline, prepare)
 from tf_skeptical.audio_io import load_clip
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.class_map import read_class_map
@@ -69,7 +69,7 @@ def test_training_dataset_masks_only_discarded_entries(tiny_examples):
   train_dir, _ = tiny_examples
   clips = list(examples.iterate(train_dir))
   target = clips[3]["clip_id"]
-  discards = flagging.Discards((target,), ((1, 4),))
+  discards = flagging.Discards.from_lists((target,), ((1, 4),))
   ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, discards=discards,
                                       repeat=False, seed=0)
   per_clip = P.num_patches(P.num_frames(int(TINY.clip_seconds * P.sample_rate)))
@@ -87,6 +87,30 @@ def test_training_dataset_masks_only_discarded_entries(tiny_examples):
   lookup = input_pipeline.mask_lookup(discards, TINY.num_classes)
   np.testing.assert_array_equal(lookup(tf.constant(target)), [1, 0, 1, 1, 0, 1])
   np.testing.assert_array_equal(lookup(tf.constant(clips[0]["clip_id"])), np.ones(6))
+
+
+def test_training_dataset_adds_the_given_positives_and_only_them(tiny_examples):
+  """The complete-label reference: known missing labels become positives, unmasked."""
+  train_dir, _ = tiny_examples
+  clips = {c["clip_id"]: c for c in examples.iterate(train_dir)}
+  target = sorted(clips)[5]
+  given = np.flatnonzero(clips[target]["positives"])
+  absent = [c for c in range(TINY.num_classes) if c not in given][:2]
+  added = flagging.Discards.from_lists((target,), (tuple(absent),))
+  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, add_positives=added,
+                                      repeat=False, seed=0)
+  want = {k: c["positives"] for k, c in clips.items()}
+  want[target] = want[target].copy()
+  want[target][absent] = 1
+  rows = {tuple(v) for v in want.values()}
+  seen_target = 0
+  for _, y in ds:
+    assert (y["mask"].numpy() == 1).all()
+    for labels in y["labels"].numpy():
+      assert tuple(labels) in rows
+      seen_target += tuple(labels) == tuple(want[target])
+  # Both patches of the target clip (and of any clip whose labels equal its new ones).
+  assert seen_target == 2 * sum(tuple(w) == tuple(want[target]) for w in want.values())
 
 
 def test_embedding_tfrecords_in_audioset_layout(tmp_path):
@@ -178,3 +202,24 @@ def test_skip_bad_clips_counts_and_reports(bad_dataset):
   assert sorted(int(r["row"]) for r in report) == [3, 4, 5, 6, 7, 8]
   info = examples.read_info(str(tmp_path / "out"))
   assert info.num_clips == 1 and info.extra["num_skipped"] == 6
+
+
+@pytest.mark.parametrize("storage,tolerance,size", [("float32", 0, 4), ("float16", 0.004, 2)])
+def test_log_mel_storage_round_trips_within_its_stated_error(storage, tolerance, size):
+  x = np.random.default_rng(0).uniform(-7, 9, (40, 64)).astype(np.float32)
+  record = examples.serialize("c", [1], [], x, storage)
+  got = examples.parse(tf.constant(record), 3)["features"].numpy()
+  assert got.dtype == np.float32 and got.shape == x.shape
+  assert np.abs(got - x).max() <= tolerance
+  assert len(examples.encode_features(x, storage)) == x.size * size
+
+
+def test_uint8_storage_holds_audioset_codes_exactly_and_nothing_else():
+  codes = np.random.default_rng(1).integers(0, 256, (10, 128))
+  embeddings = audioset_embeddings.dequantize(codes)
+  record = examples.serialize("c", [0], [], embeddings, "uint8")
+  got = examples.parse(tf.constant(record), 3)["features"].numpy()
+  np.testing.assert_array_equal(got, embeddings)
+  assert len(examples.encode_features(embeddings, "uint8")) == 1280
+  with pytest.raises(ValueError, match="use float16"):
+    examples.encode_features(embeddings + 0.001, "uint8")

@@ -56,3 +56,13 @@ def test_the_report_is_written_as_json(tmp_path):
   report = teacher_check.run(scores, flags, ["a", "b", "c", "d"], path)
   with open(path) as f:
     assert json.load(f) == json.loads(json.dumps(report))
+
+
+def test_a_teacher_that_scores_everything_alike_has_lift_one():
+  """Ties at the threshold count in proportion: a constant teacher takes p% of positives."""
+  scores = _scores(False)
+  scores = scoring.Scores(scores.clip_ids, np.full_like(scores.scores, 0.5),
+                          scores.positives, scores.explicit_negatives, {})
+  report = _check(scores)
+  assert all(r["lift"] == pytest.approx(1.0, abs=0.02) for r in report["percents"])
+  assert report["weak"]

@@ -2,7 +2,9 @@
 
 Each record holds the clip id, positive label indices, explicit-negative indices and the
 precomputed model input (log-mel frames [T, mel bands], or AudioSet embeddings [10, 128]) as
-raw float32 bytes plus its shape. An examples directory also holds `class_map.csv` and
+raw bytes plus its shape, stored as the record says (`feature_storage`, see STORAGES):
+float32; float16 (half the size; log-mel values in [-7, 9] come back within 0.004); or, for
+AudioSet's embeddings, their released uint8 codes (a quarter of the size, lossless). An examples directory also holds `class_map.csv` and
 `manifest.json`; the manifest is written last, so its presence means the shards are complete.
 
 The manifest also says how the features were made (`Features`: their kind and, for log-mel,
@@ -27,6 +29,8 @@ CLASS_MAP = CLASS_MAP_FILE
 SHARD_PREFIX = "examples"
 LOG_MEL = "log_mel"
 EMBEDDING = "embedding"
+FLOAT32, FLOAT16, UINT8 = "float32", "float16", "uint8"
+STORAGES = (FLOAT32, FLOAT16, UINT8)
 
 _FEATURES = {
     "clip_id": tf.io.FixedLenFeature([], tf.string),
@@ -34,6 +38,8 @@ _FEATURES = {
     "explicit_negatives": tf.io.VarLenFeature(tf.int64),
     "features": tf.io.FixedLenFeature([], tf.string),
     "feature_shape": tf.io.FixedLenFeature([2], tf.int64),
+    # Records written before storage options existed are float32.
+    "feature_storage": tf.io.FixedLenFeature([], tf.string, default_value=FLOAT32),
 }
 
 
@@ -45,17 +51,45 @@ def _bytes(value: bytes):
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
-def serialize(clip_id: str, positives, explicit_negatives, features: np.ndarray) -> bytes:
-  features = np.ascontiguousarray(features, dtype="<f4")
+def encode_features(features: np.ndarray, storage: str = FLOAT32) -> bytes:
+  """[frames, dims] float features -> raw bytes in `storage`. uint8 holds AudioSet's
+  embedding codes q as (q - 128) / 128 and refuses anything else."""
+  if storage == FLOAT32:
+    return np.ascontiguousarray(features, "<f4").tobytes()
+  if storage == FLOAT16:
+    return np.ascontiguousarray(features, "<f2").tobytes()
+  if storage == UINT8:
+    codes = np.asarray(features, np.float64) * 128.0 + 128.0
+    if not (np.all(codes == np.round(codes)) and codes.min() >= 0 and codes.max() <= 255):
+      raise ValueError("uint8 storage holds AudioSet's embedding codes ((q - 128) / 128) "
+                       "only; these features are not such codes: use float16")
+    return codes.astype(np.uint8).tobytes()
+  raise ValueError(f"feature storage must be one of {STORAGES}, got {storage!r}")
+
+
+def serialize(clip_id: str, positives, explicit_negatives, features: np.ndarray,
+              storage: str = FLOAT32) -> bytes:
+  features = np.asarray(features)
   if features.ndim != 2:
     raise ValueError(f"clip {clip_id}: features must be [frames, dims], got {features.shape}")
   return tf.train.Example(features=tf.train.Features(feature={
       "clip_id": _bytes(clip_id.encode("utf-8")),
       "positives": _int64s(positives),
       "explicit_negatives": _int64s(explicit_negatives),
-      "features": _bytes(features.tobytes()),
+      "features": _bytes(encode_features(features, storage)),
       "feature_shape": _int64s(features.shape),
+      "feature_storage": _bytes(storage.encode()),
   })).SerializeToString()
+
+
+def _decode_features(raw, storage):
+  """Raw feature bytes -> float32, by the record's storage (a graph-side switch)."""
+  return tf.case([
+      (tf.equal(storage, FLOAT16),
+       lambda: tf.cast(tf.io.decode_raw(raw, tf.float16), tf.float32)),
+      (tf.equal(storage, UINT8),
+       lambda: (tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.float32) - 128.0) / 128.0)],
+      default=lambda: tf.io.decode_raw(raw, tf.float32), exclusive=True)
 
 
 def parse(record, num_classes: int):
@@ -64,7 +98,7 @@ def parse(record, num_classes: int):
   Positives and explicit negatives come back as multi-hot float32 vectors of num_classes.
   """
   parsed = tf.io.parse_single_example(record, _FEATURES)
-  features = tf.reshape(tf.io.decode_raw(parsed["features"], tf.float32),
+  features = tf.reshape(_decode_features(parsed["features"], parsed["feature_storage"]),
                         parsed["feature_shape"])
 
   def multi_hot(sparse):

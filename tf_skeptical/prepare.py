@@ -13,14 +13,14 @@ previous output). The manifest records the clip set's and the class map's ids
 
 import dataclasses
 import json
-import math
 import os
 from typing import Optional, Sequence
 
 import apache_beam as beam
 import tensorflow as tf
 
-from tf_skeptical import audio_io, audioset_embeddings, examples, files, frontend, provenance
+from tf_skeptical import (audio_io, audioset_embeddings, examples, files, frontend, provenance,
+                          shard_writer)
 from tf_skeptical.audio_io import AUDIO_EXTENSIONS
 from tf_skeptical.bad_input import (DataError, Skip, tf_error_text,
                                     worker_errors_as_data_errors, write_skip_report)
@@ -66,9 +66,10 @@ class _LogMelFn(beam.DoFn):
   """Audio file -> serialized example with log-mel frames (or a tagged skip)."""
 
   def __init__(self, params: FrontendParams, clip_samples: Optional[int], skip_bad: bool,
-               total: int):
+               total: int, storage: str = examples.FLOAT32):
     self.params, self.clip_samples, self.skip_bad, self.total = (
         params, clip_samples, skip_bad, total)
+    self.storage = storage
 
   def setup(self):
     params = self.params
@@ -115,7 +116,8 @@ class _LogMelFn(beam.DoFn):
     self._progress.add()
     yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(
         item["clip_id"], item["positives"], item["negatives"]))
-    yield examples.serialize(item["clip_id"], item["positives"], item["negatives"], features)
+    yield examples.serialize(item["clip_id"], item["positives"], item["negatives"], features,
+                             self.storage)
 
   def teardown(self):
     if hasattr(self, "_progress"):
@@ -125,8 +127,8 @@ class _LogMelFn(beam.DoFn):
 class _EmbeddingFn(beam.DoFn):
   """(file, SequenceExample) -> serialized example with [10, 128] embeddings."""
 
-  def __init__(self, num_classes: int, skip_bad: bool):
-    self.num_classes, self.skip_bad = num_classes, skip_bad
+  def __init__(self, num_classes: int, skip_bad: bool, storage: str = examples.FLOAT32):
+    self.num_classes, self.skip_bad, self.storage = num_classes, skip_bad, storage
 
   def setup(self):
     self._written = beam.metrics.Metrics.counter("prepare", "clips_written")
@@ -145,14 +147,13 @@ class _EmbeddingFn(beam.DoFn):
       return
     self._written.inc()
     yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(clip.clip_id, clip.labels))
-    yield examples.serialize(clip.clip_id, clip.labels, (), clip.embeddings)
+    yield examples.serialize(clip.clip_id, clip.labels, (), clip.embeddings, self.storage)
 
 
-def _write(outputs, output_dir: str, num_shards: int):
-  """Example shards, the skipped clips' reasons, and the written clips' combined hash."""
-  _ = outputs.ok | "WriteExamples" >> beam.io.WriteToTFRecord(
-      os.path.join(output_dir, examples.SHARD_PREFIX), file_name_suffix=".tfrecord",
-      num_shards=num_shards)
+def _write(outputs, output_dir: str, clips_per_shard: int):
+  """Example shards (shard_writer.py: no GroupByKey, so memory does not grow with the
+  dataset), the skipped clips' reasons, and the written clips' combined hash."""
+  _ = outputs.ok | "WriteExamples" >> shard_writer.WriteShards(output_dir, clips_per_shard)
   _ = outputs[SKIPPED] | "WriteSkips" >> beam.io.WriteToText(
       os.path.join(output_dir, SKIPPED), file_name_suffix=".jsonl")
   _ = (outputs[HASHES]
@@ -181,7 +182,7 @@ def _collect_hash(output_dir: str) -> int:
   return value
 
 
-def _run_job(build, output_dir: str, class_map, source: str, num_shards: int,
+def _run_job(build, output_dir: str, class_map, source: str, clips_per_shard: int,
              features: examples.Features, frames_per_clip, launcher_skips, beam_args,
              local_workers: int, **extra) -> PrepareResult:
   """Runs the pipeline that `build(pipeline)` lays out into a directory beside output_dir
@@ -191,12 +192,13 @@ def _run_job(build, output_dir: str, class_map, source: str, num_shards: int,
     staging = files.staging_directory(output_dir, local=False)
     write_class_map(class_map, os.path.join(staging, examples.CLASS_MAP))
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
-    _write(build(pipeline), staging, num_shards)
+    _write(build(pipeline), staging, clips_per_shard)
     with worker_errors_as_data_errors():
       result = pipeline.run()
       result.wait_until_finish()
     for tmp in files.glob(os.path.join(staging, "beam-temp-*")):
       files.remove(tmp)
+    shard_writer.publish(staging, examples.SHARD_PREFIX)
     num_clips = counter(result, "clips_written")
     skips = _collect_skips(staging, launcher_skips)
     clips_id = provenance.clip_set_id_from(num_clips, _collect_hash(staging))
@@ -214,11 +216,15 @@ def _run_job(build, output_dir: str, class_map, source: str, num_shards: int,
 
 
 def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_dir: str, *,
-                  clip_seconds: float = 10.0, num_shards: int = 0,
+                  clip_seconds: float = 10.0, clips_per_shard: int = CLIPS_PER_SHARD,
                   skip_bad_clips: bool = False, beam_args: Sequence[str] = (),
-                  local_workers: int = 1,
-                  params: FrontendParams = DEFAULT_FRONTEND) -> PrepareResult:
-  """Segments CSV + audio folder -> log-mel example shards in output_dir."""
+                  local_workers: int = 1, params: FrontendParams = DEFAULT_FRONTEND,
+                  feature_storage: str = examples.FLOAT32) -> PrepareResult:
+  """Segments CSV + audio folder -> log-mel example shards in output_dir. feature_storage:
+  float32 or float16 (examples.py)."""
+  if feature_storage not in (examples.FLOAT32, examples.FLOAT16):
+    raise ValueError(f"log-mel features are stored as float32 or float16, not "
+                     f"{feature_storage!r}")
   class_map = read_class_map(class_map_csv)
   segments, bad_rows = read_segments(segments_csv, class_map, skip_bad_rows=skip_bad_clips)
   launcher_skips = [Skip(segments_csv, row, "", problem) for row, problem in bad_rows]
@@ -241,20 +247,26 @@ def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_
   def build(pipeline):
     return (pipeline
             | "Clips" >> beam.Create(items, reshuffle=True)
-            | "LogMel" >> beam.ParDo(_LogMelFn(params, clip_samples, skip_bad_clips, len(items)))
+            | "LogMel" >> beam.ParDo(_LogMelFn(params, clip_samples, skip_bad_clips, len(items),
+                                               feature_storage))
             .with_outputs(SKIPPED, HASHES, main="ok"))
 
   return _run_job(build, output_dir, class_map, files.absolute(segments_csv),
-                  num_shards or max(1, math.ceil(len(items) / CLIPS_PER_SHARD)),
+                  clips_per_shard,
                   examples.Features(examples.LOG_MEL, params.mel_bands, params), frames,
                   launcher_skips, beam_args, local_workers, clip_seconds=clip_seconds,
-                  audio_dir=files.absolute(audio_dir))
+                  audio_dir=files.absolute(audio_dir), feature_storage=feature_storage)
 
 
 def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: str, *,
-                       num_shards: int = 0, skip_bad_clips: bool = False,
-                       beam_args: Sequence[str] = (), local_workers: int = 1) -> PrepareResult:
-  """AudioSet embedding TFRecords (a glob) -> [10, 128] example shards in output_dir."""
+                       clips_per_shard: int = CLIPS_PER_SHARD, skip_bad_clips: bool = False,
+                       beam_args: Sequence[str] = (), local_workers: int = 1,
+                       feature_storage: str = examples.UINT8) -> PrepareResult:
+  """AudioSet embedding TFRecords (a glob) -> [10, 128] example shards in output_dir,
+  stored by default as the released uint8 codes (lossless; examples.py)."""
+  if feature_storage not in examples.STORAGES:
+    raise ValueError(f"feature storage must be one of {examples.STORAGES}, not "
+                     f"{feature_storage!r}")
   class_map = read_class_map(class_map_csv)
   inputs = files.glob(tfrecord_pattern)
   if not inputs:
@@ -264,11 +276,12 @@ def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: st
     return (pipeline
             | "Files" >> beam.Create(inputs)
             | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord(with_filename=True)
-            | "Embeddings" >> beam.ParDo(_EmbeddingFn(len(class_map), skip_bad_clips))
+            | "Embeddings" >> beam.ParDo(_EmbeddingFn(len(class_map), skip_bad_clips,
+                                                      feature_storage))
             .with_outputs(SKIPPED, HASHES, main="ok"))
 
   features = examples.Features(examples.EMBEDDING, audioset_embeddings.EMBEDDING_DIMS,
                                embedding_frames=audioset_embeddings.SECONDS_PER_CLIP)
   return _run_job(build, output_dir, class_map, files.absolute(tfrecord_pattern),
-                  num_shards or len(inputs), features, audioset_embeddings.SECONDS_PER_CLIP,
-                  [], beam_args, local_workers)
+                  clips_per_shard, features, audioset_embeddings.SECONDS_PER_CLIP,
+                  [], beam_args, local_workers, feature_storage=feature_storage)

@@ -18,7 +18,8 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import examples, files, folds, inference, input_pipeline, provenance
+from tf_skeptical import (examples, files, folds, inference, input_pipeline, provenance,
+                          shard_writer)
 from tf_skeptical.bad_input import DataError, worker_errors_as_data_errors
 from tf_skeptical.beam_options import counter, pipeline_options
 from tf_skeptical.progress import ProgressLog
@@ -106,7 +107,8 @@ class Scores:
 
 def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str = "mean",
           hop_frames: Optional[int] = None, patch_batch: int = 256, clips_per_batch: int = 64,
-          num_shards: int = 0, beam_args: Sequence[str] = (), local_workers: int = 2,
+          records_per_shard: int = 10_000, beam_args: Sequence[str] = (),
+          local_workers: int = 2,
           fold: Optional[folds.Fold] = None) -> dict:
   """Runs the scoring job; returns the manifest written to output_dir/scores.json.
 
@@ -130,9 +132,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
          | "Score" >> beam.ParDo(_ScoreFn(files.absolute(model_path), info.num_classes,
                                           features, hop_frames, pooling, patch_batch,
                                           info.num_clips, fold))
-         | "Write" >> beam.io.WriteToTFRecord(os.path.join(staging, SCORES_PREFIX),
-                                              file_name_suffix=".tfrecord",
-                                              num_shards=num_shards or len(info.shards)))
+         | "Write" >> shard_writer.WriteShards(staging, records_per_shard))
     with worker_errors_as_data_errors():
       result = pipeline.run()
       result.wait_until_finish()
@@ -142,6 +142,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
                          f"read, {scored} scored; {output_dir} is left as it was")
     for tmp in files.glob(os.path.join(staging, "beam-temp-*")):
       files.remove(tmp)
+    shards = shard_writer.publish(staging, SCORES_PREFIX)
     manifest = dict(num_clips=scored, num_classes=info.num_classes, pooling=pooling,
                     hop_frames=hop_frames, model=files.absolute(model_path),
                     model_id=provenance.file_id(inference.model_path(model_path)),
@@ -149,7 +150,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
                     clips_id=info.extra.get("clips_id"),
                     class_map_id=info.extra.get("class_map_id"),
                     fold=dataclasses.asdict(fold) if fold else None,
-                    shards=files.names(os.path.join(staging, SCORES_PREFIX + "-*")))
+                    shards=shards)
     files.write_json(os.path.join(staging, MANIFEST), manifest)
     files.publish_directory(staging, output_dir, last=MANIFEST)
   return manifest

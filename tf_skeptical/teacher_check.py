@@ -2,11 +2,12 @@
 
 The truly missing labels are unknown, but the labelled positives are a sample of the same
 sounds. For class c at discard percentage p, let t_c be the score of the last implicit
-negative flagged. A teacher that cannot tell the class apart scores positives like
+negative flagged (ties at t_c count in proportion). A teacher that cannot tell the class apart scores positives like
 negatives, so a share of about p/100 of the labelled positives lies at or above t_c. The
 ratio
 
-    lift_c = (share of labelled positives scoring >= t_c) / (p / 100)
+    lift_c = (share of labelled positives scoring >= t_c) / (share of implicit negatives
+                                                              flagged, p% rounded down)
 
 estimates how many times the base rate the flags' precision is: if missing labels score
 like the labelled positives, flag precision = base rate x lift. Pooled over classes
@@ -40,11 +41,19 @@ class CheckParams:
   min_positives: int = 5  # classes with fewer train positives are listed
 
 
-def _class_lift(scores_c: np.ndarray, positives_c: np.ndarray, threshold: float,
-                percent: float) -> float:
-  if positives_c.size == 0:
-    return float("nan")
-  return float(np.mean(scores_c[positives_c] >= threshold) / (percent / 100.0))
+def _class_lift(scores_c: np.ndarray, positives_c: np.ndarray, implicit_c: np.ndarray,
+                flagged: int) -> float:
+  """Share of positives the flag threshold t would take, over the share of implicit
+  negatives it took (p%, rounded down to whole flags). Ties at t count with the share of
+  the implicit negatives at t that were flagged: a teacher scoring everything alike takes
+  that share of positives too (lift 1), not all of them."""
+  negatives = scores_c[implicit_c]
+  threshold = -np.partition(-negatives, flagged - 1)[flagged - 1]  # the last one flagged
+  above, at = np.sum(negatives > threshold), np.sum(negatives == threshold)
+  tied_share = (flagged - above) / at
+  pos = scores_c[positives_c]
+  taken = np.sum(pos > threshold) + tied_share * np.sum(pos == threshold)
+  return float(taken / pos.size / (flagged / negatives.size))
 
 
 def check(scores, flags: Flags, names: Sequence[str],
@@ -53,31 +62,36 @@ def check(scores, flags: Flags, names: Sequence[str],
   Returns the report (also what `warnings` reads)."""
   num_classes = scores.scores.shape[1]
   by_class = class_lists(*scores.positives, num_classes)
+  explicit = class_lists(*scores.explicit_negatives, num_classes)
   counts = np.array([b.size for b in by_class])
-  starts = np.searchsorted(flags.cls, np.arange(num_classes))  # flags: by class, then rank
   report = dict(min_lift=params.min_lift, min_positives=params.min_positives,
                 few_positive_classes=[dict(index=int(c), name=names[c],
                                            positives=int(counts[c]))
                                       for c in np.flatnonzero(counts < params.min_positives)],
                 percents=[])
-  for p in params.percents:
-    if p > flags.max_percent:
-      continue
-    k = flag_count(p, flags.num_implicit)
-    lifts, weights = [], []
-    for c in range(num_classes):
-      if k[c] == 0:
+  percents = [p for p in params.percents if p <= flags.max_percent]
+  lifts = {p: [] for p in percents}
+  weights = {p: [] for p in percents}
+  implicit = np.empty(scores.scores.shape[0], bool)
+  for c in range(num_classes):
+    implicit[:] = True
+    implicit[by_class[c]] = False
+    implicit[explicit[c]] = False
+    candidates = np.flatnonzero(implicit)
+    for p in percents:
+      k = int(flag_count(p, candidates.size))
+      if k == 0:
         continue
-      threshold = float(flags.score[starts[c] + k[c] - 1])  # the last one flagged
-      lift = (_class_lift(scores.scores[:, c], by_class[c], threshold, p)
-              if counts[c] >= params.min_positives else 1.0)
-      lifts.append(lift)
-      weights.append(k[c])
-    pooled = float(np.average(lifts, weights=weights)) if weights else float("nan")
-    report["percents"].append(dict(percent=float(p), flagged=int(np.sum(weights)),
+      lifts[p].append(_class_lift(scores.scores[:, c], by_class[c], candidates, k)
+                      if counts[c] >= params.min_positives else 1.0)
+      weights[p].append(k)
+  for p in percents:
+    pooled = (float(np.average(lifts[p], weights=weights[p])) if weights[p]
+              else float("nan"))
+    report["percents"].append(dict(percent=float(p), flagged=int(np.sum(weights[p])),
                                    lift=pooled))
-  lifts = [r["lift"] for r in report["percents"] if not np.isnan(r["lift"])]
-  report["weak"] = bool(lifts) and bool(max(lifts) < params.min_lift)
+  pooled = [r["lift"] for r in report["percents"] if not np.isnan(r["lift"])]
+  report["weak"] = bool(pooled) and bool(max(pooled) < params.min_lift)
   return report
 
 
