@@ -272,12 +272,15 @@ def write_table(table: List[Dict], work_dir: str, reference: Optional[Dict] = No
                  f"{verdict.describe(r) if r.get('paired_runs') else 'baseline'} |")
   if reference:
     best = max(table[1:] or table, key=lambda r: r["d_prime"])
-    recovered = best.get("gain", float("nan")) / reference["gain"]
+    if reference["gain"] > 0 and best.get("paired_runs"):
+      share = (f"The best p ({best['discard_percent']:g}%) recovers "
+               f"{100 * best['gain'] / reference['gain']:.0f}% of that cost.")
+    else:
+      share = "The complete labels did not beat the baseline: nothing to recover here."
     lines.append(f"\nComplete labels (the {reference['added_positives']} missing ones added "
                  f"back), same recipe and seeds: d' {reference['d_prime']:.3f}, lwlrap "
                  f"{reference['lwlrap']:.3f}; the missing labels cost "
-                 f"{verdict.describe(reference)}. The best p ({best['discard_percent']:g}%) "
-                 f"recovers {100 * recovered:.0f}% of that cost.")
+                 f"{verdict.describe(reference)}. {share}")
   if not np.isnan(table[-1]["base_rate"]):
     lines.append(f"\nBase rate (missing labels among implicit negatives, the precision of "
                  f"random flags): {table[-1]['base_rate']:.4f}")
