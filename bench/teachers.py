@@ -42,7 +42,7 @@ def main():
   with open(os.path.join(sweep_dir, sweep.TEACHER, training.RESULT)) as f:
     recipe = training.TrainConfig(**json.load(f)["config"])
   cfg = sweep.SweepConfig(train=recipe, teacher_folds=known.folds)
-  dirs, _ = sweep._fold_teachers(train_dir, os.path.join(work, "teachers_bench"), cfg)
+  dirs, _ = sweep.fold_teachers(train_dir, os.path.join(work, "teachers_bench"), cfg)
   oof_scores = scoring.merge_scores([scoring.read_scores(d) for d in dirs])
   oof = flagging.flag_scores(oof_scores, in_sample.max_percent)
   rows = quality_rows("in-sample teacher", in_sample, truth)

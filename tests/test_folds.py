@@ -28,7 +28,7 @@ def test_out_of_fold_teachers_never_score_their_own_clips(tiny_examples, tmp_pat
   k = 3
   cfg = sweep.SweepConfig(train=training.TrainConfig(**dict(TINY_TRAIN, epochs=1)),
                           teacher_folds=k, score_workers=1)
-  dirs, combined = sweep._fold_teachers(train_dir, work, cfg)
+  dirs, combined = sweep.fold_teachers(train_dir, work, cfg)
   all_ids = {c["clip_id"].decode() for c in
              input_pipeline.clips(train_dir)[0].as_numpy_iterator()}
   scored_by_fold, ids = [], []
@@ -55,4 +55,4 @@ def test_out_of_fold_teachers_never_score_their_own_clips(tiny_examples, tmp_pat
   assert list(merged.clip_ids) == sorted(all_ids)
   assert merged.manifest["model_id"] == combined == folds.combined_model_id(ids)
   # A rerun finds every fold teacher and every fold's scores complete.
-  assert sweep._fold_teachers(train_dir, work, cfg) == (dirs, combined)
+  assert sweep.fold_teachers(train_dir, work, cfg) == (dirs, combined)

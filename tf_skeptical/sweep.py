@@ -136,7 +136,7 @@ def _score(train_dir: str, model_dir: str, scores_dir: str, cfg: SweepConfig,
   scoring.score(train_dir, model_dir, scores_dir, local_workers=cfg.score_workers, fold=fold)
 
 
-def _fold_teachers(train_dir: str, work_dir: str, cfg: SweepConfig):
+def fold_teachers(train_dir: str, work_dir: str, cfg: SweepConfig):
   """Trains the K out-of-fold teachers (the teacher's recipe, each without its fold) and
   scores each fold with its own; returns the fold scores' directories and the teachers'
   combined id."""
@@ -164,7 +164,7 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   # Scores and flags are reused only if these teachers made them (a retrained teacher's
   # model differs, and so does its id).
   if cfg.teacher_folds >= 2:
-    scores_dirs, flags_teacher_id = _fold_teachers(train_dir, work_dir, cfg)
+    scores_dirs, flags_teacher_id = fold_teachers(train_dir, work_dir, cfg)
   else:
     scores_dirs = [os.path.join(work_dir, SCORES)]
     flags_teacher_id = provenance.file_id(inference.model_path(teacher_dir))
