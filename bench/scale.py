@@ -2,15 +2,18 @@
 
   python -m bench.scale --sizes=100000,500000,2041789      # hours at the largest
   python -m bench.scale --quick                            # CI: 20,000 clips
+  python -m bench.scale --sizes=                           # the table of earlier runs only
 
 For each size, on an AudioSet-like simulation (tfsk_simulate_audioset: 527 classes, long
 tail, known missing labels), each stage runs as its binary in its own process: simulate,
 prepare (train, eval), the teacher (embedding_mlp), score, flag to 20%, the students at
 p = 1% and 20% (the teacher is the p = 0 run), evaluate, and the flags' precision against
 the truth. Peak memory is the largest resident set of the stage's process tree (Beam
-workers included), sampled every 0.2 s. The scoring job runs a second time with 2 local
-Beam worker processes (--local_workers=2), for the ratio of the two. Between sizes, each stage's growth exponent
-log(t2 / t1) / log(n2 / n1) says whether its time grows linearly (1.0).
+workers included), sampled every 0.2 s. Prepare and score run with --local_workers Beam
+worker processes (default 2, one a core here); the scoring job then runs again with the
+other count (1 or 2) for the ratio of the two. Models: embedding_mlp at --width (0.5) for
+--epochs (2). Between sizes, each stage's growth exponent log(t2 / t1) / log(n2 / n1) says
+whether its time grows linearly (1.0).
 """
 
 import argparse
@@ -73,10 +76,10 @@ def run_stage(args, cwd, log):
   return time.monotonic() - start, peak[0]
 
 
-def commands(n: int, eval_clips: int, epochs: int, workers: int):
+def commands(n: int, eval_clips: int, epochs: int, workers: int, width: float):
   b = "tf_skeptical_bin."
-  train = ["--model=embedding_mlp", f"--epochs={epochs}", "--batch_size=1024",
-           "--train=ex/train"]
+  train = ["--model=embedding_mlp", f"--width={width}", f"--epochs={epochs}",
+           "--batch_size=1024", "--train=ex/train"]
   return {
       "simulate": [b + "tfsk_simulate_audioset", "--output_dir=sim", f"--train_clips={n}",
                    f"--eval_clips={eval_clips}"],
@@ -104,10 +107,11 @@ def commands(n: int, eval_clips: int, epochs: int, workers: int):
   }
 
 
-def run_size(n: int, work: str, eval_clips: int, epochs: int, workers: int) -> dict:
+def run_size(n: int, work: str, *, eval_clips: int, epochs: int, workers: int,
+             width: float) -> dict:
   os.makedirs(work, exist_ok=True)
   out = {}
-  for stage, args in commands(n, eval_clips, epochs, workers).items():
+  for stage, args in commands(n, eval_clips, epochs, workers, width).items():
     seconds, peak = run_stage(args, work, os.path.join(work, f"{stage}.log"))
     out[stage] = dict(seconds=seconds, peak_gb=peak / 1e9)
     print(f"  {n} clips  {stage:<14} {seconds:9.1f} s  {peak / 1e9:6.2f} GB", flush=True)
@@ -116,12 +120,14 @@ def run_size(n: int, work: str, eval_clips: int, epochs: int, workers: int) -> d
     quality = {float(r["percent"]): r for r in csv.DictReader(f)}
   with open(os.path.join(work, "runs", "p1", "eval", "eval.json")) as f:
     d_prime = json.load(f)["summary"]["d_prime"]
+  other = 1 if workers > 1 else 2  # the scoring job again, with the other worker count
   seconds, peak = run_stage(
-      commands(n, eval_clips, epochs, 2)["score"][:-2] + ["--output_dir=scores_w2",
-                                                          "--local_workers=2"],
-      work, os.path.join(work, "score_2_workers.log"))
-  out["score_2_workers"] = dict(seconds=seconds, peak_gb=peak / 1e9)
-  print(f"  {n} clips  score, 2 workers {seconds:9.1f} s  {peak / 1e9:6.2f} GB", flush=True)
+      commands(n, eval_clips, epochs, other, width)["score"][:-2]
+      + ["--output_dir=scores_other", f"--local_workers={other}"],
+      work, os.path.join(work, "score_other_workers.log"))
+  out["score_other_workers"] = dict(seconds=seconds, peak_gb=peak / 1e9, workers=other)
+  print(f"  {n} clips  score, {other} worker(s) {seconds:9.1f} s  {peak / 1e9:6.2f} GB",
+        flush=True)
   out["result"] = dict(
       precision_at_1=float(quality[1.0]["precision"]),
       precision_at_20=float(quality[20.0]["precision"]),
@@ -135,19 +141,38 @@ def main():
                      help="Train clip counts, comma-separated.")
   extra.add_argument("--eval_clips", type=int, default=20371)
   extra.add_argument("--epochs", type=int, default=2)
-  extra.add_argument("--local_workers", type=int, default=1)
+  extra.add_argument("--local_workers", type=int, default=1,
+                     help="Beam worker processes for prepare and score (the scoring job "
+                     "runs again with 1, or 2 if this is 1, for the ratio).")
+  extra.add_argument("--width", type=float, default=0.5,
+                     help="embedding_mlp width (0.5: 256 units; see bench/RESULTS.md).")
   known, rest = extra.parse_known_args()
   sys.argv = [sys.argv[0]] + rest
   args = common.parse_args(__doc__)
-  sizes = [20000] if args.quick else [int(s) for s in known.sizes.split(",")]
+  sizes = [20000] if args.quick else [int(s) for s in known.sizes.split(",") if s.strip()]
   eval_clips = 2000 if args.quick else known.eval_clips
+  settings = dict(eval_clips=eval_clips, epochs=known.epochs, workers=known.local_workers,
+                  width=known.width)
   results = {}
   for n in sizes:
-    results[n] = run_size(n, os.path.join(args.work_dir, f"scale_{n}"), eval_clips,
-                          known.epochs, known.local_workers)
+    work = os.path.join(args.work_dir, f"scale_{n}")
+    results[n] = dict(run_size(n, work, **settings), settings=settings)
+    with open(os.path.join(work, "result.json"), "w") as f:
+      json.dump(results[n], f, indent=2)
+  # Sizes measured by earlier runs into the same work_dir with the same settings join the
+  # table and the growth exponents (the largest takes hours: run it on its own).
+  for name in sorted(os.listdir(args.work_dir)):
+    path = os.path.join(args.work_dir, name, "result.json")
+    if name.startswith("scale_") and os.path.exists(path):
+      with open(path) as f:
+        earlier = json.load(f)
+      n = int(name[len("scale_"):])
+      if n not in results and earlier.get("settings") == settings:
+        results[n] = earlier
+  results = dict(sorted(results.items()))
   rows = []
   for n, r in results.items():
-    total = sum(v["seconds"] for k, v in r.items() if k in STAGES)
+    total = sum(r[k]["seconds"] for k in STAGES)
     rows.append(common.row(f"{n} clips: whole pipeline, minutes", total / 60))
     rows.append(common.row(f"{n} clips: largest stage peak memory, GB",
                            max(v["peak_gb"] for k, v in r.items() if k in STAGES),
@@ -156,8 +181,10 @@ def main():
     for stage in STAGES:
       rows.append(common.row(f"  {n}: {stage} s", r[stage]["seconds"]))
       rows.append(common.row(f"  {n}: {stage} peak GB", r[stage]["peak_gb"]))
+    other = r["score_other_workers"]
+    two, one = ((r["score"], other) if other["workers"] == 1 else (other, r["score"]))
     rows.append(common.row(f"  {n}: score with 2 local Beam workers / 1, time",
-                           r["score_2_workers"]["seconds"] / r["score"]["seconds"]))
+                           two["seconds"] / one["seconds"]))
     res = r["result"]
     rows += [common.row(f"  {n}: flag precision at 1% (base rate {res['base_rate']:.5f})",
                         res["precision_at_1"]),

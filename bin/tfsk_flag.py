@@ -49,6 +49,7 @@ def main(argv):
   files.makedirs(OUTPUT_DIR.value)
   teacher_check.run(scores, result, class_map.display_names,
                     os.path.join(OUTPUT_DIR.value, teacher_check.CHECK_FILE))
+  del scores  # the flags hold what they need; at AudioSet's size the scores are 4 GB
   flagging.write_flags(result, os.path.join(OUTPUT_DIR.value, flagging.FLAGS_FILE))
   flagging.write_summary(result, class_map.display_names,
                          os.path.join(OUTPUT_DIR.value, flagging.SUMMARY))

@@ -14,7 +14,9 @@ flags.adopt_module_key_flags(inference_options)  # --help lists --pooling, --pat
 EXAMPLES = flags.DEFINE_string("examples", None, "Examples directory to score.")
 MODEL = flags.DEFINE_string("model", None, "Model directory (model.keras) or .keras file.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where score shards go.")
-PATCH_BATCH = flags.DEFINE_integer("patch_batch", 256, "Patches per model call (fixed).")
+PATCH_BATCH = flags.DEFINE_integer(
+    "patch_batch", None, "Patches per model call (a fixed shape). Default: 256 for log-mel "
+    "examples, 1024 for embeddings.")
 LOCAL_WORKERS = flags.DEFINE_integer(
     "local_workers", 2, "Worker processes of the local runner (Beam's FnApiRunner; ignored "
     "with another --runner).")

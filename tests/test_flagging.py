@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tf_skeptical import flagging
-from tf_skeptical.scoring import _csr
+from tf_skeptical.scoring import csr_from_lists as _csr
 
 
 def test_flag_count_rounds_down_exactly():

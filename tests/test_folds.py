@@ -35,8 +35,9 @@ def test_out_of_fold_teachers_never_score_their_own_clips(tiny_examples, tmp_pat
   for i, scores_dir in enumerate(dirs):
     teacher = os.path.join(work, sweep.FOLD_TEACHERS, f"fold{i}")
     fold = folds.Fold(i, k)
-    trained_on = {c["clip_id"].decode() for c in input_pipeline.training_clips(
-        train_dir, exclude_fold=fold)[0].as_numpy_iterator()}
+    trained_on = {i.decode() for _, y in input_pipeline.training_dataset(
+        train_dir, 1, hop_frames=TINY_TRAIN["train_hop_frames"], repeat=False,
+        exclude_fold=fold, with_clip_ids=True).as_numpy_iterator() for i in y["clip_id"]}
     scores = scoring.read_scores(scores_dir)
     scored = set(scores.clip_ids)
     assert scored and trained_on and not (scored & trained_on)

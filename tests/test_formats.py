@@ -112,3 +112,43 @@ def test_decode_formats_to_16k_mono(tmp_path, ext, rate, channels):
 def test_fit_length_crops_and_pads():
   np.testing.assert_array_equal(audio_io.fit_length(tf.range(5.0), 3).numpy(), [0, 1, 2])
   np.testing.assert_array_equal(audio_io.fit_length(tf.range(2.0), 4).numpy(), [0, 1, 0, 0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_wire_written_examples_equal_the_protobuf_classes(seed):
+  """example_wire's records parse as the tf.train.Example the protobuf classes build, for
+  random features: empty lists, large and negative ints, non-ASCII bytes."""
+  from tf_skeptical import example_wire as wire
+  rng = np.random.default_rng(seed)
+  floats = rng.standard_normal(int(rng.integers(0, 600))).astype(np.float32)
+  ints = [int(v) for v in rng.integers(-2**63, 2**63 - 1, int(rng.integers(0, 5)),
+                                       dtype=np.int64)] + [0, 127, 128, 16383, 16384]
+  blobs = [rng.bytes(int(k)) for k in rng.integers(0, 300, 3)] + ["é".encode()]
+  got = tf.train.Example.FromString(wire.example({
+      "f": wire.float_feature(floats), "i": wire.int64_feature(ints),
+      "b": wire.bytes_feature(blobs), "empty": wire.int64_feature([])}))
+  want = tf.train.Example(features=tf.train.Features(feature={
+      "f": tf.train.Feature(float_list=tf.train.FloatList(value=floats.tolist())),
+      "i": tf.train.Feature(int64_list=tf.train.Int64List(value=ints)),
+      "b": tf.train.Feature(bytes_list=tf.train.BytesList(value=blobs)),
+      "empty": tf.train.Feature(int64_list=tf.train.Int64List(value=[]))}))
+  assert got == want
+  assert got.features.feature["empty"].WhichOneof("kind") == "int64_list"
+
+
+def test_wire_written_sequence_example_equals_the_protobuf_classes():
+  from tf_skeptical import audioset_embeddings
+  rng = np.random.default_rng(0)
+  codes = rng.integers(0, 256, (10, 128), dtype=np.uint8)
+  got = tf.train.SequenceExample.FromString(audioset_embeddings.make_sequence_example(
+      "clip_é", 30.0, 40.0, [5, 526], codes))
+  want = tf.train.SequenceExample(
+      context=tf.train.Features(feature={
+          "video_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=["clip_é".encode()])),
+          "start_time_seconds": tf.train.Feature(float_list=tf.train.FloatList(value=[30.0])),
+          "end_time_seconds": tf.train.Feature(float_list=tf.train.FloatList(value=[40.0])),
+          "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=[5, 526]))}),
+      feature_lists=tf.train.FeatureLists(feature_list={"audio_embedding": tf.train.FeatureList(
+          feature=[tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(r)]))
+                   for r in codes])}))
+  assert got == want

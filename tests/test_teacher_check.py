@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tf_skeptical import flagging, scoring, teacher_check
-from tf_skeptical.scoring import _csr
+from tf_skeptical.scoring import csr_from_lists as _csr
 
 
 def _scores(informative: bool, seed=0, n=2000, c=4):

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from tf_skeptical import example_wire
 from tf_skeptical.bad_input import DataError
 
 EMBEDDING_DIMS = 128
@@ -21,6 +22,7 @@ class EmbeddingClip(NamedTuple):
   end_seconds: float
   labels: tuple
   embeddings: np.ndarray  # [SECONDS_PER_CLIP, 128] float32, dequantized to about [-1, 1]
+  codes: np.ndarray  # the same [SECONDS_PER_CLIP, 128] as released: uint8, zero-padded = 128
 
 
 def dequantize(quantized: np.ndarray) -> np.ndarray:
@@ -49,28 +51,25 @@ def parse_sequence_example(record: bytes, num_classes: int, path: str) -> Embedd
     raise DataError(path, f"clip {clip_id}: no audio_embedding frames")
   if any(r.shape != (EMBEDDING_DIMS,) for r in rows):
     raise DataError(path, f"clip {clip_id}: an audio_embedding frame is not {EMBEDDING_DIMS} bytes")
-  embeddings = np.zeros([SECONDS_PER_CLIP, EMBEDDING_DIMS], np.float32)
-  rows = dequantize(np.stack(rows[:SECONDS_PER_CLIP]))
-  embeddings[:len(rows)] = rows
+  codes = np.full([SECONDS_PER_CLIP, EMBEDDING_DIMS], 128, np.uint8)  # 128 decodes to 0
+  kept = rows[:SECONDS_PER_CLIP]
+  codes[:len(kept)] = np.stack(kept)
 
   def seconds(key):
     values = context[key].float_list.value if key in context else []
     return float(values[0]) if values else 0.0
 
   return EmbeddingClip(clip_id, seconds("start_time_seconds"), seconds("end_time_seconds"),
-                       tuple(sorted(set(labels))), embeddings)
+                       tuple(sorted(set(labels))), dequantize(codes), codes)
 
 
 def make_sequence_example(clip_id: str, start: float, end: float, labels, quantized) -> bytes:
-  """Builds a record in the exact released layout (used by tests and the demo data)."""
-  context = tf.train.Features(feature={
-      "video_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip_id.encode()])),
-      "start_time_seconds": tf.train.Feature(float_list=tf.train.FloatList(value=[start])),
-      "end_time_seconds": tf.train.Feature(float_list=tf.train.FloatList(value=[end])),
-      "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=list(labels))),
-  })
-  frames = [tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(row)]))
-            for row in np.asarray(quantized, np.uint8)]
-  lists = tf.train.FeatureLists(feature_list={
-      "audio_embedding": tf.train.FeatureList(feature=frames)})
-  return tf.train.SequenceExample(context=context, feature_lists=lists).SerializeToString()
+  """Builds a record in the exact released layout (tests, the demo data and the AudioSet
+  simulation, which writes millions: hence protobuf's wire format directly)."""
+  return example_wire.sequence_example(
+      {"video_id": example_wire.bytes_feature([clip_id.encode("utf-8")]),
+       "start_time_seconds": example_wire.float_feature([start]),
+       "end_time_seconds": example_wire.float_feature([end]),
+       "labels": example_wire.int64_feature(labels)},
+      {"audio_embedding": [example_wire.bytes_feature([row.tobytes()])
+                           for row in np.asarray(quantized, np.uint8)]})

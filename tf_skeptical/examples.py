@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import files
+from tf_skeptical import example_wire, files
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.class_map import CLASS_MAP_FILE, ClassMap, read_class_map
 from tf_skeptical.params import FrontendParams
@@ -43,17 +43,12 @@ _FEATURES = {
 }
 
 
-def _int64s(values):
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
-def _bytes(value: bytes):
-  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-
 def encode_features(features: np.ndarray, storage: str = FLOAT32) -> bytes:
   """[frames, dims] float features -> raw bytes in `storage`. uint8 holds AudioSet's
-  embedding codes q as (q - 128) / 128 and refuses anything else."""
+  embedding codes q as (q - 128) / 128 and refuses anything else; a uint8 array is taken
+  as the codes themselves."""
+  if storage == UINT8 and np.asarray(features).dtype == np.uint8:
+    return np.ascontiguousarray(features).tobytes()
   if storage == FLOAT32:
     return np.ascontiguousarray(features, "<f4").tobytes()
   if storage == FLOAT16:
@@ -72,14 +67,14 @@ def serialize(clip_id: str, positives, explicit_negatives, features: np.ndarray,
   features = np.asarray(features)
   if features.ndim != 2:
     raise ValueError(f"clip {clip_id}: features must be [frames, dims], got {features.shape}")
-  return tf.train.Example(features=tf.train.Features(feature={
-      "clip_id": _bytes(clip_id.encode("utf-8")),
-      "positives": _int64s(positives),
-      "explicit_negatives": _int64s(explicit_negatives),
-      "features": _bytes(encode_features(features, storage)),
-      "feature_shape": _int64s(features.shape),
-      "feature_storage": _bytes(storage.encode()),
-  })).SerializeToString()
+  return example_wire.example({  # wire format: the protobuf classes are slower per clip
+      "clip_id": example_wire.bytes_feature([clip_id.encode("utf-8")]),
+      "positives": example_wire.int64_feature(positives),
+      "explicit_negatives": example_wire.int64_feature(explicit_negatives),
+      "features": example_wire.bytes_feature([encode_features(features, storage)]),
+      "feature_shape": example_wire.int64_feature(features.shape),
+      "feature_storage": example_wire.bytes_feature([storage.encode()]),
+  })
 
 
 def _decode_features(raw, storage):
@@ -92,19 +87,26 @@ def _decode_features(raw, storage):
       default=lambda: tf.io.decode_raw(raw, tf.float32), exclusive=True)
 
 
-def parse(record, num_classes: int):
-  """Serialized record -> dict(clip_id, features [T, D], positives, explicit_negatives).
+def parse_batch(records, num_classes: int):
+  """Serialized records [B] -> dict(clip_id [B], features [B, T, D], positives [B, C],
+  explicit_negatives [B, C]), parsed in one vectorized call.
 
+  The records of one batch must share their features' shape and storage (one examples
+  directory's embeddings do; log-mel clips of different lengths go one at a time, `parse`).
   Positives and explicit negatives come back as multi-hot float32 vectors of num_classes.
   """
-  parsed = tf.io.parse_single_example(record, _FEATURES)
-  features = tf.reshape(_decode_features(parsed["features"], parsed["feature_storage"]),
-                        parsed["feature_shape"])
+  parsed = tf.io.parse_example(records, _FEATURES)
+  shape, storage = parsed["feature_shape"], parsed["feature_storage"]
+  checks = [tf.debugging.assert_equal(shape, tf.broadcast_to(shape[:1], tf.shape(shape)),
+                                      message="records of one batch differ in feature shape"),
+            tf.debugging.assert_equal(storage, storage[:1],
+                                      message="records of one batch differ in storage")]
+  with tf.control_dependencies(checks):
+    flat = _decode_features(parsed["features"], storage[0])
+  features = tf.reshape(flat, tf.concat([tf.shape(records, tf.int64), shape[0]], 0))
 
-  def multi_hot(sparse):
-    hits = tf.scatter_nd(sparse.values[:, None], tf.ones_like(sparse.values, tf.float32),
-                         [num_classes])
-    return tf.minimum(hits, 1.0)  # a repeated index still means 1
+  def multi_hot(sparse):  # a repeated index still means 1
+    return tf.cast(tf.sparse.to_indicator(sparse, num_classes), tf.float32)
 
   return {
       "clip_id": parsed["clip_id"],
@@ -112,6 +114,12 @@ def parse(record, num_classes: int):
       "positives": multi_hot(parsed["positives"]),
       "explicit_negatives": multi_hot(parsed["explicit_negatives"]),
   }
+
+
+def parse(record, num_classes: int):
+  """One serialized record -> dict(clip_id, features [T, D], positives [C],
+  explicit_negatives [C])."""
+  return {k: v[0] for k, v in parse_batch(record[None], num_classes).items()}
 
 
 class FeatureMismatch(ValueError):

@@ -18,38 +18,53 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def mask_lookup(discards: Optional[Discards], num_classes: int):
-  """Returns clip_id (tf.string) -> mask [C] float32; all ones for clips not listed."""
+  """Returns clip ids (tf.string, any shape [...]) -> masks [..., C] float32; all ones for
+  clips not listed. The discards stay arrays (flagging.Discards is CSR: a clip's classes are
+  classes[indptr[row]:indptr[row + 1]]), so the table costs 4 bytes an entry, not a Python
+  object: 0.8 GB at AudioSet's p = 20%."""
   if discards is None or discards.count == 0:
-    return lambda clip_id: tf.ones([num_classes], tf.float32)
+    return lambda clip_ids: tf.ones(tf.concat([tf.shape(clip_ids), [num_classes]], 0))
   table = tf.lookup.StaticHashTable(
       tf.lookup.KeyValueTensorInitializer(
           tf.constant(discards.clip_ids.astype(object), tf.string),
           tf.range(len(discards.clip_ids), dtype=tf.int64)), default_value=-1)
-  flat = tf.constant(discards.classes, tf.int32)  # 4 bytes an entry: 0.8 GB at AudioSet p=20%
+  flat = tf.constant(discards.classes, tf.int32)
   splits = tf.constant(discards.indptr, tf.int64)
 
-  def lookup(clip_id):
-    row = table.lookup(clip_id)
-    start = tf.where(row >= 0, splits[tf.maximum(row, 0)], 0)
-    stop = tf.where(row >= 0, splits[tf.maximum(row, 0) + 1], 0)
-    ignored = flat[start:stop]
-    hits = tf.scatter_nd(ignored[:, None], tf.ones_like(ignored, tf.float32), [num_classes])
-    return 1.0 - tf.minimum(hits, 1.0)
+  def lookup(clip_ids):
+    ids = tf.reshape(clip_ids, [-1])
+    row = table.lookup(ids)
+    listed = row >= 0
+    start = tf.where(listed, tf.gather(splits, tf.maximum(row, 0)), 0)
+    stop = tf.where(listed, tf.gather(splits, tf.maximum(row, 0) + 1), 0)
+    entries = tf.ragged.range(start, stop)  # [B, (classes of the clip)] positions in flat
+    where = tf.stack([entries.value_rowids(),
+                      tf.cast(tf.gather(flat, entries.flat_values), tf.int64)], 1)
+    hits = tf.scatter_nd(where, tf.ones_like(where[:, 0], tf.float32),
+                         tf.stack([tf.size(ids, tf.int64), num_classes]))
+    masks = 1.0 - tf.minimum(hits, 1.0)
+    return tf.reshape(masks, tf.concat([tf.shape(clip_ids), [num_classes]], 0))
 
   return lookup
 
 
-def clips(examples_dir: str, *, shuffle_files: bool = False, seed: Optional[int] = None,
-          num_classes: Optional[int] = None):
-  """Parsed clips, shards read in parallel (interleaved)."""
+def records(examples_dir: str, *, shuffle_files: bool = False, seed: Optional[int] = None):
+  """Serialized records, shards read in parallel (interleaved); with shuffle_files the shard
+  order is drawn again on every pass."""
   info = examples.read_info(examples_dir)
   files = tf.data.Dataset.from_tensor_slices(list(info.shards))
   if shuffle_files:
-    files = files.shuffle(len(info.shards), seed=seed)
-  records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(info.shards)),
-                             num_parallel_calls=AUTOTUNE, deterministic=not shuffle_files)
-  return records.map(lambda r: examples.parse(r, num_classes or info.num_classes),
-                     num_parallel_calls=AUTOTUNE, deterministic=not shuffle_files), info
+    files = files.shuffle(len(info.shards), seed=seed, reshuffle_each_iteration=True)
+  return files.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(info.shards)),
+                          num_parallel_calls=AUTOTUNE, deterministic=not shuffle_files), info
+
+
+def clips(examples_dir: str, *, shuffle_files: bool = False, seed: Optional[int] = None,
+          num_classes: Optional[int] = None):
+  """Parsed clips, one at a time."""
+  ds, info = records(examples_dir, shuffle_files=shuffle_files, seed=seed)
+  return ds.map(lambda r: examples.parse(r, num_classes or info.num_classes),
+                num_parallel_calls=AUTOTUNE, deterministic=not shuffle_files), info
 
 
 def clip_patches(features, spec: examples.Features, hop_frames: int):
@@ -60,22 +75,12 @@ def clip_patches(features, spec: examples.Features, hop_frames: int):
   return frontend.patches(features, spec.frontend, hop_frames=hop_frames)
 
 
-def training_clips(examples_dir: str, *, seed: Optional[int] = None,
-                   exclude_fold: Optional[Fold] = None):
-  """The parsed clips a model trains on, shards in shuffled order: all of them, or those
-  outside exclude_fold (an out-of-fold teacher; folds.py)."""
-  ds, info = clips(examples_dir, shuffle_files=True, seed=seed)
-  if exclude_fold is not None:
-    ds = ds.filter(lambda c: tf.logical_not(exclude_fold.contains(c["clip_id"])))
-  return ds, info
-
-
 def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
                      discards: Optional[Discards] = None, shuffle_buffer: int = 4096,
                      seed: Optional[int] = None, repeat: bool = True,
                      clip_weights: Optional[dict] = None, with_implicit: bool = False,
                      exclude_fold: Optional[Fold] = None,
-                     add_positives: Optional[Discards] = None):
+                     add_positives: Optional[Discards] = None, with_clip_ids: bool = False):
   """Shuffled, batched (patch, {"labels": [C], "mask": [C]}) for fit().
 
   clip_weights (clip id -> acceptance probability in (0, 1]) resamples clips, e.g. for
@@ -83,29 +88,73 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
   positive nor an explicit negative (what online large-loss rejection may reject).
   exclude_fold leaves that fold's clips out (an out-of-fold teacher; folds.py).
   add_positives: entries made positive (the known missing labels, for the complete-label
-  reference run of an experiment whose truth is known).
+  reference run of an experiment whose truth is known). with_clip_ids adds "clip_id" (to see
+  which clips a model trains on).
+
+  Embedding examples are one patch per clip: records are shuffled, batched, and parsed,
+  filtered and labelled a whole batch at a time (per-clip work in tf.data costs far more
+  than the model at AudioSet's 2M clips). Log-mel clips are cut into patches one by one.
   """
-  ds, info = training_clips(examples_dir, seed=seed, exclude_fold=exclude_fold)
-  if repeat:
-    ds = ds.repeat()
+  info = examples.read_info(examples_dir)
+  num_classes = info.num_classes
+  mask_of = mask_lookup(discards, num_classes)
+  not_added = mask_lookup(add_positives, num_classes)
+  weight = None
   if clip_weights:
     weight = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
         tf.constant(list(clip_weights)), tf.constant(list(clip_weights.values()), tf.float32)),
         default_value=1.0)
     rng = tf.random.Generator.from_seed(seed or 0)
-    ds = ds.filter(lambda c: rng.uniform([]) < weight.lookup(c["clip_id"]))
-  mask_of = mask_lookup(discards, info.num_classes)
-  not_added = mask_lookup(add_positives, info.num_classes)
+  filtered = weight is not None or exclude_fold is not None
+
+  def kept(clip):  # [B] bool
+    keep = tf.ones_like(clip["clip_id"], tf.bool)
+    if exclude_fold is not None:
+      keep &= tf.logical_not(exclude_fold.contains(clip["clip_id"]))
+    if weight is not None:
+      keep &= rng.uniform(tf.shape(clip["clip_id"])) < weight.lookup(clip["clip_id"])
+    return keep
+
+  def targets(clip):  # [B, C] each
+    out = {"labels": tf.maximum(clip["positives"], 1.0 - not_added(clip["clip_id"])),
+           "mask": mask_of(clip["clip_id"])}
+    if with_implicit:
+      out["implicit"] = 1.0 - clip["positives"] - clip["explicit_negatives"]
+    if with_clip_ids:
+      out["clip_id"] = clip["clip_id"]
+    return out
+
+  ds, _ = records(examples_dir, shuffle_files=True, seed=seed)
+  if repeat:
+    ds = ds.repeat()
+  if info.features.kind == examples.EMBEDDING:
+    shape = [None, *info.features.input_shape]
+
+    def batch_of_patches(serialized):
+      clip = examples.parse_batch(serialized, num_classes)
+      if filtered:
+        keep = kept(clip)
+        clip = {k: tf.boolean_mask(v, keep) for k, v in clip.items()}
+      return tf.ensure_shape(clip["features"], shape), targets(clip)
+
+    ds = (ds.shuffle(shuffle_buffer, seed=seed)
+          .batch(batch_size, drop_remainder=not filtered)
+          .map(batch_of_patches, num_parallel_calls=AUTOTUNE, deterministic=False))
+    if filtered:
+      ds = ds.rebatch(batch_size, drop_remainder=True)
+    return ds.prefetch(AUTOTUNE)
+
+  ds = ds.map(lambda r: examples.parse(r, num_classes), num_parallel_calls=AUTOTUNE,
+              deterministic=False)
+  if filtered:
+    ds = ds.filter(lambda clip: kept({k: v[None] for k, v in clip.items()})[0])
 
   def to_patches(clip):
     x = clip_patches(clip["features"], info.features, hop_frames)
     n = tf.shape(x)[0]
-    labels = tf.maximum(clip["positives"], 1.0 - not_added(clip["clip_id"]))
-    targets = {"labels": labels, "mask": mask_of(clip["clip_id"])}
-    if with_implicit:
-      targets["implicit"] = 1.0 - clip["positives"] - clip["explicit_negatives"]
-    targets = {k: tf.tile(v[None], [n, 1]) for k, v in targets.items()}
-    return tf.data.Dataset.from_tensor_slices((x, targets))
+    one = targets({k: v[None] for k, v in clip.items()})
+    return tf.data.Dataset.from_tensor_slices(
+        (x, {k: tf.repeat(v, n, axis=0) for k, v in one.items()}))
 
   ds = ds.interleave(to_patches, cycle_length=8, num_parallel_calls=AUTOTUNE,
                      deterministic=False)

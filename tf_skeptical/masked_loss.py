@@ -30,6 +30,14 @@ def _replicas() -> int:
   return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def _multi_worker(strategy) -> bool:
+  """Whether `strategy` spans several worker processes (MultiWorkerMirroredStrategy with a
+  cluster of more than one task)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  return bool(resolver and sum(len(tasks) for tasks in
+                               resolver.cluster_spec().as_dict().values()) > 1)
+
+
 @keras.saving.register_keras_serializable(package="tf_skeptical")
 class MaskedBCEModel(keras.Model):
   """A functional model trained on (x, {"labels": [B, C], "mask": [B, C]}) with masked BCE.
@@ -88,7 +96,28 @@ class MaskedBCEModel(keras.Model):
     batch = tf.shape(y["labels"])[0]
     self.loss_tracker.update_state(loss * _replicas(), sample_weight=batch)
     self.masked_fraction.update_state(1.0 - tf.reduce_mean(tf.cast(y["mask"], tf.float32)))
-    return {m.name: m.result() for m in self.metrics}
+    logs = {m.name: m.result() for m in self.metrics}
+    if _multi_worker(tf.distribute.get_strategy()):
+      # Keras 3 (3.15) averages each replica's logs over axis 0 across workers, which a
+      # scalar does not have (keras-team/keras#20585); the values agree on every replica
+      # (the metrics are synchronized), so a length-1 vector averages to the same number.
+      logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+    return logs
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    """Keras 3 builds the model from the first batch, averaged over replicas with
+    strategy.reduce, which MultiWorkerMirroredStrategy cannot do eagerly
+    (keras-team/keras#20585). Building needs shapes only: one replica's part will do."""
+    strategy = self._distribute_strategy
+    if iterator is None or strategy is None or not _multi_worker(strategy):
+      return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+    for _, _, it in iterator:
+      batch = next(it)
+      break
+    local = tf.nest.map_structure(
+        lambda v: strategy.experimental_local_results(v)[0]
+        if isinstance(v, tf.distribute.DistributedValues) else v, batch)
+    return super()._maybe_symbolic_build(data_batch=local)
 
   def train_step(self, data):
     x, y = data

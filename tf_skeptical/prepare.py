@@ -147,7 +147,8 @@ class _EmbeddingFn(beam.DoFn):
       return
     self._written.inc()
     yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(clip.clip_id, clip.labels))
-    yield examples.serialize(clip.clip_id, clip.labels, (), clip.embeddings, self.storage)
+    features = clip.codes if self.storage == examples.UINT8 else clip.embeddings
+    yield examples.serialize(clip.clip_id, clip.labels, (), features, self.storage)
 
 
 def _write(outputs, output_dir: str, clips_per_shard: int):

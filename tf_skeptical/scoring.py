@@ -18,7 +18,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import (examples, files, folds, inference, input_pipeline, provenance,
+from tf_skeptical import (example_wire, examples, files, folds, inference, input_pipeline, provenance,
                           shard_writer)
 from tf_skeptical.bad_input import DataError, worker_errors_as_data_errors
 from tf_skeptical.beam_options import counter, pipeline_options
@@ -44,22 +44,39 @@ class _ScoreFn(beam.DoFn):
     self._forward = lambda x: inference.patch_probabilities(model, x)
     num_classes, spec, hop = self.num_classes, self.features, self.hop_frames
     self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, spec, hop))
+    self._parse_batch = tf.function(lambda r: examples.parse_batch(r, num_classes))
     self._read = beam.metrics.Metrics.counter("score", "clips_read")
     self._scored = beam.metrics.Metrics.counter("score", "clips_scored")
     self._other_folds = beam.metrics.Metrics.counter("score", "clips_in_other_folds")
     self._progress = ProgressLog("score: clips", self.total)
 
+  def _clips(self, records: Sequence[bytes]):
+    """(clip ids [B] bytes, patches [P, ...], patch -> clip index [P], positives [B, C],
+    explicit negatives [B, C]). Embedding records (one patch a clip, one shape) are parsed
+    as one batch; log-mel clips of any length one by one."""
+    if self.features.kind == examples.EMBEDDING:
+      clip = self._parse_batch(tf.constant(records))
+      ids = clip["clip_id"].numpy()
+      return (ids, clip["features"].numpy(), np.arange(len(ids)), clip["positives"].numpy(),
+              clip["explicit_negatives"].numpy())
+    clips = [self._parse(tf.constant(r)) for r in records]
+    patches = [c[1].numpy() for c in clips]
+    return (np.array([c[0].numpy() for c in clips], object), np.concatenate(patches),
+            np.concatenate([np.full(len(p), i) for i, p in enumerate(patches)]),
+            np.stack([c[2].numpy() for c in clips]), np.stack([c[3].numpy() for c in clips]))
+
   def process(self, records: Sequence[bytes]):
     self._read.inc(len(records))
-    clips = [self._parse(tf.constant(r)) for r in records]
+    ids, patches, index, positives, negatives = self._clips(records)
     if self.fold is not None:
-      inside = self.fold.contains(tf.stack([c[0] for c in clips])).numpy()
+      inside = self.fold.contains(tf.constant(ids)).numpy()
       self._other_folds.inc(int((~inside).sum()))
-      clips = [c for c, keep in zip(clips, inside) if keep]
-      if not clips:
+      if not inside.any():
         return
-    patches = np.concatenate([c[1].numpy() for c in clips])
-    index = np.concatenate([np.full(c[1].shape[0], i) for i, c in enumerate(clips)])
+      keep = inside[index]
+      new_index = np.cumsum(inside) - 1
+      ids, positives, negatives = ids[inside], positives[inside], negatives[inside]
+      patches, index = patches[keep], new_index[index[keep]]
     out = []
     for a in range(0, len(patches), self.patch_batch):
       chunk = patches[a:a + self.patch_batch]
@@ -67,13 +84,11 @@ class _ScoreFn(beam.DoFn):
       if pad:
         chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
       out.append(self._forward(chunk)[:self.patch_batch - pad])
-    scores = inference.pool_patches(np.concatenate(out), index, len(clips), self.pooling)
-    for (clip_id, _, positives, negatives), s in zip(clips, scores):
-      self._scored.inc()
-      self._progress.add()
-      yield serialize_scores(clip_id.numpy().decode("utf-8"), s,
-                             np.flatnonzero(positives.numpy()),
-                             np.flatnonzero(negatives.numpy()))
+    scores = inference.pool_patches(np.concatenate(out), index, len(ids), self.pooling)
+    self._scored.inc(len(ids))
+    self._progress.add(len(ids))
+    for clip_id, s, p, n in zip(ids, scores, positives, negatives):
+      yield serialize_scores(clip_id.decode("utf-8"), s, np.flatnonzero(p), np.flatnonzero(n))
 
 
 def _parsed_patches(record, num_classes, spec, hop):
@@ -84,14 +99,14 @@ def _parsed_patches(record, num_classes, spec, hop):
 
 
 def serialize_scores(clip_id: str, scores, positives, explicit_negatives) -> bytes:
-  feature = {
-      "clip_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip_id.encode()])),
-      "scores": tf.train.Feature(float_list=tf.train.FloatList(value=list(map(float, scores)))),
-      "positives": tf.train.Feature(int64_list=tf.train.Int64List(value=list(positives))),
-      "explicit_negatives": tf.train.Feature(
-          int64_list=tf.train.Int64List(value=list(explicit_negatives))),
-  }
-  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+  """A score record: a tf.train.Example, written directly (example_wire.py: the protobuf
+  classes take longer per record than the model)."""
+  return example_wire.example({
+      "clip_id": example_wire.bytes_feature([clip_id.encode("utf-8")]),
+      "scores": example_wire.float_feature(scores),
+      "positives": example_wire.int64_feature(positives),
+      "explicit_negatives": example_wire.int64_feature(explicit_negatives),
+  })
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +121,8 @@ class Scores:
 
 
 def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str = "mean",
-          hop_frames: Optional[int] = None, patch_batch: int = 256, clips_per_batch: int = 64,
+          hop_frames: Optional[int] = None, patch_batch: Optional[int] = None,
+          clips_per_batch: Optional[int] = None,
           records_per_shard: int = 10_000, beam_args: Sequence[str] = (),
           local_workers: int = 2,
           fold: Optional[folds.Fold] = None) -> dict:
@@ -114,6 +130,9 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
 
   hop_frames: frames between scored patches; default the model's frontend's (YAMNet: 48).
   fold: score only that fold's clips (an out-of-fold teacher's job; folds.py).
+  clips_per_batch, patch_batch: clips a worker parses at once, and patches per model call
+  (a fixed shape; the last call is padded). By default 64 and 256 for log-mel (about 20
+  patches a clip), 1024 and 1024 for embeddings (one patch a clip).
   """
   info = examples.read_info(examples_dir)
   model = inference.load_model(model_path)  # here, so that a bad model fails before any work
@@ -121,6 +140,9 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   features = inference.features_of(model)
   hop_frames = features.patch_hop(hop_frames)
   del model
+  one_patch_a_clip = features.kind == examples.EMBEDDING
+  clips_per_batch = clips_per_batch or (1024 if one_patch_a_clip else 64)
+  patch_batch = patch_batch or (clips_per_batch if one_patch_a_clip else 256)
   with files.output_lock(output_dir):
     staging = files.staging_directory(output_dir, local=False)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
@@ -156,15 +178,46 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   return manifest
 
 
-def _csr(lists, dtype=np.int32):
+def csr_from_lists(lists, dtype=np.int32):
+  """Per-clip index lists -> CSR (indptr [N+1] int64, indices); for small cases and tests."""
   indptr = np.zeros(len(lists) + 1, np.int64)
   indptr[1:] = np.cumsum([len(x) for x in lists])
   indices = np.concatenate(lists).astype(dtype) if lists else np.zeros(0, dtype)
   return indptr, indices
 
 
+def _csr_rows(indptr: np.ndarray, indices: np.ndarray, order: np.ndarray):
+  """The CSR rows `order` of (indptr, indices), as a new CSR, without per-row objects."""
+  lengths = np.diff(indptr)[order]
+  new_indptr = np.zeros(len(order) + 1, np.int64)
+  np.cumsum(lengths, out=new_indptr[1:])
+  source = np.repeat(indptr[:-1][order] - new_indptr[:-1], lengths) + np.arange(
+      new_indptr[-1])
+  return new_indptr, indices[source]
+
+
+def _csr_concat(parts):
+  """CSR blocks (indptr, indices) stacked row-wise."""
+  lengths = np.concatenate([np.diff(indptr) for indptr, _ in parts] or [np.zeros(0, np.int64)])
+  indptr = np.zeros(len(lengths) + 1, np.int64)
+  np.cumsum(lengths, out=indptr[1:])
+  return indptr, np.concatenate([i for _, i in parts] or [np.zeros(0, np.int32)]).astype(
+      np.int32)
+
+
+def _sorted_by_id(ids: np.ndarray, where: str):
+  """The order that sorts clip ids; a DataError naming `where` if one repeats."""
+  order = np.argsort(ids, kind="stable")
+  ids = ids[order]
+  duplicate = np.flatnonzero(ids[1:] == ids[:-1])
+  if duplicate.size:
+    raise DataError(*where(ids[duplicate[0]]))
+  return order
+
+
 def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
-  """Reads a complete scores directory into memory, sorted by clip id."""
+  """Reads a complete scores directory into memory, sorted by clip id. Memory: the [N, C]
+  float32 scores, the ids and the label indices as arrays (no per-clip objects)."""
   path = os.path.join(scores_dir, MANIFEST)
   if not files.exists(path):
     raise DataError(scores_dir, f"no {MANIFEST}: not a scores directory, or scoring did not "
@@ -177,8 +230,8 @@ def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
           "explicit_negatives": tf.io.RaggedFeature(tf.int64)}
   shards = [os.path.join(scores_dir, s) for s in manifest["shards"]]
   ds = tf.data.TFRecordDataset(shards).batch(batch_size).map(
-      lambda r: tf.io.parse_example(r, spec))
-  ids, pos, neg = [], [], []
+      lambda r: tf.io.parse_example(r, spec)).prefetch(2)
+  ids, labels = [], {"positives": [], "explicit_negatives": []}
   scores = np.empty((n, c), np.float32, order="F")
   row = 0
   for batch in ds:
@@ -187,22 +240,17 @@ def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
       raise DataError(scores_dir, f"more score records than the {n} in {MANIFEST}")
     scores[row:row + b] = batch["scores"].numpy()
     ids += [x.decode("utf-8") for x in batch["clip_id"].numpy()]
-    for key, out in (("positives", pos), ("explicit_negatives", neg)):
-      ragged = batch[key]
-      out += np.split(ragged.values.numpy(), ragged.row_splits.numpy()[1:-1])
+    for key, out in labels.items():
+      out.append((batch[key].row_splits.numpy(), batch[key].values.numpy()))
     row += b
   if row != n:
     raise DataError(scores_dir, f"{row} score records, but {MANIFEST} says {n}")
   ids = np.asarray(ids)
-  order = np.argsort(ids, kind="stable")
-  ids = ids[order]
-  duplicate = np.flatnonzero(ids[1:] == ids[:-1])
-  if duplicate.size:
-    raise DataError(scores_dir, f"clip {ids[duplicate[0]]} is scored more than once")
+  order = _sorted_by_id(ids, lambda k: (scores_dir, f"clip {k} is scored more than once"))
   for c in range(scores.shape[1]):  # column by column: memory stays near the scores' size
     scores[:, c] = scores[order, c]
-  return Scores(ids, scores, _csr([pos[i] for i in order]),
-                _csr([neg[i] for i in order]), manifest)
+  return Scores(ids[order], scores, _csr_rows(*_csr_concat(labels["positives"]), order),
+                _csr_rows(*_csr_concat(labels["explicit_negatives"]), order), manifest)
 
 
 def merge_scores(parts: Sequence[Scores]) -> Scores:
@@ -211,22 +259,15 @@ def merge_scores(parts: Sequence[Scores]) -> Scores:
   if not parts:
     raise ValueError("no scores to merge")
   ids = np.concatenate([p.clip_ids for p in parts])
-  order = np.argsort(ids, kind="stable")
-  ids = ids[order]
-  duplicate = np.flatnonzero(ids[1:] == ids[:-1])
-  if duplicate.size:
-    raise DataError("scores", f"clip {ids[duplicate[0]]} is in more than one fold's scores")
+  order = _sorted_by_id(ids, lambda k: ("scores", f"clip {k} is in more than one fold's "
+                                                   "scores"))
   num_classes = {p.scores.shape[1] for p in parts}
   if len(num_classes) != 1:
     raise DataError("scores", f"the parts have different class counts: {sorted(num_classes)}")
   scores = np.asfortranarray(np.concatenate([p.scores for p in parts])[order])
 
   def lists(key):
-    out = []
-    for p in parts:
-      indptr, indices = getattr(p, key)
-      out += np.split(indices, indptr[1:-1])
-    return _csr([out[i] for i in order])
+    return _csr_rows(*_csr_concat([getattr(p, key) for p in parts]), order)
 
   first = parts[0].manifest
   for p in parts[1:]:
@@ -238,4 +279,5 @@ def merge_scores(parts: Sequence[Scores]) -> Scores:
   manifest = dict(first, num_clips=int(ids.size), model_id=folds.combined_model_id(model_ids),
                   model=[p.manifest.get("model") for p in parts], fold_model_ids=model_ids,
                   fold=None)
-  return Scores(ids, scores, lists("positives"), lists("explicit_negatives"), manifest)
+  return Scores(ids[order], scores, lists("positives"), lists("explicit_negatives"),
+                manifest)

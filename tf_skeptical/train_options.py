@@ -5,7 +5,7 @@ Every flag defaults to TrainConfig's value; `config_from_flags()` builds the dat
 
 from absl import flags
 
-from tf_skeptical import inference, models
+from tf_skeptical import inference, models, training
 from tf_skeptical.training import TrainConfig
 
 _D = TrainConfig()
@@ -28,8 +28,11 @@ POOLING = flags.DEFINE_enum("pooling", _D.pooling, list(inference.POOLINGS),
                             "How patch scores pool into a clip score for evaluation.")
 BALANCED = flags.DEFINE_bool("balanced", _D.balanced,
                              "Class-balanced sampling (rare classes are seen more often).")
-STRATEGY = flags.DEFINE_enum("strategy", _D.strategy, ["default", "mirrored"],
-                             "tf.distribute strategy.")
+STRATEGY = flags.DEFINE_enum(
+    "strategy", _D.strategy, list(training.STRATEGIES),
+    "tf.distribute strategy: default (one device), mirrored (this machine's devices), or "
+    "multi_worker (MultiWorkerMirroredStrategy over the cluster in TF_CONFIG: start the same "
+    "command on every worker; the chief writes --model_dir; docs/multi_worker.md).")
 MIXED = flags.DEFINE_bool("mixed_precision", _D.mixed_precision, "mixed_float16 training.")
 BACKUP_STEPS = flags.DEFINE_integer(
     "backup_every_steps", _D.backup_every_steps,

@@ -14,6 +14,7 @@ after the last epoch.
 import dataclasses
 import math
 import os
+import tempfile
 from typing import Optional
 
 import keras
@@ -44,7 +45,7 @@ class TrainConfig:
   train_hop_frames: int = 96
   pooling: str = "mean"  # patch scores -> clip score, in the per-epoch evaluation
   balanced: bool = False
-  strategy: str = "default"  # or "mirrored"
+  strategy: str = "default"  # or "mirrored" (one machine's devices), "multi_worker"
   mixed_precision: bool = False
   backup_every_steps: int = 0  # 0: back up at the end of every epoch
   # Online large-loss rejection (the LL-R peer): % of each batch's implicit negatives
@@ -178,12 +179,32 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                           "rate.")
 
 
-def _strategy(name: str):
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+  """The tf.distribute strategy called `name`. multi_worker: MultiWorkerMirroredStrategy,
+  its cluster and this process's place in it read from TF_CONFIG (docs/multi_worker.md); it
+  must be made before any other TensorFlow op runs in the process."""
   if name == "default":
     return tf.distribute.get_strategy()
   if name == "mirrored":
     return tf.distribute.MirroredStrategy()
-  raise ValueError(f"strategy must be 'default' or 'mirrored', got {name!r}")
+  if name == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes the run's outputs: always, except on the workers of a
+  multi-worker cluster other than the chief (task `chief`, or else worker 0)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.task_type:
+    return True
+  if resolver.task_type == "chief":
+    return True
+  return (resolver.task_type == "worker" and resolver.task_id == 0
+          and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def _learning_rate(cfg: TrainConfig, total_steps: int):
@@ -199,9 +220,15 @@ def _learning_rate(cfg: TrainConfig, total_steps: int):
 
 def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: int):
   """A new model for info's examples (teacher or student alike: only the mask differs),
-  compiled with the masked loss and cfg's optimizer; it records info's features."""
+  compiled with the masked loss and cfg's optimizer; it records info's features. Call it in
+  the strategy's scope. With several replicas, BatchNorm takes its statistics over the
+  global batch, so that N replicas take the step one machine would."""
   backbone = models.build_model(cfg.model, info.features.input_shape, info.num_classes,
                                 cfg.width, cfg.bn_momentum)
+  if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+    for layer in backbone.layers:
+      if isinstance(layer, keras.layers.BatchNormalization):
+        layer.synchronized = True
   model = MaskedBCEModel.wrap(backbone, features=info.features.to_dict(), made_from={
       k: info.extra.get(k) for k in ("clips_id", "class_map_id")})
   model.compile(optimizer=keras.optimizers.Adam(_learning_rate(cfg, total_steps)),
@@ -225,6 +252,13 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
   A finished model directory (result.json present) is left as it is and its result
   returned, unless overwrite: scores and flags made with that model depend on it.
   """
+  strategy = make_strategy(cfg.strategy)  # first: multi-worker needs it before any op
+  if not is_chief(strategy):
+    # Another worker of a multi-worker run trains in step with the chief; its copy of the
+    # outputs goes to a scratch directory, so that only the chief writes model_dir.
+    with tempfile.TemporaryDirectory(prefix="tfsk_worker_") as scratch:
+      return _train(train_dir, scratch, cfg, eval_dir, discards, verbose,
+                    extra_result or {}, add_positives, strategy)
   if is_trained(model_dir) and not overwrite:
     logging.info("%s is already trained; its result is kept (overwrite to train it again)",
                  model_dir)
@@ -233,11 +267,11 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
     if overwrite:
       files.remove(model_dir)
     return _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result or {},
-                  add_positives)
+                  add_positives, strategy)
 
 
 def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
-           add_positives=None) -> dict:
+           add_positives, strategy) -> dict:
   files.makedirs(model_dir)
   keras.utils.set_random_seed(cfg.seed)
   if cfg.mixed_precision:
@@ -256,7 +290,7 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
       train_dir, cfg.batch_size, discards=discards, hop_frames=cfg.train_hop_frames,
       seed=cfg.seed, clip_weights=weights, with_implicit=cfg.reject_per_epoch > 0,
       exclude_fold=cfg.excluded_fold, add_positives=add_positives)
-  with _strategy(cfg.strategy).scope():
+  with strategy.scope():
     model = compile_model(info, cfg, steps * cfg.epochs)
 
   backup = Backup(os.path.join(model_dir, "backup"), cfg.backup_every_steps)
