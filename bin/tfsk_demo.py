@@ -14,29 +14,23 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import (builtin_data, cli, evaluation, examples, files,
-                          flagging, prepare, sweep, train_options)
+from tf_skeptical import (builtin_data, cli, evaluation, examples, files, flagging, prepare,
+                          sweep, sweep_options, train_options)
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
+flags.adopt_module_key_flags(sweep_options)  # and the sweep's
 
 WORK_DIR = flags.DEFINE_string("work_dir", "tfsk_work", "Where data and every stage go.")
 TRAIN_CLIPS = flags.DEFINE_integer("train_clips", 3000, "Built-in train clips.")
 EVAL_CLIPS = flags.DEFINE_integer("eval_clips", 1000, "Built-in eval clips.")
 MISSING_RATE = flags.DEFINE_float("missing_rate", 0.02, "Missing train labels as a fraction "
                                   "of the implicit negatives.")
-PERCENTS = flags.DEFINE_string("percents", ",".join(f"{p:g}" for p in sweep.DEMO_PERCENTS),
-                               "Discard percentages to train students for (0 = baseline).")
 DATA_SEED = flags.DEFINE_integer("data_seed", 0, "Seed of the generated data.")
-TEACHER_FOLDS = flags.DEFINE_integer(
-    "teacher_folds", 0, "K >= 2: flag with K out-of-fold teachers, each trained without one "
-    "fold of the train set and scoring that fold, so that no clip is scored by a teacher that "
-    "trained on it (K more teacher runs). 0: the teacher scores its own training clips.")
-SEEDS = flags.DEFINE_integer("seeds", 2, "Training runs per p (different seeds); the table "
-                             "shows their means and the spread of d'.")
 
 # The demo's recipe: a small MobileNetV1 that trains in about a minute per run.
 flags.FLAGS.set_default("width", 0.25)
 flags.FLAGS.set_default("epochs", 8)
+flags.FLAGS.set_default("seeds", 2)  # paired gains need 2+ runs a p for an interval
 
 
 def main(argv):
@@ -59,9 +53,7 @@ def main(argv):
                             os.path.join(data, builtin_data.AUDIO_DIR),
                             os.path.join(data, builtin_data.CLASS_MAP), dirs[split],
                             clip_seconds=params.clip_seconds)
-  cfg = sweep.SweepConfig(train=train_options.config_from_flags(),
-                          percents=tuple(flagging.percent_grid(PERCENTS.value)),
-                          seeds=SEEDS.value, teacher_folds=TEACHER_FOLDS.value)
+  cfg = sweep_options.config_from_flags()
   out = os.path.join(work, "sweep")
   table = sweep.run(dirs["train"], dirs["eval"], out, cfg,
                     truth_csv=os.path.join(data, builtin_data.TRUTH))

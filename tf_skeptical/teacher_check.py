@@ -29,7 +29,7 @@ import numpy as np
 from absl import logging
 
 from tf_skeptical import files
-from tf_skeptical.flagging import Flags, class_lists, flag_count
+from tf_skeptical.flagging import Flags, class_lists, flag_count, implicit_negatives
 
 CHECK_FILE = "teacher_check.json"
 
@@ -72,12 +72,7 @@ def check(scores, flags: Flags, names: Sequence[str],
   percents = [p for p in params.percents if p <= flags.max_percent]
   lifts = {p: [] for p in percents}
   weights = {p: [] for p in percents}
-  implicit = np.empty(scores.scores.shape[0], bool)
-  for c in range(num_classes):
-    implicit[:] = True
-    implicit[by_class[c]] = False
-    implicit[explicit[c]] = False
-    candidates = np.flatnonzero(implicit)
+  for c, candidates in implicit_negatives(scores.scores.shape[0], by_class, explicit):
     for p in percents:
       k = int(flag_count(p, candidates.size))
       if k == 0:

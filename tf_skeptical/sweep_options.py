@@ -1,0 +1,38 @@
+"""The sweep's settings as absl flags, shared by tfsk_sweep and tfsk_demo.
+
+Every flag defaults to SweepConfig's value (the demo raises --seeds); `config_from_flags()`
+builds the dataclass, with the training recipe from train_options.
+"""
+
+from absl import flags
+
+from tf_skeptical import flagging, sweep, train_options, verdict
+
+_D = sweep.SweepConfig()
+PERCENTS = flags.DEFINE_string(
+    "percents", ",".join(f"{p:g}" for p in _D.percents),
+    "Comma-separated discard percentages (0 = the baseline), or 'paper' for the paper's "
+    "grid 0, 0.1 ... 0.9, 1, 2 ... 20.")
+MAX_PERCENT = flags.DEFINE_float("max_percent", _D.max_percent,
+                                 "Flags are written up to this %.")
+SCORE_WORKERS = flags.DEFINE_integer("score_workers", _D.score_workers,
+                                     "Local Beam workers for scoring.")
+TEACHER_FOLDS = flags.DEFINE_integer(
+    "teacher_folds", _D.teacher_folds, "K >= 2: flag with K out-of-fold teachers, each "
+    "trained without one fold of the train set and scoring that fold, so that no clip is "
+    "scored by a teacher that trained on it (K more teacher runs). 0: the teacher scores its "
+    "own training clips.")
+SEEDS = flags.DEFINE_integer(
+    "seeds", _D.seeds, "Training runs per p (different seeds); the table shows their means, "
+    "the spread of d', and each p's gain over the baseline paired by seed. 2 or more give "
+    "an interval over seeds.")
+BOOTSTRAP = flags.DEFINE_integer("bootstrap", verdict.VerdictParams.bootstrap,
+                                 "Eval-set resamples for the gains' 95% intervals over clips.")
+
+
+def config_from_flags() -> sweep.SweepConfig:
+  return sweep.SweepConfig(train=train_options.config_from_flags(),
+                           percents=tuple(flagging.percent_grid(PERCENTS.value)),
+                           max_percent=MAX_PERCENT.value, score_workers=SCORE_WORKERS.value,
+                           seeds=SEEDS.value, teacher_folds=TEACHER_FOLDS.value,
+                           verdict_params=verdict.VerdictParams(bootstrap=BOOTSTRAP.value))
