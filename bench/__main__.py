@@ -5,6 +5,10 @@
                              # bench.scale at 100k, 500k and 2.04M clips takes hours
   python -m bench --quick    # CI sizes (the whole pipeline at 20k simulated clips); the
                              # peers need a finished demo and are skipped
+  python -m bench --report   # RESULTS.md again from the stored results, without running
+                             # (e.g. after `python -m bench.scale --sizes=2041789`)
+
+Each section of RESULTS.md names the commit, date and arguments its numbers came from.
 """
 
 import datetime
@@ -13,6 +17,8 @@ import os
 import platform
 import subprocess
 import sys
+
+from bench import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHMARKS = ("input_pipeline", "masked_step", "scoring_and_flagging", "export", "ceiling",
@@ -29,16 +35,23 @@ def machine() -> str:
   return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
-def commit() -> str:
-  try:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
-                          capture_output=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            ":(exclude)*.md"], cwd=os.path.dirname(HERE), text=True,
-                           capture_output=True, check=True).stdout.strip()  # docs don't count
-    return head + (" (with uncommitted changes)" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
+def _sections(path: str) -> dict:
+  """The sections of an existing RESULTS.md by benchmark name; those of a file written
+  before sections named their own run say which run they came from."""
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    text = f.read()
+  head, *parts = text.split("\n## ")
+  origin = ", ".join(l[2:] for l in head.splitlines() if l.startswith(("- date", "- commit",
+                                                                        "- size")))
+  out = {}
+  for part in parts:
+    name, _, body = part.partition("\n")
+    if origin and not body.lstrip().startswith("Commit "):
+      body = f"\nFrom the full run of {origin}.\n" + body
+    out[name.strip()] = f"## {name.strip()}\n{body.rstrip()}\n"
+  return out
 
 
 DEMO_DONE = os.path.join("tfsk_work", "sweep", "results.csv")
@@ -46,16 +59,17 @@ DEMO_DONE = os.path.join("tfsk_work", "sweep", "results.csv")
 
 def main():
   quick = "--quick" in sys.argv[1:]
+  only_report = "--report" in sys.argv[1:]
   results_dir = os.path.join(HERE, "results")
   os.makedirs(results_dir, exist_ok=True)
   failed = []
   root = os.path.dirname(HERE)
-  if not quick and not os.path.exists(os.path.join(root, DEMO_DONE)):
+  if not only_report and not quick and not os.path.exists(os.path.join(root, DEMO_DONE)):
     print("-- tfsk_demo (about 11 min on 2 cores): the peers benchmark compares against it",
           flush=True)
     if subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_demo"], cwd=root).returncode:
       failed.append("tfsk_demo")
-  for name in BENCHMARKS:
+  for name in () if only_report else BENCHMARKS:
     stale = os.path.join(results_dir, name + ".json")
     if os.path.exists(stale):
       os.remove(stale)
@@ -66,25 +80,39 @@ def main():
       failed.append(name)
   lines = ["# Benchmark results", "",
            f"- machine: {machine()}",
-           f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-           f"- commit: {commit()}",
-           f"- size: {'--quick (CI sizes)' if quick else 'full'}", "",
-           "Every ratio is measured side by side in one run; absolute rates are context only.",
-           ""]
+           f"- written: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+           f"at commit {common.commit()}", "",
+           "Every ratio is measured side by side in one run; absolute rates are context only. "
+           "Each section says the commit, date and arguments of its own run.", ""]
+  out = os.path.join(HERE, "RESULTS.md")
+  earlier = _sections(out) if only_report else {}
   for name in BENCHMARKS:
     path = os.path.join(results_dir, name + ".json")
+    stored = None
+    if os.path.exists(path):
+      with open(path) as f:
+        stored = json.load(f)
+    if only_report and not isinstance(stored, dict) and name in earlier:
+      lines.append(earlier[name])  # no run of this benchmark since: its section as it was
+      continue
     lines.append(f"## {name}\n")
-    if not os.path.exists(path):
+    if stored is None:
       lines.append("not run" + (" (failed)" if name in failed else " (its inputs are "
                                  "missing; see its docstring)") + "\n")
       continue
+    if isinstance(stored, list):  # written before runs recorded their commit and arguments
+      written = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc)
+      lines.append(f"Commit and arguments not recorded; results written "
+                   f"{written:%Y-%m-%d %H:%M} UTC.\n")
+      stored = dict(rows=stored)
+    else:
+      command = " ".join(["python -m bench." + name] + stored["args"])
+      lines.append(f"Commit {stored['commit']}, {stored['date']}: `{command}`\n")
     lines += ["| measure | value | target | holds |", "|---|---:|---|---|"]
-    with open(path) as f:
-      for r in json.load(f):
-        holds = "" if r["holds"] is None else ("yes" if r["holds"] else "**no**")
-        lines.append(f"| {r['metric']} | {r['value']:.3f} | {r['target']} | {holds} |")
+    for r in stored["rows"]:
+      holds = "" if r["holds"] is None else ("yes" if r["holds"] else "**no**")
+      lines.append(f"| {r['metric']} | {r['value']:.3f} | {r['target']} | {holds} |")
     lines.append("")
-  out = os.path.join(HERE, "RESULTS.md")
   with open(out + ".tmp", "w") as f:
     f.write("\n".join(lines) + "\n")
   os.replace(out + ".tmp", out)

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -55,7 +56,22 @@ def report(name: str, rows: list) -> None:
     print(f"  {r['metric']:<58} {r['value']:>10.3f}  {target:<10} {holds}")
   os.makedirs(RESULTS_DIR, exist_ok=True)
   with open(os.path.join(RESULTS_DIR, name + ".json"), "w") as f:
-    json.dump(rows, f, indent=2)
+    json.dump(dict(rows=rows, commit=commit(), args=sys.argv[1:],
+                   date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())), f, indent=2)
+
+
+def commit() -> str:
+  """The repository's commit, marked when code (not docs) has uncommitted changes."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  try:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                          capture_output=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)*.md"], cwd=root, text=True,
+                           capture_output=True, check=True).stdout.strip()
+    return head + (" (with uncommitted changes)" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
 
 
 def row(metric, value, target=None, holds=None):
