@@ -132,3 +132,28 @@ def test_review_lists_the_likeliest_first(tmp_path):
   # 0's c04 (11.1%) and c07 (22.2%) before class 1's c09 (27.3%).
   assert got[:5] == [("c04", "one", 0.9), ("c05", "one", 0.9), ("c04", "zero", 0.8),
                      ("c07", "zero", 0.8), ("c09", "one", 0.8)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_flag_quality_equals_set_lookups(seed):
+  """Flag precision and recall against a truth set, matched as integer keys in chunks,
+  equal a per-flag lookup of (clip id, class) in the set; truth entries of clips that were
+  not scored count for neither."""
+  from tf_skeptical import evaluation
+  rng = np.random.default_rng(seed)
+  n, c = 80, 6
+  ids = np.array([f"clip{i:03d}" for i in range(n)])
+  scores = np.asfortranarray(rng.random((n, c), np.float32))
+  pos = _csr([list(np.flatnonzero(rng.random(c) < 0.2)) for _ in range(n)])
+  f = flagging.rank_implicit_negatives(ids, scores, pos, _csr([[] for _ in range(n)]), 30)
+  truth = {(str(ids[i]), int(k)) for i, k in zip(rng.integers(0, n, 40),
+                                                  rng.integers(0, c, 40))}
+  truth |= {("unscored_clip", 1), ("clip999", 0)}
+  rows = evaluation.flag_quality(f, truth, [5, 10, 30])
+  scored_truth = sum(1 for k, _ in truth if k in set(ids.tolist()))
+  for r in rows:
+    sel = f.selected(r["percent"])
+    hits = sum((str(ids[i]), int(k)) in truth for i, k in zip(f.clip[sel], f.cls[sel]))
+    assert r["flagged"] == int(sel.sum()) and r["truly_missing"] == hits
+    assert r["recall"] == pytest.approx(hits / scored_truth)
+    assert r["base_rate"] == pytest.approx(scored_truth / f.num_implicit.sum())
