@@ -73,7 +73,7 @@ def bench_scoring(args):
 
 def bench_flagging(args):
   from tf_skeptical import flagging
-  from tf_skeptical.scoring import _csr
+  from tf_skeptical.scoring import csr_from_lists as _csr
   n, c = (20_000 if args.quick else 200_000), 527
   rng = np.random.default_rng(0)
   scores = np.asfortranarray(rng.random((n, c), dtype=np.float32))
