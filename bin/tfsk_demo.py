@@ -62,7 +62,7 @@ def main(argv):
   print(sweep.best_line(best, table))
   print(f"Table:   {os.path.join(out, sweep.RESULTS_MD)}")
   for name in (sweep.PLOT_METRICS, sweep.PLOT_FLAGS, evaluation.FLAG_QUALITY):
-    print(f"{name + ':':<17}{os.path.join(out, name)}")
+    print(f"{name + ':':<18}{os.path.join(out, name)}")
   print(f"Review:  {os.path.join(out, sweep.FLAGS, flagging.REVIEW)} (top candidates to listen "
         "to)")
   print(f"Curves:  tensorboard --logdir={out}")
