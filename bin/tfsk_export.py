@@ -27,6 +27,10 @@ CALIBRATION = flags.DEFINE_string("calibration_audio", None,
 WINDOWS = flags.DEFINE_integer("calibration_windows", 200, "Calibration windows: every "
                                "window of training clips taken in random order, up to this "
                                "many.")
+FLOAT_LAYERS = flags.DEFINE_list(
+    "int8_float_layers", list(exporting.ExportConfig.float_layers),
+    "Network layers (name prefixes) the int8 model keeps float: the first layers lose most "
+    "to 8-bit activations. Empty (--int8_float_layers=) quantizes every network layer.")
 CHECK_CLIPS = flags.DEFINE_integer("check_clips", 16, "Training clips held out of calibration "
                                    "(at most 1 in 5) on which int8 is checked against float.")
 AUTHOR = flags.DEFINE_string("model_author", exporting.ExportConfig.author,
@@ -48,6 +52,7 @@ def main(argv):
            else exporting.calibration_audio(TRAIN.value))
   meta = exporting.export(MODEL.value, class_map, OUTPUT_DIR.value, calibration_files=audio,
                           cfg=exporting.ExportConfig(calibration_windows=WINDOWS.value,
+                                                     float_layers=tuple(FLOAT_LAYERS.value),
                                                      check_clips=CHECK_CLIPS.value,
                                                      author=AUTHOR.value,
                                                      license=LICENSE.value))
