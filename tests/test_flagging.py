@@ -61,6 +61,12 @@ def test_flags_file_round_trip(tmp_path):
     np.testing.assert_array_equal(getattr(f, name), getattr(g, name))
   assert flagging.load_discards(path, 0) is None
   assert flagging.load_discards(path, 20).count == 3
+  for p in (10, 30, 50):  # read without ranks and scores: the same entries
+    a, b = flagging.load_discards(path, p), f.discards(p)
+    for name in ("clip_ids", "indptr", "classes"):
+      np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+  with pytest.raises(ValueError, match="up to 50"):
+    flagging.load_discards(path, 60)
 
 
 @settings(max_examples=60, deadline=None)

@@ -62,7 +62,22 @@ def audio_files(audio_dir: str) -> dict:
   return {stem: os.path.join(audio_dir, stem + ext) for stem, ext in found.items()}
 
 
-class _LogMelFn(beam.DoFn):
+class _ExampleFn(beam.DoFn):
+  """Counters of written and skipped clips, and a progress line every 10 s in the worker's
+  log (a Beam worker cannot draw a bar)."""
+  total = 0  # clips, where known beforehand
+
+  def setup(self):
+    self._written = beam.metrics.Metrics.counter("prepare", "clips_written")
+    self._skipped = beam.metrics.Metrics.counter("prepare", "clips_skipped")
+    self._progress = ProgressLog("prepare: clips", self.total)
+
+  def teardown(self):
+    if hasattr(self, "_progress"):
+      self._progress.log()
+
+
+class _LogMelFn(_ExampleFn):
   """Audio file -> serialized example with log-mel frames (or a tagged skip)."""
 
   def __init__(self, params: FrontendParams, clip_samples: Optional[int], skip_bad: bool,
@@ -72,16 +87,14 @@ class _LogMelFn(beam.DoFn):
     self.storage = storage
 
   def setup(self):
+    super().setup()
     params = self.params
     self._load = tf.function(lambda path: audio_io.load_clip(path, None, params),
                              input_signature=[tf.TensorSpec([], tf.string)])
     self._fit = tf.function(lambda w: audio_io.fit_length(w, self.clip_samples))
     self._log_mel = tf.function(lambda w: frontend.log_mel(w, params))
     self._errors = (tf.errors.OpError, DataError)
-    self._written = beam.metrics.Metrics.counter("prepare", "clips_written")
-    self._skipped = beam.metrics.Metrics.counter("prepare", "clips_skipped")
     self._frames = beam.metrics.Metrics.counter("prepare", "frames_written")
-    self._progress = ProgressLog("prepare: clips", self.total)
 
   def _features(self, item):
     path = item["path"]
@@ -119,20 +132,12 @@ class _LogMelFn(beam.DoFn):
     yield examples.serialize(item["clip_id"], item["positives"], item["negatives"], features,
                              self.storage)
 
-  def teardown(self):
-    if hasattr(self, "_progress"):
-      self._progress.log()
 
-
-class _EmbeddingFn(beam.DoFn):
+class _EmbeddingFn(_ExampleFn):
   """(file, SequenceExample) -> serialized example with [10, 128] embeddings."""
 
   def __init__(self, num_classes: int, skip_bad: bool, storage: str = examples.FLOAT32):
     self.num_classes, self.skip_bad, self.storage = num_classes, skip_bad, storage
-
-  def setup(self):
-    self._written = beam.metrics.Metrics.counter("prepare", "clips_written")
-    self._skipped = beam.metrics.Metrics.counter("prepare", "clips_skipped")
 
   def process(self, file_and_record):
     path, record = file_and_record
@@ -146,6 +151,7 @@ class _EmbeddingFn(beam.DoFn):
           dict(path=path, row=None, clip_id="", reason=e.problem)))
       return
     self._written.inc()
+    self._progress.add()
     yield beam.pvalue.TaggedOutput(HASHES, provenance.clip_hash(clip.clip_id, clip.labels))
     features = clip.codes if self.storage == examples.UINT8 else clip.embeddings
     yield examples.serialize(clip.clip_id, clip.labels, (), features, self.storage)
