@@ -125,8 +125,8 @@ def _discards(clip_ids, clip, cls, num_implicit, max_percent, percent, made_from
   """Flags (sorted by class, then rank 1, 2, ...) -> the Discards at `percent`. A class's
   flags at `percent` are the first flag_count of its block, so the selection is a list of
   slices; the regrouping by clip is a CSR transpose (scipy, int32 indices). At AudioSet's
-  p = 20% (2e8 flags) this needs no per-flag temporary wider than 4 bytes (argsort's int64
-  order and a per-flag int64 count took 10.7 GB there)."""
+  p = 20% (2e8 flags) this needs no per-flag temporary wider than 4 bytes (an argsort's int64
+  order and a per-flag int64 count were 3.2 GB of them)."""
   import scipy.sparse
   _check_percent(percent, max_percent)
   num_classes, num_clips = len(num_implicit), len(clip_ids)
