@@ -30,7 +30,7 @@ SIZE_FLAGS = {
     "tfsk_simulate_audioset": ["--train_clips=300", "--eval_clips=40", "--num_classes=30",
                                "--clips_per_shard=128", "--smallest_class=0.01"],
     "tfsk_prepare": ["--clip_seconds=1.2"],
-    "tfsk_train": TINY_MODEL + ["--epochs=4"],
+    "tfsk_train": TINY_MODEL + ["--epochs=2"],
     "tfsk_score": ["--local_workers=1"],
     "tfsk_flag": [],
     "tfsk_evaluate": [],
@@ -38,7 +38,7 @@ SIZE_FLAGS = {
     "tfsk_tag": [],
     "tfsk_sweep": TINY_MODEL + ["--epochs=1", "--percents=0,5", "--max_percent=5",
                                 "--score_workers=1"],
-    "tfsk_demo": ["--train_clips=24", "--eval_clips=12", "--epochs=4", "--percents=0,5",
+    "tfsk_demo": ["--train_clips=24", "--eval_clips=12", "--epochs=2", "--percents=0,5",
                   "--seeds=1", "--batch_size=8", "--work_dir=demo"],
 }
 
