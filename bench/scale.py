@@ -182,7 +182,10 @@ def main():
       rows.append(common.row(f"  {n}: {stage} s", r[stage]["seconds"]))
       rows.append(common.row(f"  {n}: {stage} peak GB", r[stage]["peak_gb"]))
     other = r["score_other_workers"]
-    two, one = ((r["score"], other) if other["workers"] == 1 else (other, r["score"]))
+    # Side by side: if the score stage was re-measured on its own later, the ratio uses the
+    # score run that ran beside the other worker count (kept under "earlier").
+    score = r.get("earlier", {}).get("score_paired_with_other_workers", r["score"])
+    two, one = ((score, other) if other["workers"] == 1 else (other, score))
     rows.append(common.row(f"  {n}: score with 2 local Beam workers / 1, time",
                            two["seconds"] / one["seconds"]))
     res = r["result"]
