@@ -31,6 +31,14 @@ MISSING_LOW = flags.DEFINE_float("missing_rate_low", _D.missing_rate[0],
                                  "is missing.")
 MISSING_HIGH = flags.DEFINE_float("missing_rate_high", _D.missing_rate[1],
                                   "Highest such chance (each class draws one in between).")
+CHILD_SHARE = flags.DEFINE_float(
+    "child_share", _D.child_share, "Share of classes given a parent among the more frequent "
+    "classes (an ontology: a present child makes its parent present). 0.5 with the default "
+    "--parent_missing_rate is the harder, more AudioSet-like set.")
+PARENT_MISSING = flags.DEFINE_float(
+    "parent_missing_rate", _D.parent_missing_rate, "Chance that a parent present only "
+    "through a child loses its train label (AudioSet's annotators often gave the child "
+    "alone).")
 CLIPS_PER_SHARD = flags.DEFINE_integer("clips_per_shard", _D.clips_per_shard,
                                        "Records per TFRecord shard.")
 SEED = flags.DEFINE_integer("seed", _D.seed, "Same seed, same dataset.")
@@ -43,7 +51,8 @@ def main(argv):
       train_clips=TRAIN_CLIPS.value, eval_clips=EVAL_CLIPS.value,
       num_classes=NUM_CLASSES.value, labels_per_clip=LABELS_PER_CLIP.value,
       largest_class=LARGEST.value, smallest_class=SMALLEST.value,
-      missing_rate=(MISSING_LOW.value, MISSING_HIGH.value),
+      missing_rate=(MISSING_LOW.value, MISSING_HIGH.value), child_share=CHILD_SHARE.value,
+      parent_missing_rate=PARENT_MISSING.value,
       clips_per_shard=CLIPS_PER_SHARD.value, seed=SEED.value))
   logging.info("wrote %s: %d train clips with %d missing labels (base rate %.5f), %d eval "
                "clips", OUTPUT_DIR.value, summary["train"]["clips"],

@@ -84,3 +84,48 @@ def test_same_seed_same_files(simulated, tmp_path):
   for name in [sim.TRUTH, sim.CLASS_MAP, "train/train-00000-of-00004.tfrecord"]:
     with open(os.path.join(out, name), "rb") as a, open(os.path.join(again, name), "rb") as b:
       assert hashlib.sha1(a.read()).digest() == hashlib.sha1(b.read()).digest(), name
+
+
+def test_ontology_parents_are_present_with_their_children_and_often_missing(tmp_path):
+  """With child_share, a present child makes its parents present (the eval set is
+  complete), and a parent present only through a child loses its train label about
+  parent_missing_rate of the time, more often than the classes' own rates (<= 0.4)."""
+  p = sim.SimulationParams(train_clips=1500, eval_clips=300, num_classes=30, smallest_class=0.01,
+                           child_share=0.5, parent_missing_rate=0.7, seed=4)
+  out = str(tmp_path / "onto")
+  summary = sim.generate(out, p)
+  parents = {int(c): q for c, q in summary["parents"].items()}
+  assert 5 <= len(parents) <= 25 and all(q < c for c, q in parents.items())
+
+  def ancestors(c):
+    while c in parents:
+      c = parents[c]
+      yield c
+  evaluation, cmap = _records(os.path.join(out, sim.EVAL))
+  for clip in evaluation.values():
+    for c in clip.labels:
+      assert set(ancestors(c)) <= set(clip.labels), (clip.clip_id, c)
+  # Labels: a parent present only through a child is dropped at parent_missing_rate,
+  # every other entry at its class's rate (at most 0.4); drawn here, many clips at once.
+  draw = sim._Draw(p)
+  rng = np.random.default_rng(0)
+  present, implied, _ = draw.clips(rng, 20000)
+  assert implied.sum() > 1000 and not (implied & ~present).any()
+  children = {}
+  for c, q in parents.items():
+    children.setdefault(q, []).append(c)
+
+  def descendants(q):
+    out, stack = [], list(children.get(q, []))
+    while stack:
+      out.append(stack.pop())
+      stack += children.get(out[-1], [])
+    return out
+  for q in children:  # an implied parent has a present descendant
+    assert not (implied[:, q] & ~present[:, descendants(q)].any(1)).any()
+  assert not implied[:, [c for c in range(30) if c not in children]].any()
+  given = draw.drop_labels(rng, present, implied)
+  dropped = present & ~given
+  rate = dropped[implied].mean()
+  assert abs(rate - 0.7) < 4 * np.sqrt(0.7 * 0.3 / implied.sum()) + 0.01
+  assert dropped[present & ~implied].mean() < 0.4

@@ -13,7 +13,13 @@ missing labels. This generator writes the same shapes:
   noise, quantized to uint8 as AudioSet's embeddings are;
 - train labels drop each present event with a class-dependent probability (uniform between
   the `missing_rate` bounds; at least one label stays); the eval set is complete; the
-  dropped (clip, class) entries go to `train_missing_labels.csv`.
+  dropped (clip, class) entries go to `train_missing_labels.csv`;
+- optionally an ontology (`child_share` > 0): that share of the classes each get a parent
+  among the more frequent classes, and a present child makes its parents present (a guitar
+  is music); AudioSet's annotators often gave the child and not the parent, so a parent
+  present only through a child loses its label with `parent_missing_rate`. This is the
+  harder set: more of the missing labels sit on the head classes, and a parent's clips
+  sound like any of its children.
 
 It streams: clips are drawn, serialized and written chunk by chunk to TFRecord shards of
 `clips_per_shard` records (tf.train.SequenceExample, audioset_embeddings.py's layout), so
@@ -52,6 +58,8 @@ class SimulationParams:
   smallest_class: float = 5e-5
   missing_rate: tuple = (0.05, 0.4)  # a class's chance to lose a present event's label
   noise: float = 0.6  # frame noise, relative to one event's level
+  child_share: float = 0.0  # classes with a parent (the ontology; 0: none)
+  parent_missing_rate: float = 0.6  # a parent implied by a child loses its label
   clips_per_shard: int = 10_000
   chunk: int = 2_000  # clips drawn at once
   seed: int = 0
@@ -77,9 +85,18 @@ class _Draw:
     self.missing = rng.uniform(*p.missing_rate, p.num_classes)
     proto = rng.standard_normal((p.num_classes, audioset_embeddings.EMBEDDING_DIMS))
     self.prototypes = (proto / np.linalg.norm(proto, axis=1, keepdims=True)).astype(np.float32)
+    # parent[c] < c (a more frequent class) or -1; drawn after the rest, so that
+    # child_share = 0 gives the same dataset as before the ontology existed.
+    self.parent = np.full(p.num_classes, -1)
+    if p.child_share > 0:
+      onto = np.random.default_rng([p.seed, 3])
+      for c in range(1, p.num_classes):
+        if onto.random() < p.child_share:
+          self.parent[c] = onto.integers(0, c)
 
   def clips(self, rng, n: int):
-    """n clips: (present [n, C] bool, quantized frames [n, 10, 128] uint8)."""
+    """n clips: (present [n, C] bool, implied [n, C] bool: present only as the parent of a
+    present child, quantized frames [n, 10, 128] uint8)."""
     p, seconds = self.p, audioset_embeddings.SECONDS_PER_CLIP
     present = rng.random((n, p.num_classes)) < self.freq
     empty = ~present.any(axis=1)
@@ -96,12 +113,17 @@ class _Draw:
     contribution = (on * level[:, None])[:, :, None] * self.prototypes[cls][:, None, :]
     np.add.at(frames, rows, contribution)
     codes = np.clip(np.round(128 + 64 * frames), 0, 255).astype(np.uint8)
-    return present, codes
+    sounding = present.copy()
+    for c in np.flatnonzero(self.parent >= 0)[::-1]:  # children before their parents
+      present[:, self.parent[c]] |= present[:, c]
+    return present, present & ~sounding, codes
 
-  def drop_labels(self, rng, present: np.ndarray) -> np.ndarray:
+  def drop_labels(self, rng, present: np.ndarray, implied: np.ndarray) -> np.ndarray:
     """Train labels: each present event kept with probability 1 - missing rate of its
-    class; a clip left with none keeps one of its events."""
-    kept = present & (rng.random(present.shape) >= self.missing)
+    class (parent_missing_rate for a parent implied by a child); a clip left with none
+    keeps one of its events."""
+    missing = np.where(implied, self.p.parent_missing_rate, self.missing)
+    kept = present & (rng.random(present.shape) >= missing)
     lost_all = np.flatnonzero(present.any(axis=1) & ~kept.any(axis=1))
     for i in lost_all:
       kept[i, rng.choice(np.flatnonzero(present[i]))] = True
@@ -125,8 +147,8 @@ def _write_split(draw: _Draw, out_dir: str, split: str, count: int, seed: int,
   with tqdm(total=count, desc=f"simulating {split} clips", unit="clip", mininterval=2) as bar:
     for first in range(0, count, p.chunk):
       n = min(p.chunk, count - first)
-      present, codes = draw.clips(rng, n)
-      given = draw.drop_labels(rng, present) if truth_writer else present
+      present, implied, codes = draw.clips(rng, n)
+      given = draw.drop_labels(rng, present, implied) if truth_writer else present
       for i in range(n):
         index = first + i
         if index // p.clips_per_shard != shard:
@@ -158,7 +180,8 @@ def generate(out_dir: str, p: SimulationParams = SimulationParams()) -> dict:
     w = csv.writer(f)
     w.writerow(HEADER)
     for c, mid in enumerate(_mids(p.num_classes)):
-      w.writerow([c, mid, f"sim class {c} ({draw.freq[c]:.2g} of clips)"])
+      parent = (f", child of {draw.parent[c]}" if draw.parent[c] >= 0 else "")
+      w.writerow([c, mid, f"sim class {c} ({draw.freq[c]:.2g} of clips{parent})"])
   with files.atomic_write(os.path.join(out_dir, TRUTH)) as f:
     truth = csv.writer(f)
     truth.writerow(["clip_id", "mid"])
@@ -168,6 +191,7 @@ def generate(out_dir: str, p: SimulationParams = SimulationParams()) -> dict:
   summary = dict(params=dataclasses.asdict(p), train=train, eval=evaluation,
                  base_rate=train["missing_labels"] / implicit,
                  class_clips_expected=dict(largest=float(draw.freq[0] * p.train_clips),
-                                           smallest=float(draw.freq[-1] * p.train_clips)))
+                                           smallest=float(draw.freq[-1] * p.train_clips)),
+                 parents={int(c): int(draw.parent[c]) for c in np.flatnonzero(draw.parent >= 0)})
   files.write_json(os.path.join(out_dir, SUMMARY), summary)  # last: the dataset is complete
   return summary
