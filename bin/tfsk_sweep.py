@@ -5,7 +5,8 @@ r"""The paper's experiment on prepared examples: teacher, scoring, flags, one st
 Writes results.csv/.md, plot_metrics.png (d', lwlrap, mAP against % discarded, and each
 p's d' gain over the baseline with 95% intervals over seeds and eval clips) and, with
 --truth, flag precision/recall (flag_quality.csv, plot_flags.png). The best p's student is
-exported to <work_dir>/tagger (SavedModel, TFLite). Re-running skips the stages already
+exported to <work_dir>/tagger (SavedModel, TFLite). With --rounds=2 the best student
+flags again and a second set of students trains (<work_dir>/round2). Re-running skips the stages already
 complete. `tensorboard --logdir=<work_dir>` shows every run and HParams.
 """
 
@@ -32,7 +33,8 @@ def main(argv):
   logging.info("results in %s/results.md", WORK_DIR.value)
   print(sweep.results_text(WORK_DIR.value))
   print(sweep.best_line(best, table))
-  print(f"Tagger: {tagger}")
+  print(f"Tagger: {tagger}" if tagger else
+        "Tagger: none (the examples are not log-mel, and a tagger starts from audio)")
 
 
 def run():

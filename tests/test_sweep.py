@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import (builtin_data, evaluation, examples, files, flagging, inference,
-                          input_pipeline, provenance, scoring, sweep, training)
+from tf_skeptical import (audioset_simulation as sim, builtin_data, evaluation, examples, files,
+                          flagging, inference, input_pipeline, prepare, provenance, scoring,
+                          sweep, training)
 
 from conftest import TINY_TRAIN
 from test_flagging import hand_worked
@@ -116,3 +117,67 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   assert flags.made_from["model_id"] == new_id
   student = files.read_json(os.path.join(sweep.run_dir(work, 10.0), training.RESULT))
   assert student["flags"]["model_id"] == new_id
+
+
+@pytest.fixture(scope="module")
+def harder_set(tmp_path_factory):
+  """A small harder set (the AudioSet simulation with an ontology), prepared: (train
+  examples, eval examples, truth CSV)."""
+  root = tmp_path_factory.mktemp("harder")
+  sim.generate(str(root / "sim"), sim.SimulationParams(
+      train_clips=800, eval_clips=300, num_classes=12, clips_per_shard=400, chunk=400,
+      smallest_class=0.05, child_share=0.5, seed=2))
+  out = []
+  for split in (sim.TRAIN, sim.EVAL):
+    prepare.prepare_embeddings(str(root / "sim" / split / "*.tfrecord"),
+                               str(root / "sim" / sim.CLASS_MAP), str(root / split))
+    out.append(str(root / split))
+  return out[0], out[1], str(root / "sim" / sim.TRUTH)
+
+
+def test_second_round_is_taught_by_the_best_first_round_student(harder_set, tmp_path):
+  train_dir, eval_dir, truth = harder_set
+  work = str(tmp_path / "sweep")
+  cfg = sweep.SweepConfig(train=training.TrainConfig(model="embedding_mlp", width=0.25,
+                                                     epochs=3, batch_size=64),
+                          percents=(0.0, 5.0, 10.0), max_percent=10.0, score_workers=1,
+                          rounds=2, complete_reference=False)
+  table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
+  assert [(r["round"], r["discard_percent"]) for r in table] == [
+      (1, 0.0), (1, 5.0), (1, 10.0), (2, 5.0), (2, 10.0)]
+
+  def d_prime(model_dir):
+    return files.read_json(os.path.join(model_dir, training.RESULT))["eval"]["d_prime"]
+  # The second round's teacher: the first round's student with the higher d', read from
+  # the runs' own result.json.
+  first = {p: sweep.run_dir(work, p, 0, 1) for p in (5.0, 10.0)}
+  best = max(first, key=lambda p: d_prime(first[p]))
+  teacher_id = provenance.file_id(inference.model_path(first[best]))
+  second = sweep.round_dir(work, 2)
+  assert files.read_json(os.path.join(second, sweep.SCORES, scoring.MANIFEST))[
+      "model_id"] == teacher_id
+  flags = flagging.read_flags(os.path.join(second, sweep.FLAGS, flagging.FLAGS_FILE))
+  assert flags.made_from["model_id"] == teacher_id
+  first_flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))
+  assert first_flags.made_from["model_id"] != teacher_id
+  baseline = d_prime(sweep.run_dir(work, 0.0))
+  for r in table[3:]:
+    p = r["discard_percent"]
+    run = sweep.run_dir(work, p, 0, 2)
+    assert run.startswith(second)
+    result = files.read_json(os.path.join(run, training.RESULT))
+    assert result["flags"]["model_id"] == teacher_id
+    assert r["masked_entries"] == int((flags.rank <= np.floor(
+        flags.num_implicit[flags.cls] * p / 100 + 1e-9)).sum())
+    assert r["gain"] == pytest.approx(d_prime(run) - baseline, abs=1e-5)  # paired, 1 seed
+  assert "round 1's p = %g%% student" % best in sweep.results_text(work)
+  assert os.path.exists(os.path.join(second, evaluation.FLAG_QUALITY))
+  assert {"p5_round2", "p10_round2"} <= set(os.listdir(os.path.join(work, "logs")))
+  # Embedding examples have no audio frontend: the sweep exports no tagger, and says so.
+  best, tagger = sweep.export_best(table, work, train_dir)
+  assert tagger is None and best["d_prime"] == max(r["d_prime"] for r in table)
+
+
+def test_rounds_need_a_student(tmp_path):
+  with pytest.raises(ValueError, match="rounds = 2 needs a p > 0"):
+    sweep.run("unused", "unused", str(tmp_path), sweep.SweepConfig(percents=(0.0,), rounds=2))

@@ -9,6 +9,11 @@ holds the means, with the spread of d'. Each p's gain over the baseline is paire
 and given 95% intervals, over seeds and over eval clips (verdict.py), with a verdict on
 whether it is significant. The best p's student is exported as a tagger.
 
+With rounds = R >= 2 the experiment repeats: the best student of round r (by mean d' over
+its seeds, among p > 0) becomes the teacher of round r + 1, which scores the train set
+again (its own training clips), flags, and trains a student per p from the same recipe.
+Every round is compared with the same baseline (the p = 0 runs), paired by seed.
+
 Layout of the work directory:
   teacher/          the teacher (a model directory, see training.py)
   scores/           its scores of the train set (scoring.py)
@@ -19,6 +24,7 @@ Layout of the work directory:
   students/complete/  with a truth file: trained on the complete labels (the reference)
   students/p<p>/    one model directory per discard percentage (p<p>_seed<s> for seed s);
                     each run's eval clip scores in eval_scores.npz (for the intervals)
+  round<r>/scores/, flags/, students/p<p>/, flag_quality.csv   rounds r >= 2
   tagger/           the best p's student, exported (exporting.py)
   results.csv/.md   the table;  plot_metrics.png, plot_flags.png   the figures
   logs/             TensorBoard: every run's curves and the HParams dashboard
@@ -63,15 +69,24 @@ class SweepConfig:
   # With a truth file: also train on the complete labels (the missing ones added back), the
   # reference for how much the missing labels cost and how much of it masking recovers.
   complete_reference: bool = True
+  # R >= 2: the best student of each round is the next round's teacher (module docstring).
+  rounds: int = 1
   verdict_params: verdict.VerdictParams = verdict.VerdictParams()
 
 
-def run_dir(work_dir: str, p: float, seed_index: int = 0) -> str:
-  """The model directory of the run at p (the teacher for p = 0, seed 0)."""
+def round_dir(work_dir: str, round_index: int = 1) -> str:
+  """Where a round's scores, flags and students go (round 1: the work directory)."""
+  return work_dir if round_index == 1 else os.path.join(work_dir, f"round{round_index}")
+
+
+def run_dir(work_dir: str, p: float, seed_index: int = 0, round_index: int = 1) -> str:
+  """The model directory of the run at p in a round (the teacher for p = 0, seed 0; the
+  p = 0 runs are the baseline of every round)."""
   if p == 0 and seed_index == 0:
     return os.path.join(work_dir, TEACHER)
   suffix = f"_seed{seed_index}" if seed_index else ""
-  return os.path.join(work_dir, STUDENTS, f"p{p:g}{suffix}")
+  return os.path.join(round_dir(work_dir, 1 if p == 0 else round_index), STUDENTS,
+                      f"p{p:g}{suffix}")
 
 
 def complete_dir(work_dir: str, seed_index: int = 0) -> str:
@@ -112,9 +127,12 @@ def eval_scores(model_dir: str, eval_dir: str):
 
 
 def verdicts(work_dir: str, eval_dir: str, percents: Sequence[float], seeds: int,
-             params: verdict.VerdictParams = verdict.VerdictParams()) -> Dict[float, Dict]:
-  """Per p > 0: the paired gain over the baseline with its intervals (verdict.py)."""
-  runs = {p: [eval_scores(run_dir(work_dir, p, i), eval_dir) for i in range(seeds)]
+             params: verdict.VerdictParams = verdict.VerdictParams(),
+             round_index: int = 1) -> Dict[float, Dict]:
+  """Per p > 0 of a round: the paired gain over the baseline with its intervals
+  (verdict.py)."""
+  runs = {p: [eval_scores(run_dir(work_dir, p, i, round_index), eval_dir)
+              for i in range(seeds)]
           for p in sorted(set(percents) | {0.0})}
   ids, labels, _ = runs[0.0][0]
   if any(list(r[0]) != list(ids) for rs in runs.values() for r in rs):
@@ -154,83 +172,116 @@ def fold_teachers(train_dir: str, work_dir: str, cfg: SweepConfig):
 
 def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepConfig(),
         truth_csv: Optional[str] = None) -> List[Dict]:
-  """Runs (or resumes) the whole sweep; returns the results table's rows."""
+  """Runs (or resumes) the whole sweep; returns the results table's rows (round 1's
+  baseline and students, then each later round's students)."""
   files.makedirs(work_dir)
   if max(cfg.percents) > cfg.max_percent:
     raise ValueError(f"largest p {max(cfg.percents)} exceeds max_percent {cfg.max_percent}")
+  if cfg.rounds >= 2 and not any(p > 0 for p in cfg.percents):
+    raise ValueError(f"rounds = {cfg.rounds} needs a p > 0: a round's best student is the "
+                     "next round's teacher")
   teacher_dir = run_dir(work_dir, 0.0)
-  results = {0.0: [_train(train_dir, eval_dir, teacher_dir, cfg.train)]}
+  baseline = [_train(train_dir, eval_dir, teacher_dir, cfg.train)]
+  class_map = examples.read_info(train_dir).class_map
+  truth = evaluation.read_truth(truth_csv, class_map) if truth_csv else None
 
   # Scores and flags are reused only if these teachers made them (a retrained teacher's
   # model differs, and so does its id).
   if cfg.teacher_folds >= 2:
-    scores_dirs, flags_teacher_id = fold_teachers(train_dir, work_dir, cfg)
+    scores_dirs, teacher_id = fold_teachers(train_dir, work_dir, cfg)
   else:
     scores_dirs = [os.path.join(work_dir, SCORES)]
-    flags_teacher_id = provenance.file_id(inference.model_path(teacher_dir))
+    teacher_id = provenance.file_id(inference.model_path(teacher_dir))
     _score(train_dir, teacher_dir, scores_dirs[0], cfg)
-  flags_dir = os.path.join(work_dir, FLAGS)
-  flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
-  class_map = examples.read_info(train_dir).class_map
-  if (not files.exists(flags_path)
-      or flagging.read_flags(flags_path).made_from.get("model_id") != flags_teacher_id):
-    logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
-    files.makedirs(flags_dir)
-    scores = (scoring.read_scores(scores_dirs[0]) if len(scores_dirs) == 1 else
-              scoring.merge_scores([scoring.read_scores(d) for d in scores_dirs]))
-    flags = flagging.flag_scores(scores, cfg.max_percent)
-    teacher_check.run(scores, flags, class_map.display_names,
-                      os.path.join(flags_dir, teacher_check.CHECK_FILE))
-    del scores
-    flagging.write_summary(flags, class_map.display_names,
-                           os.path.join(flags_dir, flagging.SUMMARY))
-    flagging.write_review(flags, class_map.mids, class_map.display_names,
-                          os.path.join(flags_dir, flagging.REVIEW), percent=REVIEW_PERCENT)
-    flagging.write_flags(flags, flags_path)
-  flags = flagging.read_flags(flags_path)
+  teacher = (f"{cfg.teacher_folds} out-of-fold teachers" if cfg.teacher_folds >= 2
+             else "the teacher")
 
-  for i in range(cfg.seeds):
-    seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
-    for p in cfg.percents:
-      if p > 0 or i > 0:
-        results.setdefault(p, []).append(_train(
-            train_dir, eval_dir, run_dir(work_dir, p, i), seeded,
-            flags.discards(p) if p > 0 else None, p))
+  table, quality = [], []
+  for r in range(1, cfg.rounds + 1):
+    if r > 1:  # the best student of the last round teaches this one, scoring in-sample
+      best = max((row for row in table if row["round"] == r - 1 and row["discard_percent"]),
+                 key=lambda row: row["d_prime"])
+      teacher_dir = run_dir(work_dir, best["discard_percent"], 0, r - 1)
+      teacher = f"round {r - 1}'s p = {best['discard_percent']:g}% student"
+      logging.info("round %d: the teacher is %s, %s (d' %.3f)", r, teacher, teacher_dir,
+                   best["d_prime"])
+      scores_dirs = [os.path.join(round_dir(work_dir, r), SCORES)]
+      teacher_id = provenance.file_id(inference.model_path(teacher_dir))
+      _score(train_dir, teacher_dir, scores_dirs[0], cfg)
+    flags = _flags(scores_dirs, teacher_id, os.path.join(round_dir(work_dir, r), FLAGS),
+                   class_map, cfg.max_percent)
+    results = {0.0: baseline} if r == 1 else {}
+    for i in range(cfg.seeds):
+      seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
+      for p in cfg.percents:
+        if p > 0 or (i > 0 and r == 1):
+          results.setdefault(p, []).append(_train(
+              train_dir, eval_dir, run_dir(work_dir, p, i, r), seeded,
+              flags.discards(p) if p > 0 else None, p))
+    round_quality = {}
+    if truth is not None:
+      percents = [p for p in sorted(set(cfg.percents) | {1.0}) if p <= cfg.max_percent]
+      rows = [dict(row, round=r) for row in evaluation.flag_quality(flags, truth, percents)]
+      evaluation.write_rows(rows, os.path.join(round_dir(work_dir, r),
+                                               evaluation.FLAG_QUALITY))
+      round_quality = {row["percent"]: row for row in rows}
+      quality += rows
+    gains = verdicts(work_dir, eval_dir, cfg.percents, cfg.seeds, cfg.verdict_params, r)
+    table += [_table_row(p, results[p], round_quality.get(p, {}), gains.get(p), r, teacher)
+              for p in sorted(results)]
 
-  quality, reference = {}, None
-  if truth_csv:
-    truth = evaluation.read_truth(truth_csv, class_map)
-    percents = [p for p in sorted(set(cfg.percents) | {1.0}) if p <= cfg.max_percent]
-    rows = evaluation.flag_quality(flags, truth, percents)
-    evaluation.write_rows(rows, os.path.join(work_dir, evaluation.FLAG_QUALITY))
-    quality = {r["percent"]: r for r in rows}
-    if cfg.complete_reference:
-      reference = _complete_reference(train_dir, eval_dir, work_dir, cfg, truth)
-
-  gains = verdicts(work_dir, eval_dir, cfg.percents, cfg.seeds, cfg.verdict_params)
-  no_gain = dict(gain=float("nan"), gain_seed_low=float("nan"), gain_seed_high=float("nan"),
-                 gain_clip_low=float("nan"), gain_clip_high=float("nan"), significant="",
-                 paired_runs=0)
-  table = []
-  for p in sorted(results):
-    evals = [r["eval"] for r in results[p]]
-    mean = {k: float(np.mean([e[k] for e in evals])) for k in ("d_prime", "lwlrap", "mAP", "AUC")}
-    q = quality.get(p, {})
-    table.append(dict(discard_percent=p, masked_entries=results[p][0].get("masked_entries", 0),
-                      runs=len(evals), **mean,
-                      d_prime_min=min(e["d_prime"] for e in evals),
-                      d_prime_max=max(e["d_prime"] for e in evals),
-                      flag_precision=q.get("precision", float("nan")),
-                      flag_recall=q.get("recall", float("nan")),
-                      base_rate=q.get("base_rate", float("nan")),
-                      **gains.get(p, no_gain)))
+  reference = None
+  if truth is not None and cfg.complete_reference:
+    reference = complete_label_runs(train_dir, eval_dir, work_dir, cfg, truth)
   write_table(table, work_dir, reference)
-  plot(table, list(quality.values()), work_dir)
+  plot(table, quality, work_dir)
   write_hparams(table, work_dir)
   return table
 
 
-def _complete_reference(train_dir, eval_dir, work_dir, cfg: SweepConfig, truth: set) -> Dict:
+def _flags(scores_dirs: Sequence[str], teacher_id: str, flags_dir: str, class_map,
+           max_percent: float) -> flagging.Flags:
+  """The flags of these scores (with the teacher check, summary and review list), unless
+  the flags in flags_dir were made by the same teacher(s)."""
+  flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
+  if (not files.exists(flags_path)
+      or flagging.read_flags(flags_path).made_from.get("model_id") != teacher_id):
+    logging.info("flagging up to %g%% of each class's implicit negatives", max_percent)
+    files.makedirs(flags_dir)
+    scores = (scoring.read_scores(scores_dirs[0]) if len(scores_dirs) == 1 else
+              scoring.merge_scores([scoring.read_scores(d) for d in scores_dirs]))
+    flags = flagging.flag_scores(scores, max_percent)
+    names = class_map.display_names
+    teacher_check.run(scores, flags, names, os.path.join(flags_dir, teacher_check.CHECK_FILE))
+    del scores
+    flagging.write_summary(flags, names, os.path.join(flags_dir, flagging.SUMMARY))
+    flagging.write_review(flags, class_map.mids, names,
+                          os.path.join(flags_dir, flagging.REVIEW), percent=REVIEW_PERCENT)
+    flagging.write_flags(flags, flags_path)
+  return flagging.read_flags(flags_path)
+
+
+_NO_GAIN = dict(gain=float("nan"), gain_seed_low=float("nan"), gain_seed_high=float("nan"),
+                gain_clip_low=float("nan"), gain_clip_high=float("nan"), significant="",
+                paired_runs=0)
+
+
+def _table_row(p: float, results: List[Dict], quality: Dict, gain: Optional[Dict],
+               round_index: int, teacher: str) -> Dict:
+  """One row of the table: the runs' mean metrics, d' spread, flag quality and gain."""
+  evals = [r["eval"] for r in results]
+  mean = {k: float(np.mean([e[k] for e in evals])) for k in ("d_prime", "lwlrap", "mAP", "AUC")}
+  return dict(round=round_index, discard_percent=p,
+              teacher=teacher if p else "",
+              masked_entries=results[0].get("masked_entries", 0), runs=len(evals), **mean,
+              d_prime_min=min(e["d_prime"] for e in evals),
+              d_prime_max=max(e["d_prime"] for e in evals),
+              flag_precision=quality.get("precision", float("nan")),
+              flag_recall=quality.get("recall", float("nan")),
+              base_rate=quality.get("base_rate", float("nan")), **(gain or _NO_GAIN))
+
+
+def complete_label_runs(train_dir, eval_dir, work_dir, cfg: SweepConfig, truth: set) -> Dict:
   """Runs trained on the complete labels, one per seed, and their paired gain over the
   baseline: what the missing labels cost."""
   added = evaluation.truth_as_entries(truth)
@@ -252,14 +303,18 @@ def write_table(table: List[Dict], work_dir: str, reference: Optional[Dict] = No
   evaluation.write_rows(table, os.path.join(work_dir, RESULTS_CSV))
   base = table[0]
   runs = table[0].get("runs", 1)
+  rounds = max(r.get("round", 1) for r in table) > 1
   lines = ["d' = sqrt(2) * Phi^-1(AUC averaged over classes), as AudioSet papers report it.",
            f"Means over {runs} run(s) per p (seeds); d' range = lowest..highest run.\n" if runs > 1
            else "",
            "Gain: d' over the baseline, paired by seed, with 95% intervals over seeds and over "
            "eval clips (bootstrap); significant when every interval excludes 0.\n",
+           "Round r >= 2: the flags of the best student of round r - 1 (its teacher column).\n"
+           if rounds else "",
+           ("| round | teacher " if rounds else "") +
            "| discard % | masked entries | d' | d' range | lwlrap | mAP | flag precision | "
            "flag recall | gain [95% intervals]: verdict |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+           ("|---:|---" if rounds else "") + "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in table:
     def delta(k):
       d = r[k] - base[k]
@@ -267,13 +322,15 @@ def write_table(table: List[Dict], work_dir: str, reference: Optional[Dict] = No
     prec = "" if np.isnan(r["flag_precision"]) else f"{r['flag_precision']:.3f}"
     rec = "" if np.isnan(r["flag_recall"]) else f"{r['flag_recall']:.3f}"
     spread = f"{r.get('d_prime_min', r['d_prime']):.3f}..{r.get('d_prime_max', r['d_prime']):.3f}"
-    lines.append(f"| {r['discard_percent']:g} | {r['masked_entries']} | {delta('d_prime')} | "
+    lines.append((f"| {r['round']} | {r['teacher']} " if rounds else "") +
+                 f"| {r['discard_percent']:g} | {r['masked_entries']} | {delta('d_prime')} | "
                  f"{spread} | {delta('lwlrap')} | {delta('mAP')} | {prec} | {rec} | "
                  f"{verdict.describe(r) if r.get('paired_runs') else 'baseline'} |")
   if reference:
     best = max(table[1:] or table, key=lambda r: r["d_prime"])
     if reference["gain"] > 0 and best.get("paired_runs"):
-      share = (f"The best p ({best['discard_percent']:g}%) recovers "
+      which = f", round {best['round']}" if rounds else ""
+      share = (f"The best p ({best['discard_percent']:g}%{which}) recovers "
                f"{100 * best['gain'] / reference['gain']:.0f}% of that cost.")
     else:
       share = "The complete labels did not beat the baseline: nothing to recover here."
@@ -304,36 +361,55 @@ def _percent_axis(ax, percents):
   ax.grid(alpha=0.3)
 
 
+def _by_round(rows: List[Dict]) -> Dict[int, List[Dict]]:
+  out = {}
+  for r in rows:
+    out.setdefault(r.get("round", 1), []).append(r)
+  return out
+
+
 def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
-  """The paper's figure (metrics against % discarded, baseline dashed) and flag quality."""
-  percents = [r["discard_percent"] for r in table]
-  x = range(len(percents))
+  """The paper's figure (metrics against % discarded, baseline dashed; one line per round)
+  and flag quality."""
+  percents = sorted({r["discard_percent"] for r in table})
+  x = {p: i for i, p in enumerate(percents)}
+  base, rounds = table[0], _by_round(table)
   paths = []
   fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
   for ax, key, label in zip(axes, ("d_prime", "lwlrap", "mAP"),
                             ("d' (from mean AUC)", "lwlrap", "mAP")):
-    ax.plot(x, [r[key] for r in table], "o-", label="student (mean over seeds)")
-    if key == "d_prime" and table[0].get("runs", 1) > 1:
-      ax.fill_between(x, [r["d_prime_min"] for r in table], [r["d_prime_max"] for r in table],
-                      alpha=0.2, label="range over seeds")
-    ax.axhline(table[0][key], color="gray", ls="--", label="baseline (p = 0)")
+    for k, rows in rounds.items():
+      rows = [base] + [r for r in rows if r["discard_percent"] > 0]
+      name = "student (mean over seeds)" if len(rounds) == 1 else f"round {k} (mean over seeds)"
+      xs = [x[r["discard_percent"]] for r in rows]
+      line, = ax.plot(xs, [r[key] for r in rows], "o-", label=name)
+      if key == "d_prime" and base.get("runs", 1) > 1:
+        ax.fill_between(xs, [r["d_prime_min"] for r in rows], [r["d_prime_max"] for r in rows],
+                        alpha=0.15, color=line.get_color(),
+                        label="range over seeds" if k == 1 else None)
+    ax.axhline(base[key], color="gray", ls="--", label="baseline (p = 0)")
     ax.set_title(f"{label} on the eval set")
     _percent_axis(ax, percents)
   axes[0].legend()
-  _plot_gains(axes[3], table)
+  _plot_gains(axes[3], table, x)
   fig.tight_layout()
   paths.append(os.path.join(work_dir, PLOT_METRICS))
   files.save_figure(fig, paths[-1], dpi=110)
   plt.close(fig)
   if quality:
-    q = sorted(quality, key=lambda r: r["percent"])
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    x = range(len(q))
-    ax.plot(x, [r["precision"] for r in q], "o-", label="precision")
-    ax.plot(x, [r["recall"] for r in q], "s-", label="recall")
-    ax.axhline(q[0]["base_rate"], color="gray", ls="--", label="base rate (random flags)")
+    by_round = _by_round(quality)
+    grid = sorted({r["percent"] for r in quality})
+    for k, rows in by_round.items():
+      rows = sorted(rows, key=lambda r: r["percent"])
+      xs = [grid.index(r["percent"]) for r in rows]
+      suffix = "" if len(by_round) == 1 else f", round {k}"
+      ax.plot(xs, [r["precision"] for r in rows], "o-", color=f"C{k - 1}",
+              label="precision" + suffix)
+      ax.plot(xs, [r["recall"] for r in rows], "s:", color=f"C{k - 1}", label="recall" + suffix)
+    ax.axhline(quality[0]["base_rate"], color="gray", ls="--", label="base rate (random flags)")
     ax.set_title("flags against the known missing labels")
-    _percent_axis(ax, [r["percent"] for r in q])
+    _percent_axis(ax, grid)
     ax.legend()
     fig.tight_layout()
     paths.append(os.path.join(work_dir, PLOT_FLAGS))
@@ -342,58 +418,83 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   return paths
 
 
-def _plot_gains(ax, table: List[Dict]) -> None:
-  """Each p's paired d' gain with its 95% intervals (clips, and seeds where there are 2+)."""
-  percents = [r["discard_percent"] for r in table]
-  for i, r in enumerate(table):
+def _plot_gains(ax, table: List[Dict], x: Dict[float, int]) -> None:
+  """Each p's paired d' gain with its 95% intervals (clips, and seeds where there are 2+),
+  rounds side by side."""
+  rounds = sorted({r.get("round", 1) for r in table})
+  labelled = set()
+  for r in table:
     if not r.get("paired_runs"):
       continue
     g = r["gain"]
-    ax.errorbar(i - 0.08, g, yerr=[[g - r["gain_clip_low"]], [r["gain_clip_high"] - g]],
-                fmt="o", color="C0", capsize=4, label="95%: eval clips" if i == 1 else None)
+    i = x[r["discard_percent"]] + 0.25 * (rounds.index(r.get("round", 1))
+                                          - (len(rounds) - 1) / 2)
+    suffix = "" if len(rounds) == 1 else f", round {r.get('round', 1)}"
+    color = f"C{rounds.index(r.get('round', 1))}"
+    ax.errorbar(i - 0.05, g, yerr=[[g - r["gain_clip_low"]], [r["gain_clip_high"] - g]],
+                fmt="o", color=color, capsize=4,
+                label=None if ("clip", suffix) in labelled else "95%: eval clips" + suffix)
+    labelled.add(("clip", suffix))
     if not np.isnan(r["gain_seed_low"]):
-      ax.errorbar(i + 0.08, g, yerr=[[g - r["gain_seed_low"]], [r["gain_seed_high"] - g]],
-                  fmt="s", color="C1", capsize=4, label="95%: seeds" if i == 1 else None)
+      ax.errorbar(i + 0.05, g, yerr=[[g - r["gain_seed_low"]], [r["gain_seed_high"] - g]],
+                  fmt="s", color=color, capsize=4, alpha=0.6,
+                  label=None if ("seed", suffix) in labelled else "95%: seeds" + suffix)
+      labelled.add(("seed", suffix))
     if r["significant"]:
       ax.annotate("*", (i, max(r["gain_clip_high"], g)), ha="center", va="bottom")
   ax.axhline(0, color="gray", ls="--")
   ax.set_title("d' gain over the baseline (* significant)")
-  _percent_axis(ax, percents)
+  _percent_axis(ax, sorted(x, key=x.get))
   ax.legend()
 
 
 def export_best(table: List[Dict], work_dir: str, train_dir: str):
-  """Exports the student of the best p by mean d' (the baseline if none beats it) to
-  work_dir/tagger, unless that export exists; returns (its table row, the tagger dir)."""
+  """Exports the best run by mean d' (the baseline if no student beats it) to
+  work_dir/tagger, unless that export exists; returns (its table row, the tagger dir, or
+  None when the examples are not log-mel: a tagger needs the audio frontend)."""
   best = max(table, key=lambda r: r["d_prime"])
+  kind = examples.read_info(train_dir).features.kind
+  if kind != examples.LOG_MEL:
+    logging.info("not exporting a tagger: %s holds %s features, and a tagger starts from "
+                 "audio", train_dir, kind)
+    return best, None
   tagger = os.path.join(work_dir, TAGGER)
-  model = run_dir(work_dir, best["discard_percent"])
+  model = run_dir(work_dir, best["discard_percent"], 0, best.get("round", 1))
   metadata = os.path.join(tagger, exporting.METADATA)
   if (not files.exists(metadata) or files.read_json(metadata).get("model_id")
       != provenance.file_id(inference.model_path(model))):
-    logging.info("exporting the best run (p = %g%%) to %s", best["discard_percent"], tagger)
+    logging.info("exporting the best run (p = %s) to %s", _run_name(best), tagger)
     exporting.export(model, os.path.join(train_dir, examples.CLASS_MAP), tagger,
                      calibration_files=exporting.calibration_audio(train_dir))
   return best, tagger
 
 
+def _run_name(row: Dict) -> str:
+  """"2%", or "2% (round 2)" after the first round."""
+  return f"{row['discard_percent']:g}%" + (
+      f" (round {row['round']})" if row.get("round", 1) > 1 else "")
+
+
 def best_line(best: Dict, table: List[Dict]) -> str:
-  text = (f"Best discard percentage by mean d': {best['discard_percent']:g}% "
+  text = (f"Best discard percentage by mean d': {_run_name(best)} "
           f"(d' {best['d_prime']:.3f} vs baseline {table[0]['d_prime']:.3f})")
   return text + (f"; gain {verdict.describe(best)}." if best.get("paired_runs") else ".")
 
 
 def write_hparams(table: List[Dict], work_dir: str) -> None:
-  """One TensorBoard run per p with its hparams and final metrics (the HParams dashboard)."""
+  """One TensorBoard run per round and p with its hparams and final metrics (the HParams
+  dashboard)."""
   root = os.path.join(work_dir, LOGS)
   metric_names = ("d_prime", "lwlrap", "mAP")
   with tf.summary.create_file_writer(root).as_default():
-    hp.hparams_config(hparams=[hp.HParam("discard_percent", hp.RealInterval(0.0, 100.0))],
+    hp.hparams_config(hparams=[hp.HParam("discard_percent", hp.RealInterval(0.0, 100.0)),
+                               hp.HParam("round", hp.IntInterval(1, 100))],
                       metrics=[hp.Metric(f"final/{m}", display_name=m) for m in metric_names])
   for r in table:
-    with tf.summary.create_file_writer(
-        os.path.join(root, f"p{r['discard_percent']:g}")).as_default():
-      hp.hparams({"discard_percent": float(r["discard_percent"])},
-                 trial_id=f"p{r['discard_percent']:g}")
+    k = r.get("round", 1)
+    name = f"p{r['discard_percent']:g}" + (f"_round{k}" if k > 1 else "")
+    with tf.summary.create_file_writer(os.path.join(root, name)).as_default():
+      hp.hparams({"discard_percent": float(r["discard_percent"]), "round": int(k)},
+                 trial_id=name)
       for m in metric_names:
         tf.summary.scalar(f"final/{m}", r[m], step=0)

@@ -22,6 +22,10 @@ TEACHER_FOLDS = flags.DEFINE_integer(
     "trained without one fold of the train set and scoring that fold, so that no clip is "
     "scored by a teacher that trained on it (K more teacher runs). 0: the teacher scores its "
     "own training clips.")
+ROUNDS = flags.DEFINE_integer(
+    "rounds", _D.rounds, "R >= 2: after each round the best student (by mean d', among p > "
+    "0) becomes the teacher: it scores the train set, flags, and a new student per p trains "
+    "(work_dir/round<r>); every round is compared with the same baseline.", lower_bound=1)
 SEEDS = flags.DEFINE_integer(
     "seeds", _D.seeds, "Training runs per p (different seeds); the table shows their means, "
     "the spread of d', and each p's gain over the baseline paired by seed. 2 or more give "
@@ -35,4 +39,5 @@ def config_from_flags() -> sweep.SweepConfig:
                            percents=tuple(flagging.percent_grid(PERCENTS.value)),
                            max_percent=MAX_PERCENT.value, score_workers=SCORE_WORKERS.value,
                            seeds=SEEDS.value, teacher_folds=TEACHER_FOLDS.value,
+                           rounds=ROUNDS.value,
                            verdict_params=verdict.VerdictParams(bootstrap=BOOTSTRAP.value))
