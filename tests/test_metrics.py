@@ -68,3 +68,23 @@ def test_lwlrap_hand_worked():
   labels = np.array([[1, 0, 1], [0, 1, 0]])
   scores = np.array([[0.9, 0.7, 0.5], [0.8, 0.2, 0.6]])
   assert metrics.lwlrap(labels, scores) == pytest.approx((1 + 2 / 3 + 1 / 3) / 3)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_resampled_auc_is_sklearns_auc_of_the_materialised_resample(seed):
+  """Bootstrap AUCs from multiplicities equal sklearn's AUC on the resampled clips, with
+  tied scores (rounded to a few levels) and classes left without a positive."""
+  rng = np.random.default_rng(seed)
+  n, c = 60, 6
+  labels = rng.random((n, c)) < np.array([0.3, 0.5, 0.1, 0.04, 0.3, 0.2])
+  scores = np.round(labels * 0.5 + rng.random((n, c)), 1)  # many ties
+  resampled = metrics.ResampledAUC(labels, scores)
+  for _ in range(20):
+    idx = rng.integers(0, n, n)
+    got = resampled(np.bincount(idx, minlength=n))
+    for k in range(c):
+      y = labels[idx, k]
+      if y.all() or not y.any():
+        assert np.isnan(got[k])
+      else:
+        assert got[k] == pytest.approx(skm.roc_auc_score(y, scores[idx, k]), abs=1e-12)

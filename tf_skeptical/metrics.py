@@ -40,6 +40,44 @@ def per_class_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
   return auc
 
 
+class ResampledAUC:
+  """per_class_auc of resamples of one (labels, scores) set, given each clip's multiplicity
+  in the resample, without sorting again: the bootstrap in verdict.py evaluates thousands
+  of resamples. A resample's AUC is the Mann-Whitney count with every clip weighted by its
+  multiplicity: for each positive, the negatives below it plus half the negatives tied with
+  it, from cumulative sums over the order sorted once here."""
+
+  def __init__(self, labels: np.ndarray, scores: np.ndarray):
+    scores = np.asarray(scores)
+    self.order = np.argsort(scores, axis=0, kind="stable")  # [N, C]
+    ordered = np.take_along_axis(scores, self.order, 0)
+    self.positive = np.take_along_axis(np.asarray(labels) > 0, self.order, 0)
+    n = scores.shape[0]
+    at = np.broadcast_to(np.arange(n)[:, None], ordered.shape)
+    first = np.ones(ordered.shape, bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    last = np.ones(ordered.shape, bool)
+    last[:-1] = first[1:]
+    # For each sorted position: where its tie group starts, and one past where it ends.
+    self.start = np.maximum.accumulate(np.where(first, at, 0), axis=0)
+    self.stop = np.minimum.accumulate(np.where(last, at, n - 1)[::-1], axis=0)[::-1] + 1
+
+  def __call__(self, counts: np.ndarray) -> np.ndarray:
+    """counts [N]: each clip's multiplicity in the resample -> [C] AUCs (NaN for classes
+    without both a positive and a negative in it)."""
+    w = np.asarray(counts, np.float64)[self.order]
+    pos = np.where(self.positive, w, 0.0)
+    neg = w - pos
+    below = np.concatenate([np.zeros((1, w.shape[1])), np.cumsum(neg, axis=0)])
+    before = np.take_along_axis(below, self.start, 0)
+    tied = np.take_along_axis(below, self.stop, 0) - before
+    n_pos, n_neg = pos.sum(axis=0), neg.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+      auc = (pos * (before + 0.5 * tied)).sum(axis=0) / (n_pos * n_neg)
+    auc[(n_pos == 0) | (n_neg == 0)] = np.nan
+    return auc
+
+
 def d_prime(auc):
   """d' = sqrt(2) * Phi^-1(AUC)."""
   return np.sqrt(2.0) * special.ndtri(np.clip(auc, _AUC_CLIP, 1 - _AUC_CLIP))

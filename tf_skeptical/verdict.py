@@ -54,12 +54,15 @@ def clip_interval(labels: np.ndarray, students: Sequence[np.ndarray],
   order. Returns (low, high)."""
   rng = np.random.default_rng(params.seed)
   n = labels.shape[0]
+  pairs = [(metrics.ResampledAUC(labels, s), metrics.ResampledAUC(labels, t))
+           for s, t in zip(students, baselines)]
+
+  def dp(auc, counts):
+    return float(metrics.d_prime(np.nanmean(auc(counts))))
   gains = np.empty(params.bootstrap)
   for b in range(params.bootstrap):
-    idx = rng.integers(0, n, n)
-    y = labels[idx]
-    gains[b] = np.mean([d_prime(y, s[idx]) - d_prime(y, t[idx])
-                        for s, t in zip(students, baselines)])
+    counts = np.bincount(rng.integers(0, n, n), minlength=n)
+    gains[b] = np.mean([dp(s, counts) - dp(t, counts) for s, t in pairs])
   tail = 100 * (1 - params.confidence) / 2
   low, high = np.percentile(gains, [tail, 100 - tail])
   return float(low), float(high)
