@@ -22,7 +22,7 @@ from bench import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHMARKS = ("input_pipeline", "masked_step", "scoring_and_flagging", "export", "ceiling",
-              "peers", "teachers", "storage", "scale")
+              "peers", "teachers", "harder_set", "storage", "scale")
 
 
 def machine() -> str:

@@ -20,18 +20,22 @@ import numpy as np
 from bench import common
 
 
-def flag_rows(work: str, scores=None, flags=None, label: str = ""):
-  """cleanlab against our flags on the same probabilities: the demo teacher's in-sample
-  scores, or the scores and flags given (out-of-fold ones, say); `label` prefixes rows."""
-  import cleanlab.multilabel_classification.filter as cl_filter
-  import cleanlab.multilabel_classification.rank as cl_rank
+def demo_flags(work: str):
+  """A finished demo's in-sample teacher scores, its flags and the truth (clip, class)."""
   from tf_skeptical import builtin_data, evaluation, examples, flagging, scoring
   sweep = os.path.join(work, "sweep")
-  if scores is None:
-    scores = scoring.read_scores(os.path.join(sweep, "scores"))
-    flags = flagging.read_flags(os.path.join(sweep, "flags", "flags.npz"))
   cmap = examples.read_info(os.path.join(work, "examples", "train")).class_map
-  truth = evaluation.read_truth(os.path.join(work, "builtin", builtin_data.TRUTH), cmap)
+  return (scoring.read_scores(os.path.join(sweep, "scores")),
+          flagging.read_flags(os.path.join(sweep, "flags", "flags.npz")),
+          evaluation.read_truth(os.path.join(work, "builtin", builtin_data.TRUTH), cmap))
+
+
+def flag_rows(scores, flags, truth, label: str = ""):
+  """cleanlab against our flags on the same probabilities (a teacher's scores and the flags
+  made from them), measured against the truth; `label` prefixes rows."""
+  import cleanlab.multilabel_classification.filter as cl_filter
+  import cleanlab.multilabel_classification.rank as cl_rank
+  from tf_skeptical import flagging
   n, c = scores.scores.shape
   index = {k: i for i, k in enumerate(scores.clip_ids)}
   missing = np.zeros((n, c), bool)
@@ -136,7 +140,7 @@ def main():
   if not os.path.exists(os.path.join(known.demo_dir, "sweep", "results.csv")):
     print(f"peers: no finished demo in {known.demo_dir} (run tfsk_demo first); skipped")
     return
-  rows = flag_rows(known.demo_dir)
+  rows = flag_rows(*demo_flags(known.demo_dir))
   if not args.quick:
     rows += student_rows(known.demo_dir, known.llr_per_epoch, known.llr_max)
   common.report("peers", rows)

@@ -8,6 +8,7 @@ Out-of-fold: K teachers with the demo teacher's recipe, each trained without one
 scoring it (folds.py); trained here once, into <demo_dir>/teachers_bench.
 cleanlab: its multi-label issue finder on the out-of-fold probabilities, at its own budget
 and at ours (bench/peers.py's comparison, on these probabilities).
+Round 2 (when the demo ran with --rounds=2): the flags of the best round-1 student.
 """
 
 import json
@@ -47,7 +48,11 @@ def main():
   oof = flagging.flag_scores(oof_scores, in_sample.max_percent)
   rows = quality_rows("in-sample teacher", in_sample, truth)
   rows += quality_rows(f"out-of-fold teachers (K = {known.folds})", oof, truth)
-  rows += peers.flag_rows(work, oof_scores, oof, label="on out-of-fold probabilities: ")
+  second = os.path.join(sweep.round_dir(sweep_dir, 2), sweep.FLAGS, flagging.FLAGS_FILE)
+  if os.path.exists(second):  # the demo ran with --rounds=2
+    rows += quality_rows("round 2 (best round-1 student as teacher)",
+                         flagging.read_flags(second), truth)
+  rows += peers.flag_rows(oof_scores, oof, truth, label="on out-of-fold probabilities: ")
   common.report("teachers", rows)
 
 
