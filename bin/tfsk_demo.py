@@ -15,7 +15,7 @@ import os
 from absl import flags, logging
 
 from tf_skeptical import (builtin_data, cli, evaluation, examples, files, flagging, prepare,
-                          sweep, sweep_options, train_options)
+                          sweep, sweep_options, teacher_check, train_options)
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
 flags.adopt_module_key_flags(sweep_options)  # and the sweep's
@@ -65,6 +65,8 @@ def main(argv):
     print(f"{name + ':':<18}{os.path.join(out, name)}")
   print(f"Review:  {os.path.join(out, sweep.FLAGS, flagging.REVIEW)} (top candidates to listen "
         "to)")
+  print(f"Teacher check: {os.path.join(out, sweep.FLAGS, teacher_check.CHECK_FILE)} (flags "
+        "against random, estimated before any student trained)")
   print(f"Curves:  tensorboard --logdir={out}")
   print(f"Tagger:  {tagger} (SavedModel + TFLite); try: tfsk_tag --tagger={tagger} "
         f"{os.path.join(data, builtin_data.AUDIO_DIR, 'eval000000.wav')}")

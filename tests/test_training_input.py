@@ -2,7 +2,6 @@
 batches: every batch row against a reference computed from the source records in numpy."""
 
 import glob
-import os
 
 import numpy as np
 import pytest
