@@ -33,13 +33,15 @@ import tagger as runtime  # noqa: E402  (export/tagger.py)
 pytestmark = pytest.mark.end_to_end
 TFLITES = {"float": exporting.FLOAT_TFLITE, "int8": exporting.INT8_TFLITE}
 # MediaPipe's scores against LiteRT's on the same file. Float: the same arithmetic up to
-# summation order. Int8, since its first layers compute in float (ExportConfig.float_layers):
-# 0.0 apart on one machine, up to 0.029 on a window on CI's (MediaPipe 0.10.21 against
-# ai-edge-litert 2.3); with every network layer int8 they had agreed within 1e-4. Not yet
-# explained; the likeliest cause is that the two TFLite builds pick different int8 kernels
-# (XNNPack's or TFLite's own, by CPU) whose rounding differs by a step. The bound is the
-# int8 export's own check (int8 against float), not bit-exactness.
-TOLERANCE = {"float": 1e-4, "int8": 0.05}
+# summation order, so within 1e-4. Int8 (its first layers float, ExportConfig.float_layers):
+# the int8 kernels round differently. On the demo's exported student (120 windows), LiteRT
+# with its default XNNPack delegate and LiteRT with its builtin kernels differed by up to
+# 0.10 on a window, MediaPipe and LiteRT by up to 0.042, while all three were as far from
+# the float file (mean absolute difference 0.0047-0.0048). So for int8 the test holds
+# MediaPipe to LiteRT's accuracy against float, and to LiteRT's scores within the
+# kernels' measured spread.
+FLOAT_TOLERANCE = 1e-4
+INT8_KERNEL_SPREAD = 0.15
 
 
 def _options(path, **kwargs):
@@ -92,10 +94,13 @@ def clips(tiny_data):
 
 @pytest.mark.parametrize("kind", ["float", "int8"])
 def test_audio_classifier_equals_the_python_runtime(tiny_tagger, clips, kind):
+  """Float: MediaPipe's scores are LiteRT's. Int8: as close to the float file's as LiteRT's
+  are (see INT8_KERNEL_SPREAD)."""
   out, _ = tiny_tagger
-  tagger = runtime.Tagger(out, model=kind)
+  tagger, exact = runtime.Tagger(out, model=kind), runtime.Tagger(out, model="float")
   num_classes = len(tagger.class_names)
   classifier = _classifier(os.path.join(out, TFLITES[kind]))
+  errors = {"mediapipe": [], "litert": []}  # int8: mean |score - float file's| per window
   compared = 0
   for clip in clips:
     results = classifier.classify(audio_data.AudioData.create_from_array(clip, 16000))
@@ -103,13 +108,21 @@ def test_audio_classifier_equals_the_python_runtime(tiny_tagger, clips, kind):
     assert len(results) == len(windows)
     for result, window in zip(results, windows):
       got, want = _scores(result, num_classes), tagger.patch(window)
-      assert np.abs(got - want).max() <= TOLERANCE[kind]
-      assert _same_top(got, want, TOLERANCE[kind])
+      if kind == "float":
+        assert np.abs(got - want).max() <= FLOAT_TOLERANCE
+        assert _same_top(got, want, FLOAT_TOLERANCE)
+      else:
+        assert np.abs(got - want).max() <= INT8_KERNEL_SPREAD
+        reference = exact.patch(window)
+        errors["mediapipe"].append(np.abs(got - reference).mean())
+        errors["litert"].append(np.abs(want - reference).mean())
       head = [c for c in result.classifications if c.head_name == "scores"][0]
       names = [c.category_name for c in head.categories]
       assert set(names) <= set(tagger.class_names)
       compared += 1
   assert compared >= 13
+  if kind == "int8":
+    assert np.mean(errors["mediapipe"]) <= 1.25 * np.mean(errors["litert"]) + 1e-3
   classifier.close()
 
 
@@ -136,17 +149,32 @@ def test_audio_classifier_streams_what_clip_mode_gives(tiny_tagger, clips):
 
 @pytest.mark.parametrize("kind", ["float", "int8"])
 def test_audio_embedder_equals_the_python_runtime(tiny_tagger, clips, kind):
+  """As the classifier test: float equal, int8 as close to the float file as LiteRT's int8
+  (embeddings compared on the scale of the float file's)."""
   out, _ = tiny_tagger
-  tagger = runtime.Tagger(out, model=kind)
+  tagger, exact = runtime.Tagger(out, model=kind), runtime.Tagger(out, model="float")
   embedder = audio_embedder.AudioEmbedder.create_from_options(
       audio_embedder.AudioEmbedderOptions(**_options(os.path.join(out, TFLITES[kind]))))
+  errors = {"mediapipe": [], "litert": [], "scale": []}
   for clip in clips[-2:]:
     results = embedder.embed(audio_data.AudioData.create_from_array(clip, 16000))
     for result, window in zip(results, _windows(clip, tagger.window)):
       heads = {e.head_name: e.embedding for e in result.embeddings}
-      want = tagger.patch_outputs(window)["embeddings"]
-      assert heads["embeddings"].shape == want.shape
-      assert np.abs(heads["embeddings"] - want).max() <= 1e-4
+      got, want = heads["embeddings"], tagger.patch_outputs(window)["embeddings"]
+      assert got.shape == want.shape
+      if kind == "float":
+        assert np.abs(got - want).max() <= FLOAT_TOLERANCE
+      else:
+        reference = exact.patch_outputs(window)["embeddings"]
+        scale = max(float(np.abs(reference).max()), 1.0)
+        assert np.abs(got - want).max() <= INT8_KERNEL_SPREAD * scale
+        errors["mediapipe"].append(np.abs(got - reference).mean())
+        errors["litert"].append(np.abs(want - reference).mean())
+        errors["scale"].append(np.abs(reference).mean())
+  if kind == "int8":
+    assert len(errors["litert"]) >= 4
+    assert (np.mean(errors["mediapipe"])
+            <= 1.25 * np.mean(errors["litert"]) + 1e-3 * np.mean(errors["scale"]))
   embedder.close()
 
 

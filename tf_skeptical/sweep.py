@@ -445,6 +445,7 @@ def _plot_gains(ax, table: List[Dict], x: Dict[float, int]) -> None:
   ax.axhline(0, color="gray", ls="--")
   ax.set_title("d' gain over the baseline (* significant)")
   _percent_axis(ax, sorted(x, key=x.get))
+  ax.set_xlim(-0.5, len(x) - 0.5)  # room for the rounds' offsets
   ax.legend()
 
 
