@@ -73,9 +73,10 @@ def few_positive_rows(cfg, sweep_dir, train_dir, eval_dir, flags, truth, table):
   del scores
   rows = [common.row(f"classes with fewer than {teacher_check.CheckParams.min_positives} "
                      "train positives", int(few.sum()))]
+  only = {name: dataclasses.replace(flags, num_implicit=np.where(keep, flags.num_implicit, 0))
+          for name, keep in (("few-positive classes", few), ("other classes", ~few))}
   for name, keep in (("few-positive classes", few), ("other classes", ~few)):
-    only = dataclasses.replace(flags, num_implicit=np.where(keep, flags.num_implicit, 0))
-    for r in evaluation.flag_quality(only, truth, (1.0,)):
+    for r in evaluation.flag_quality(only[name], truth, (1.0,)):
       missing = sum(1 for _, c in truth if keep[c])
       implicit = int(flags.num_implicit[keep].sum())
       rows += [common.row(f"{name}: flag precision at 1%", r["precision"]),
@@ -83,13 +84,14 @@ def few_positive_rows(cfg, sweep_dir, train_dir, eval_dir, flags, truth, table):
   best = max((r for r in table if r["round"] == 1 and r["discard_percent"] > 0),
              key=lambda r: r["d_prime"])
   p = best["discard_percent"]
-  dropped = dataclasses.replace(flags, num_implicit=np.where(few, 0, flags.num_implicit))
+  dropped = only["other classes"]  # the few-positive classes' flags dropped
   students, kept = [], []
   for i in range(cfg.seeds):
     model_dir = os.path.join(sweep_dir, "few_positive_dropped", f"p{p:g}_seed{i}")
     if not training.is_trained(model_dir):
-      training.train(train_dir, model_dir, dataclasses.replace(cfg.train, seed=cfg.train.seed + i),
-                     eval_dir=eval_dir, discards=dropped.discards(p), verbose=0)
+      seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
+      training.train(train_dir, model_dir, seeded, eval_dir=eval_dir,
+                     discards=dropped.discards(p), verbose=0)
     students.append(sweep.eval_scores(model_dir, eval_dir)[2])
     _, labels, s = sweep.eval_scores(sweep.run_dir(sweep_dir, p, i), eval_dir)
     kept.append(s)
