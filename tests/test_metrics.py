@@ -88,3 +88,23 @@ def test_resampled_auc_is_sklearns_auc_of_the_materialised_resample(seed):
         assert np.isnan(got[k])
       else:
         assert got[k] == pytest.approx(skm.roc_auc_score(y, scores[idx, k]), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lwlrap_of_a_resample_from_per_clip_shares_is_sklearns_on_the_resampled_clips(seed):
+  """The bootstrap's lwlrap (clip shares weighted by multiplicity) equals sklearn's
+  label-weighted LRAP of the materialised resample, ties and clips without labels
+  included."""
+  rng = np.random.default_rng(seed)
+  n, c = 50, 7
+  labels = rng.random((n, c)) < 0.25
+  scores = np.round(labels * 0.4 + rng.random((n, c)), 1)
+  precisions, positives = metrics.lwlrap_per_clip(labels, scores, chunk=9)
+  for _ in range(10):
+    idx = rng.integers(0, n, n)
+    w = np.bincount(idx, minlength=n)
+    y, s = labels[idx], scores[idx]
+    keep = y.sum(axis=1) > 0
+    ref = skm.label_ranking_average_precision_score(y[keep], s[keep],
+                                                   sample_weight=y.sum(axis=1)[keep])
+    assert w @ precisions / (w @ positives) == pytest.approx(ref, abs=1e-12)

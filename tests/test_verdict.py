@@ -1,10 +1,11 @@
-"""The verdict on a gain: paired d' differences and their 95% intervals, against references
-computed independently (sklearn's AUC, a hand-worked t interval, exact cases)."""
+"""The verdict on a gain: paired d' and lwlrap differences and their 95% intervals, against
+references computed independently (sklearn's AUC and LRAP, a hand-worked t interval, exact
+cases)."""
 
 import numpy as np
 import pytest
 from scipy import special
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import label_ranking_average_precision_score, roc_auc_score
 
 from tf_skeptical import verdict
 
@@ -36,7 +37,8 @@ def test_a_student_equal_to_its_baseline_gains_nothing_and_is_not_significant():
   runs = [noisy(1.0), noisy(1.0)]
   row = verdict.paired_gain(labels, runs, runs, verdict.VerdictParams(bootstrap=200))
   assert row["gain"] == 0 and row["gain_clip_low"] == row["gain_clip_high"] == 0
-  assert not row["significant"]
+  assert row["lwlrap_gain"] == 0 == row["lwlrap_gain_clip_low"] == row["lwlrap_gain_clip_high"]
+  assert not row["significant"] and not row["lwlrap_significant"]
 
 
 def test_a_clearly_better_student_is_significant_and_the_gain_is_paired_by_seed():
@@ -51,6 +53,13 @@ def test_a_clearly_better_student_is_significant_and_the_gain_is_paired_by_seed(
   assert 0 < row["gain_clip_low"] < row["gain_clip_high"]
   assert row["significant"] and row["paired_runs"] == 2
   assert "significant" in verdict.describe(row)
+  lwlrap = lambda s: label_ranking_average_precision_score(  # noqa: E731
+      labels, s, sample_weight=labels.sum(axis=1))
+  assert row["lwlrap_gain"] == pytest.approx(
+      np.mean([lwlrap(s) - lwlrap(b) for s, b in zip(students, baselines)]), abs=1e-12)
+  assert 0 < row["lwlrap_gain_clip_low"] < row["lwlrap_gain_clip_high"]
+  assert row["lwlrap_significant"]
+  assert verdict.describe(row, "lwlrap").startswith(f"{row['lwlrap_gain']:+.3f} [seeds")
   # Swapped, it is significantly worse.
   worse = verdict.paired_gain(labels, baselines, students, verdict.VerdictParams(bootstrap=200))
   assert worse["gain"] == pytest.approx(-row["gain"]) and worse["significant"]
@@ -71,6 +80,25 @@ def test_the_clip_interval_covers_the_true_gain_about_95_percent_of_the_time():
                                       verdict.VerdictParams(bootstrap=200, seed=t))
     covered += low <= truth <= high
   assert covered >= 33  # 95% nominal; P(covered < 33 | 0.95) is below 0.2%
+
+
+def test_the_lwlrap_clip_interval_covers_the_true_gain_about_95_percent_of_the_time():
+  """As above for lwlrap: the population's gain from 20000 clips, intervals from 300."""
+  rng = np.random.default_rng(5)
+  covered, trials = 0, 40
+  big_labels = (rng.random((20000, 4)) < 0.3).astype(np.float32)
+  big_labels[big_labels.sum(axis=1) == 0, 0] = 1  # every clip has a label (as in AudioSet)
+  good = big_labels + rng.normal(0, 0.7, big_labels.shape)
+  bad = big_labels + rng.normal(0, 1.0, big_labels.shape)
+  lwlrap = lambda y, s: label_ranking_average_precision_score(  # noqa: E731
+      y, s, sample_weight=y.sum(axis=1))
+  truth = lwlrap(big_labels, good) - lwlrap(big_labels, bad)
+  for t in range(trials):
+    idx = rng.integers(0, 20000, 300)
+    low, high = verdict.clip_interval(big_labels[idx], [good[idx]], [bad[idx]],
+                                      verdict.VerdictParams(bootstrap=200, seed=t), "lwlrap")
+    covered += low <= truth <= high
+  assert covered >= 33
 
 
 def test_unpaired_runs_are_refused():

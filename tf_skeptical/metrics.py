@@ -98,6 +98,22 @@ def per_class_average_precision(labels: np.ndarray, scores: np.ndarray) -> np.nd
   return out
 
 
+def lwlrap_per_clip(labels: np.ndarray, scores: np.ndarray, chunk: int = 256):
+  """Each clip's share of lwlrap: (precisions [N], positives [N]), where precisions[i] sums,
+  over clip i's positive classes, the fraction of positives among the classes scored at least
+  as high on that clip. lwlrap = precisions.sum() / positives.sum(), and a resample with
+  multiplicities w has lwlrap w @ precisions / w @ positives (verdict.py's bootstrap)."""
+  labels = np.asarray(labels) > 0
+  precisions = np.zeros(labels.shape[0])
+  for a in range(0, labels.shape[0], chunk):
+    y, s = labels[a:a + chunk], scores[a:a + chunk]
+    at_least = s[:, None, :] >= s[:, :, None]  # [clip, j, k]: s_k >= s_j
+    ranked_above = at_least.sum(axis=2)
+    positive_above = (at_least & y[:, None, :]).sum(axis=2)
+    precisions[a:a + chunk] = np.where(y, positive_above / ranked_above, 0.0).sum(axis=1)
+  return precisions, labels.sum(axis=1).astype(np.float64)
+
+
 def lwlrap(labels: np.ndarray, scores: np.ndarray, chunk: int = 256) -> float:
   """Label-weighted label-ranking average precision (DCASE 2019 Task 2).
 
@@ -105,16 +121,9 @@ def lwlrap(labels: np.ndarray, scores: np.ndarray, chunk: int = 256) -> float:
   that clip, the fraction that are positive. The average over all pairs equals per-class
   LRAP weighted by each class's share of the positive labels.
   """
-  labels = np.asarray(labels) > 0
-  total, pairs = 0.0, 0
-  for a in range(0, labels.shape[0], chunk):
-    y, s = labels[a:a + chunk], scores[a:a + chunk]
-    at_least = s[:, None, :] >= s[:, :, None]  # [clip, j, k]: s_k >= s_j
-    ranked_above = at_least.sum(axis=2)
-    positive_above = (at_least & y[:, None, :]).sum(axis=2)
-    total += (positive_above / ranked_above)[y].sum()
-    pairs += y.sum()
-  return total / pairs if pairs else float("nan")
+  precisions, positives = lwlrap_per_clip(labels, scores, chunk)
+  pairs = positives.sum()
+  return float(precisions.sum() / pairs) if pairs else float("nan")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Did masking help? Each student's d' gain over the baseline, paired, with 95% intervals.
+"""Did masking help? Each student's d' and lwlrap gains over the baseline, paired, with 95%
+intervals.
 
 Runs of one configuration differ by a few hundredths of d' from seed to seed, which is the
 size of the gains in question, so a gain means something only next to its uncertainty:
@@ -14,7 +15,12 @@ size of the gains in question, so a gain means something only next to its uncert
 - Significant: every interval that could be computed lies above zero (or below it).
 
 d' is sqrt(2) Phi^-1 of the AUC averaged over classes (metrics.py), recomputed on each
-resample; classes left without a positive in a resample drop out of its mean.
+resample; classes left without a positive in a resample drop out of its mean. lwlrap is a
+weighted mean over clips, so a resample's lwlrap weights each clip's share by its
+multiplicity. Both metrics use the same resamples. The two can disagree: d' weighs every
+class alike (a rare class counts as much as a frequent one), lwlrap weighs every label
+alike (frequent classes dominate), so a change that helps the frequent classes and hurts the
+rare ones raises lwlrap and lowers d'.
 """
 
 import dataclasses
@@ -33,6 +39,24 @@ class VerdictParams:
   seed: int = 0  # of the resampling
 
 
+# The metrics given a verdict, and the prefix of their keys in a verdict's dict.
+METRICS = {"d_prime": "", "lwlrap": "lwlrap_"}
+
+
+class _Resampled:
+  """One run's d' and lwlrap on resamples of the eval clips, given each clip's
+  multiplicity (all ones: the eval set itself)."""
+
+  def __init__(self, labels: np.ndarray, scores: np.ndarray):
+    self.auc = metrics.ResampledAUC(labels, scores)
+    self.precisions, self.positives = metrics.lwlrap_per_clip(labels, scores)
+
+  def __call__(self, counts: np.ndarray) -> Dict[str, float]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+      return dict(d_prime=float(metrics.d_prime(np.nanmean(self.auc(counts)))),
+                  lwlrap=float(counts @ self.precisions / (counts @ self.positives)))
+
+
 def d_prime(labels: np.ndarray, scores: np.ndarray) -> float:
   return float(metrics.d_prime(np.nanmean(metrics.per_class_auc(labels, scores))))
 
@@ -46,52 +70,69 @@ def seed_interval(gains: Sequence[float], confidence: float = 0.95):
   return float(g.mean() - half), float(g.mean() + half)
 
 
+def _pairs(labels, students, baselines):
+  return [(_Resampled(labels, s), _Resampled(labels, t)) for s, t in zip(students, baselines)]
+
+
+def _clip_intervals(labels, pairs, params: VerdictParams) -> Dict[str, tuple]:
+  rng = np.random.default_rng(params.seed)
+  n = labels.shape[0]
+  gains = {m: np.empty(params.bootstrap) for m in METRICS}
+  for b in range(params.bootstrap):
+    counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+    runs = [(s(counts), t(counts)) for s, t in pairs]
+    for m in METRICS:
+      gains[m][b] = np.mean([s[m] - t[m] for s, t in runs])
+  tail = 100 * (1 - params.confidence) / 2
+  return {m: tuple(float(v) for v in np.percentile(g, [tail, 100 - tail]))
+          for m, g in gains.items()}
+
+
 def clip_interval(labels: np.ndarray, students: Sequence[np.ndarray],
-                  baselines: Sequence[np.ndarray], params: VerdictParams = VerdictParams()):
-  """Bootstrap interval over eval clips of mean_s d'(student_s) - d'(baseline_s).
+                  baselines: Sequence[np.ndarray], params: VerdictParams = VerdictParams(),
+                  metric: str = "d_prime"):
+  """Bootstrap interval over eval clips of mean_s metric(student_s) - metric(baseline_s).
 
   labels [N, C]; students and baselines: per seed, clip scores [N, C] in the same clip
   order. Returns (low, high)."""
-  rng = np.random.default_rng(params.seed)
-  n = labels.shape[0]
-  pairs = [(metrics.ResampledAUC(labels, s), metrics.ResampledAUC(labels, t))
-           for s, t in zip(students, baselines)]
-
-  def dp(auc, counts):
-    return float(metrics.d_prime(np.nanmean(auc(counts))))
-  gains = np.empty(params.bootstrap)
-  for b in range(params.bootstrap):
-    counts = np.bincount(rng.integers(0, n, n), minlength=n)
-    gains[b] = np.mean([dp(s, counts) - dp(t, counts) for s, t in pairs])
-  tail = 100 * (1 - params.confidence) / 2
-  low, high = np.percentile(gains, [tail, 100 - tail])
-  return float(low), float(high)
+  return _clip_intervals(labels, _pairs(labels, students, baselines), params)[metric]
 
 
 def paired_gain(labels: np.ndarray, students: Sequence[np.ndarray],
                 baselines: Sequence[np.ndarray],
                 params: VerdictParams = VerdictParams()) -> Dict[str, object]:
-  """The verdict on one p: gain, both intervals, and whether it is significant."""
+  """The verdict on one p, for d' (keys gain, gain_seed_low, ..., significant) and lwlrap
+  (the same keys prefixed lwlrap_): gain, both intervals, and whether it is significant."""
   if len(students) != len(baselines) or not students:
     raise ValueError(f"{len(students)} student runs and {len(baselines)} baselines: the runs "
                      "must pair up by seed")
-  gains = [d_prime(labels, s) - d_prime(labels, t) for s, t in zip(students, baselines)]
-  seed_low, seed_high = seed_interval(gains, params.confidence)
-  clip_low, clip_high = clip_interval(labels, students, baselines, params)
-  bounds = [(lo, hi) for lo, hi in ((seed_low, seed_high), (clip_low, clip_high))
-            if not np.isnan(lo)]
-  significant = all(lo > 0 for lo, _ in bounds) or all(hi < 0 for _, hi in bounds)
-  return dict(gain=float(np.mean(gains)), gain_seed_low=seed_low, gain_seed_high=seed_high,
-              gain_clip_low=clip_low, gain_clip_high=clip_high, significant=bool(significant),
-              paired_runs=len(gains))
+  pairs = _pairs(labels, students, baselines)
+  ones = np.ones(labels.shape[0])
+  full = [(s(ones), t(ones)) for s, t in pairs]
+  clips = _clip_intervals(labels, pairs, params)
+  out = dict(paired_runs=len(pairs))
+  for m, prefix in METRICS.items():
+    gains = [s[m] - t[m] for s, t in full]
+    seed_low, seed_high = seed_interval(gains, params.confidence)
+    clip_low, clip_high = clips[m]
+    bounds = [(lo, hi) for lo, hi in ((seed_low, seed_high), (clip_low, clip_high))
+              if not np.isnan(lo)]
+    significant = all(lo > 0 for lo, _ in bounds) or all(hi < 0 for _, hi in bounds)
+    out.update({prefix + "gain": float(np.mean(gains)), prefix + "gain_seed_low": seed_low,
+                prefix + "gain_seed_high": seed_high, prefix + "gain_clip_low": clip_low,
+                prefix + "gain_clip_high": clip_high,
+                prefix + "significant": bool(significant)})
+  return out
 
 
-def describe(row: Dict[str, object]) -> Optional[str]:
-  """'+0.052 [seeds -0.01, +0.11; clips +0.02, +0.08]: not significant' for a table row."""
-  if "gain" not in row:
+def describe(row: Dict[str, object], metric: str = "d_prime") -> Optional[str]:
+  """'+0.052 [seeds -0.01, +0.11; clips +0.02, +0.08]: not significant' for a table row
+  (its d' gain, or its lwlrap gain with metric="lwlrap")."""
+  k = METRICS[metric]
+  if k + "gain" not in row:
     return None
-  seeds = ("" if np.isnan(row["gain_seed_low"]) else
-           f"seeds {row['gain_seed_low']:+.3f}, {row['gain_seed_high']:+.3f}; ")
-  verdict = "significant" if row["significant"] else "not significant"
-  return (f"{row['gain']:+.3f} [{seeds}clips {row['gain_clip_low']:+.3f}, "
-          f"{row['gain_clip_high']:+.3f}]: {verdict}")
+  seeds = ("" if np.isnan(row[k + "gain_seed_low"]) else
+           f"seeds {row[k + 'gain_seed_low']:+.3f}, {row[k + 'gain_seed_high']:+.3f}; ")
+  verdict = "significant" if row[k + "significant"] else "not significant"
+  return (f"{row[k + 'gain']:+.3f} [{seeds}clips {row[k + 'gain_clip_low']:+.3f}, "
+          f"{row[k + 'gain_clip_high']:+.3f}]: {verdict}")
