@@ -14,7 +14,8 @@ out-of-fold teachers with the same recipe, and reports:
   against the rest, and the best p's students with those classes' flags dropped, paired by
   seed with the students that keep them;
 - every student's (p = 2, 4% by default, both rounds) d' gain over the baseline with its
-  95% intervals, and what the missing labels cost.
+  95% intervals (and its lwlrap gain), what the missing labels cost (the complete labels)
+  and the most masking can recover (the perfect mask: exactly the missing labels masked).
 Everything lands in --work_dir/harder_set (kept: a re-run reuses finished stages).
 """
 
@@ -106,7 +107,8 @@ def main():
   if args.quick:
     print("harder_set: trains dozens of students; not a --quick benchmark, skipped")
     return
-  from tf_skeptical import evaluation, examples, flagging, scoring, sweep, training, verdict
+  from tf_skeptical import (evaluation, examples, flagging, provenance, scoring, sweep,
+                            training, verdict)
   work = os.path.join(args.work_dir, "harder_set")
   train_dir, eval_dir, truth_csv = dataset(work, known.clips, known.eval_clips, known.classes)
   cfg = sweep.SweepConfig(
@@ -136,9 +138,15 @@ def main():
     rows.append(common.row(f"{name}: d' (mean of {r['runs']})", r["d_prime"]))
     if r.get("paired_runs"):
       rows.append(common.row(f"  gain {verdict.describe(r)}", r["gain"]))
-  ref = sweep.complete_label_runs(train_dir, eval_dir, sweep_dir, cfg, truth)
-  rows.append(common.row(f"complete labels: cost of the missing labels "
-                         f"{verdict.describe(ref)}", ref["gain"]))
+      rows.append(common.row(f"  lwlrap gain {verdict.describe(r, 'lwlrap')}",
+                             r["lwlrap_gain"]))
+  refs = sweep.reference_runs(train_dir, eval_dir, sweep_dir, cfg, truth, dict(
+      in_sample.made_from, model_id="truth " + provenance.file_id(truth_csv)))
+  for name, what in ((sweep.COMPLETE, "complete labels: cost of the missing labels"),
+                     (sweep.PERFECT_MASK, "perfect mask: the most masking recovers")):
+    for metric in verdict.METRICS:
+      rows.append(common.row(f"{what}, {metric} {verdict.describe(refs[name], metric)}",
+                             refs[name][verdict.METRICS[metric] + "gain"]))
   common.report("harder_set", rows)
 
 

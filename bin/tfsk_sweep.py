@@ -4,7 +4,9 @@ r"""The paper's experiment on prepared examples: teacher, scoring, flags, one st
       --percents=paper --truth=data/train_missing_labels.csv
 Writes results.csv/.md, plot_metrics.png (d', lwlrap, mAP against % discarded, and each
 p's d' gain over the baseline with 95% intervals over seeds and eval clips) and, with
---truth, flag precision/recall (flag_quality.csv, plot_flags.png). The best p's student is
+--truth, flag precision/recall (flag_quality.csv, plot_flags.png) and the references (the
+complete labels: what the missing labels cost; the perfect mask: the most masking can
+recover). The best p's student is
 exported to <work_dir>/tagger (SavedModel, TFLite). With --rounds=2 the best student
 flags again and a second set of students trains (<work_dir>/round2). Re-running skips the stages already
 complete. `tensorboard --logdir=<work_dir>` shows every run and HParams.
@@ -21,7 +23,8 @@ TRAIN = flags.DEFINE_string("train", None, "Train examples directory.")
 EVAL = flags.DEFINE_string("eval", None, "Fully labelled eval examples directory.")
 WORK_DIR = flags.DEFINE_string("work_dir", None, "Where every stage writes.")
 TRUTH = flags.DEFINE_string(
-    "truth", None, "CSV of truly missing train labels (clip_id, mid), to measure the flags.")
+    "truth", None, "CSV of truly missing train labels (clip_id, mid), to measure the flags "
+    "and to train the references: the complete labels and the perfect mask.")
 flags.mark_flags_as_required(["train", "eval", "work_dir"])
 
 

@@ -66,7 +66,15 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   for i in range(2):
     ref = files.read_json(os.path.join(sweep.complete_dir(work, i), training.RESULT))
     assert ref["added_positives"] == truth_count > 0 and ref["masked_entries"] == 0
-  assert "Complete labels" in sweep.results_text(work)
+  # The perfect mask: as many entries masked as the truth lists, nothing added, and the
+  # truth file named as its flags' maker.
+  for i in range(2):
+    ref = files.read_json(os.path.join(sweep.reference_dir(work, sweep.PERFECT_MASK, i),
+                                       training.RESULT))
+    assert ref["masked_entries"] == truth_count and ref["added_positives"] == 0
+    assert ref["flags"]["model_id"] == "truth " + provenance.file_id(truth)
+  text = sweep.results_text(work)
+  assert "Complete labels" in text and "Perfect mask" in text and "lwlrap gain" in text
   # Each student masked exactly the entries its flags name, counted through the mask the
   # input pipeline looks up for every train clip.
   flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))

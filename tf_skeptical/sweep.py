@@ -21,7 +21,10 @@ Layout of the work directory:
                     out-of-fold teachers and each one's scores of its fold (folds.py)
   flags/            flags.npz, summary.csv, review.csv (flagging.py), teacher_check.json
                     (teacher_check.py: are the flags far enough above random to help?)
-  students/complete/  with a truth file: trained on the complete labels (the reference)
+  students/complete/  with a truth file: trained on the complete labels (what the missing
+                    labels cost)
+  students/perfect_mask/  with a truth file: masking exactly the missing labels (the most any
+                    loss mask can recover)
   students/p<p>/    one model directory per discard percentage (p<p>_seed<s> for seed s);
                     each run's eval clip scores in eval_scores.npz (for the intervals)
   round<r>/scores/, flags/, students/p<p>/, flag_quality.csv   rounds r >= 2
@@ -54,6 +57,7 @@ RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
 PLOT_METRICS, PLOT_FLAGS = "plot_metrics.png", "plot_flags.png"
 REVIEW_PERCENT = 1.0  # the review list holds the flags up to this p
 EVAL_SCORES = "eval_scores.npz"
+METRIC_NAMES = {"d_prime": "d'", "lwlrap": "lwlrap", "mAP": "mAP"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,9 @@ class SweepConfig:
   # With a truth file: also train on the complete labels (the missing ones added back), the
   # reference for how much the missing labels cost and how much of it masking recovers.
   complete_reference: bool = True
+  # With a truth file: also train with exactly the missing labels masked (flags of precision
+  # and recall 1), the most that loss masking can recover with any teacher.
+  perfect_mask_reference: bool = True
   # R >= 2: the best student of each round is the next round's teacher (module docstring).
   rounds: int = 1
   verdict_params: verdict.VerdictParams = verdict.VerdictParams()
@@ -89,10 +96,17 @@ def run_dir(work_dir: str, p: float, seed_index: int = 0, round_index: int = 1) 
                       f"p{p:g}{suffix}")
 
 
+COMPLETE, PERFECT_MASK = "complete", "perfect_mask"  # the references (reference_runs)
+
+
+def reference_dir(work_dir: str, name: str, seed_index: int = 0) -> str:
+  """The model directory of a reference run (COMPLETE or PERFECT_MASK) with one seed."""
+  return os.path.join(work_dir, STUDENTS, name + (f"_seed{seed_index}" if seed_index else ""))
+
+
 def complete_dir(work_dir: str, seed_index: int = 0) -> str:
   """The model directory of the complete-label reference run."""
-  return os.path.join(work_dir, STUDENTS, "complete" + (f"_seed{seed_index}" if seed_index
-                                                         else ""))
+  return reference_dir(work_dir, COMPLETE, seed_index)
 
 
 def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0, add_positives=None):
@@ -104,7 +118,11 @@ def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0, add_positi
       return result
     logging.warning("%s was trained on flags of another teacher: training it again", model_dir)
     files.remove(model_dir)
-  logging.info("training %s (discarding %g%% of implicit negatives)", model_dir, p)
+  logging.info("training %s (%s)", model_dir,
+               f"discarding {p:g}% of implicit negatives" if p else
+               f"masking {discards.count} entries" if discards else
+               f"adding {add_positives.count} positives" if add_positives else
+               "the labels as given")
   return training.train(train_dir, model_dir, cfg, eval_dir=eval_dir, discards=discards,
                         verbose=2, extra_result=dict(discard_percent=p),
                         add_positives=add_positives)
@@ -196,7 +214,7 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   teacher = (f"{cfg.teacher_folds} out-of-fold teachers" if cfg.teacher_folds >= 2
              else "the teacher")
 
-  table, quality = [], []
+  table, quality, first_flags = [], [], None
   for r in range(1, cfg.rounds + 1):
     if r > 1:  # the best student of the last round teaches this one, scoring in-sample
       best = max((row for row in table if row["round"] == r - 1 and row["discard_percent"]),
@@ -210,6 +228,7 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
       _score(train_dir, teacher_dir, scores_dirs[0], cfg)
     flags = _flags(scores_dirs, teacher_id, os.path.join(round_dir(work_dir, r), FLAGS),
                    class_map, cfg.max_percent)
+    first_flags = first_flags or flags
     results = {0.0: baseline} if r == 1 else {}
     for i in range(cfg.seeds):
       seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
@@ -230,10 +249,12 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
     table += [_table_row(p, results[p], round_quality.get(p, {}), gains.get(p), r, teacher)
               for p in sorted(results)]
 
-  reference = None
-  if truth is not None and cfg.complete_reference:
-    reference = complete_label_runs(train_dir, eval_dir, work_dir, cfg, truth)
-  write_table(table, work_dir, reference)
+  references = {}
+  if truth is not None:
+    references = reference_runs(train_dir, eval_dir, work_dir, cfg, truth,
+                                dict(first_flags.made_from, flags=truth_csv,
+                                     model_id="truth " + provenance.file_id(truth_csv)))
+  write_table(table, work_dir, references)
   plot(table, quality, work_dir)
   write_hparams(table, work_dir)
   return table
@@ -261,9 +282,10 @@ def _flags(scores_dirs: Sequence[str], teacher_id: str, flags_dir: str, class_ma
   return flagging.read_flags(flags_path)
 
 
-_NO_GAIN = dict(gain=float("nan"), gain_seed_low=float("nan"), gain_seed_high=float("nan"),
-                gain_clip_low=float("nan"), gain_clip_high=float("nan"), significant="",
-                paired_runs=0)
+_NO_GAIN = dict(paired_runs=0, **{
+    prefix + key: float("nan") for prefix in verdict.METRICS.values()
+    for key in ("gain", "gain_seed_low", "gain_seed_high", "gain_clip_low", "gain_clip_high")},
+    **{prefix + "significant": "" for prefix in verdict.METRICS.values()})
 
 
 def _table_row(p: float, results: List[Dict], quality: Dict, gain: Optional[Dict],
@@ -281,25 +303,41 @@ def _table_row(p: float, results: List[Dict], quality: Dict, gain: Optional[Dict
               base_rate=quality.get("base_rate", float("nan")), **(gain or _NO_GAIN))
 
 
-def complete_label_runs(train_dir, eval_dir, work_dir, cfg: SweepConfig, truth: set) -> Dict:
-  """Runs trained on the complete labels, one per seed, and their paired gain over the
-  baseline: what the missing labels cost."""
-  added = evaluation.truth_as_entries(truth)
-  runs = []
-  for i in range(cfg.seeds):
-    seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
-    runs.append(_train(train_dir, eval_dir, complete_dir(work_dir, i), seeded,
-                       add_positives=added))
-  ids, labels, _ = eval_scores(run_dir(work_dir, 0.0), eval_dir)
+def reference_runs(train_dir, eval_dir, work_dir, cfg: SweepConfig, truth: set,
+                   made_from: Dict) -> Dict[str, Dict]:
+  """The references a student is measured against, with a truth file, each run once per
+  seed and paired with the baseline by seed: COMPLETE, trained on the complete labels (its
+  gain is what the missing labels cost), and PERFECT_MASK, masking exactly the missing
+  labels (what flags of precision and recall 1 would give: the most loss masking can
+  recover, since a mask only removes wrong negatives and never adds the positive).
+  made_from: the perfect mask's provenance (the train set's clip set and class map)."""
+  entries = evaluation.truth_as_entries(truth)
+  kinds = {}
+  if cfg.complete_reference:
+    kinds[COMPLETE] = dict(add_positives=entries)
+  if cfg.perfect_mask_reference:
+    kinds[PERFECT_MASK] = dict(discards=dataclasses.replace(entries, made_from=made_from))
+  if not kinds:
+    return {}
+  _, labels, _ = eval_scores(run_dir(work_dir, 0.0), eval_dir)
   baselines = [eval_scores(run_dir(work_dir, 0.0, i), eval_dir)[2] for i in range(cfg.seeds)]
-  complete = [eval_scores(complete_dir(work_dir, i), eval_dir)[2] for i in range(cfg.seeds)]
-  return dict(d_prime=float(np.mean([r["eval"]["d_prime"] for r in runs])),
-              lwlrap=float(np.mean([r["eval"]["lwlrap"] for r in runs])),
-              added_positives=added.count,
-              **verdict.paired_gain(labels, complete, baselines, cfg.verdict_params))
+  out = {}
+  for name, how in kinds.items():
+    runs = [_train(train_dir, eval_dir, reference_dir(work_dir, name, i),
+                   dataclasses.replace(cfg.train, seed=cfg.train.seed + i), **how)
+            for i in range(cfg.seeds)]
+    scores = [eval_scores(reference_dir(work_dir, name, i), eval_dir)[2]
+              for i in range(cfg.seeds)]
+    out[name] = dict(d_prime=float(np.mean([r["eval"]["d_prime"] for r in runs])),
+                     lwlrap=float(np.mean([r["eval"]["lwlrap"] for r in runs])),
+                     missing_labels=entries.count,
+                     **verdict.paired_gain(labels, scores, baselines, cfg.verdict_params))
+  return out
 
 
-def write_table(table: List[Dict], work_dir: str, reference: Optional[Dict] = None) -> str:
+def write_table(table: List[Dict], work_dir: str, references: Optional[Dict] = None) -> str:
+  """results.csv and results.md: the table, then the references (reference_runs) and how
+  much of the missing labels' cost the best p recovers."""
   evaluation.write_rows(table, os.path.join(work_dir, RESULTS_CSV))
   base = table[0]
   runs = table[0].get("runs", 1)
@@ -307,14 +345,15 @@ def write_table(table: List[Dict], work_dir: str, reference: Optional[Dict] = No
   lines = ["d' = sqrt(2) * Phi^-1(AUC averaged over classes), as AudioSet papers report it.",
            f"Means over {runs} run(s) per p (seeds); d' range = lowest..highest run.\n" if runs > 1
            else "",
-           "Gain: d' over the baseline, paired by seed, with 95% intervals over seeds and over "
-           "eval clips (bootstrap); significant when every interval excludes 0.\n",
+           "Gains: d' and lwlrap over the baseline, paired by seed, with 95% intervals over "
+           "seeds and over eval clips (bootstrap); significant when every interval excludes 0.\n",
            "Round r >= 2: the flags of the best student of round r - 1 (its teacher column).\n"
            if rounds else "",
            ("| round | teacher " if rounds else "") +
            "| discard % | masked entries | d' | d' range | lwlrap | mAP | flag precision | "
-           "flag recall | gain [95% intervals]: verdict |",
-           ("|---:|---" if rounds else "") + "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+           "flag recall | d' gain [95% intervals]: verdict | lwlrap gain [95% intervals]: "
+           "verdict |",
+           ("|---:|---" if rounds else "") + "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
   for r in table:
     def delta(k):
       d = r[k] - base[k]
@@ -322,22 +361,12 @@ def write_table(table: List[Dict], work_dir: str, reference: Optional[Dict] = No
     prec = "" if np.isnan(r["flag_precision"]) else f"{r['flag_precision']:.3f}"
     rec = "" if np.isnan(r["flag_recall"]) else f"{r['flag_recall']:.3f}"
     spread = f"{r.get('d_prime_min', r['d_prime']):.3f}..{r.get('d_prime_max', r['d_prime']):.3f}"
+    gains = (f"{verdict.describe(r)} | {verdict.describe(r, 'lwlrap')}"
+             if r.get("paired_runs") else "baseline | baseline")
     lines.append((f"| {r['round']} | {r['teacher']} " if rounds else "") +
                  f"| {r['discard_percent']:g} | {r['masked_entries']} | {delta('d_prime')} | "
-                 f"{spread} | {delta('lwlrap')} | {delta('mAP')} | {prec} | {rec} | "
-                 f"{verdict.describe(r) if r.get('paired_runs') else 'baseline'} |")
-  if reference:
-    best = max(table[1:] or table, key=lambda r: r["d_prime"])
-    if reference["gain"] > 0 and best.get("paired_runs"):
-      which = f", round {best['round']}" if rounds else ""
-      share = (f"The best p ({best['discard_percent']:g}%{which}) recovers "
-               f"{100 * best['gain'] / reference['gain']:.0f}% of that cost.")
-    else:
-      share = "The complete labels did not beat the baseline: nothing to recover here."
-    lines.append(f"\nComplete labels (the {reference['added_positives']} missing ones added "
-                 f"back), same recipe and seeds: d' {reference['d_prime']:.3f}, lwlrap "
-                 f"{reference['lwlrap']:.3f}; the missing labels cost "
-                 f"{verdict.describe(reference)}. {share}")
+                 f"{spread} | {delta('lwlrap')} | {delta('mAP')} | {prec} | {rec} | {gains} |")
+  lines += _reference_lines(table, references or {})
   if not np.isnan(table[-1]["base_rate"]):
     lines.append(f"\nBase rate (missing labels among implicit negatives, the precision of "
                  f"random flags): {table[-1]['base_rate']:.4f}")
@@ -346,6 +375,39 @@ def write_table(table: List[Dict], work_dir: str, reference: Optional[Dict] = No
   with files.atomic_write(path) as f:
     f.write(text)
   return text
+
+
+def _reference_lines(table: List[Dict], references: Dict[str, Dict]) -> List[str]:
+  """What the missing labels cost, what a perfect mask recovers, and the best p's share of
+  each, for d' and for lwlrap."""
+  complete, perfect = references.get(COMPLETE), references.get(PERFECT_MASK)
+  lines = []
+  for name, ref, what in ((COMPLETE, complete, "Complete labels (the {n} missing ones added "
+                           "back)"),
+                          (PERFECT_MASK, perfect, "Perfect mask (exactly the {n} missing labels "
+                           "masked: flags of precision and recall 1)")):
+    if ref:
+      lines.append(f"\n{what.format(n=ref['missing_labels'])}, same recipe and seeds: d' "
+                   f"{ref['d_prime']:.3f}, gain {verdict.describe(ref)}; lwlrap "
+                   f"{ref['lwlrap']:.3f}, gain {verdict.describe(ref, 'lwlrap')}.")
+  best = max(table[1:] or table, key=lambda r: r["d_prime"])
+  if not best.get("paired_runs"):
+    return lines
+  which = f", round {best['round']}" if len(_by_round(table)) > 1 else ""
+  for metric, prefix in verdict.METRICS.items():
+    shares = [f"{100 * best[prefix + 'gain'] / ref[prefix + 'gain']:.0f}% of {label}"
+              for ref, label in ((complete, "what the missing labels cost"),
+                                 (perfect, "what a perfect mask gains"))
+              if ref and ref[prefix + "gain"] > 0]
+    if complete and perfect and complete[prefix + "gain"] > 0:
+      shares.append(f"a perfect mask itself recovers "
+                    f"{100 * perfect[prefix + 'gain'] / complete[prefix + 'gain']:.0f}% of the "
+                    f"cost")
+    name = METRIC_NAMES[metric]
+    lines.append(f"By {name}, the best p ({best['discard_percent']:g}%{which}) recovers "
+                 + "; ".join(shares) + "." if shares else
+                 f"By {name}, no reference beat the baseline: nothing to recover.")
+  return lines
 
 
 def results_text(work_dir: str) -> str:
@@ -375,7 +437,7 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   x = {p: i for i, p in enumerate(percents)}
   base, rounds = table[0], _by_round(table)
   paths = []
-  fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+  fig, axes = plt.subplots(1, 5, figsize=(21, 3.6))
   for ax, key, label in zip(axes, ("d_prime", "lwlrap", "mAP"),
                             ("d' (from mean AUC)", "lwlrap", "mAP")):
     for k, rows in rounds.items():
@@ -391,7 +453,8 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
     ax.set_title(f"{label} on the eval set")
     _percent_axis(ax, percents)
   axes[0].legend()
-  _plot_gains(axes[3], table, x)
+  _plot_gains(axes[3], table, x, "d_prime")
+  _plot_gains(axes[4], table, x, "lwlrap")
   fig.tight_layout()
   paths.append(os.path.join(work_dir, PLOT_METRICS))
   files.save_figure(fig, paths[-1], dpi=110)
@@ -418,32 +481,34 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   return paths
 
 
-def _plot_gains(ax, table: List[Dict], x: Dict[float, int]) -> None:
-  """Each p's paired d' gain with its 95% intervals (clips, and seeds where there are 2+),
-  rounds side by side."""
+def _plot_gains(ax, table: List[Dict], x: Dict[float, int], metric: str) -> None:
+  """Each p's paired gain in a metric (verdict.METRICS) with its 95% intervals (clips, and
+  seeds where there are 2+), rounds side by side."""
+  k = verdict.METRICS[metric]
   rounds = sorted({r.get("round", 1) for r in table})
   labelled = set()
   for r in table:
     if not r.get("paired_runs"):
       continue
-    g = r["gain"]
+    g = r[k + "gain"]
     i = x[r["discard_percent"]] + 0.25 * (rounds.index(r.get("round", 1))
                                           - (len(rounds) - 1) / 2)
     suffix = "" if len(rounds) == 1 else f", round {r.get('round', 1)}"
     color = f"C{rounds.index(r.get('round', 1))}"
-    ax.errorbar(i - 0.05, g, yerr=[[g - r["gain_clip_low"]], [r["gain_clip_high"] - g]],
+    ax.errorbar(i - 0.05, g, yerr=[[g - r[k + "gain_clip_low"]], [r[k + "gain_clip_high"] - g]],
                 fmt="o", color=color, capsize=4,
                 label=None if ("clip", suffix) in labelled else "95%: eval clips" + suffix)
     labelled.add(("clip", suffix))
-    if not np.isnan(r["gain_seed_low"]):
-      ax.errorbar(i + 0.05, g, yerr=[[g - r["gain_seed_low"]], [r["gain_seed_high"] - g]],
+    if not np.isnan(r[k + "gain_seed_low"]):
+      ax.errorbar(i + 0.05, g, yerr=[[g - r[k + "gain_seed_low"]],
+                                     [r[k + "gain_seed_high"] - g]],
                   fmt="s", color=color, capsize=4, alpha=0.6,
                   label=None if ("seed", suffix) in labelled else "95%: seeds" + suffix)
       labelled.add(("seed", suffix))
-    if r["significant"]:
-      ax.annotate("*", (i, max(r["gain_clip_high"], g)), ha="center", va="bottom")
+    if r[k + "significant"]:
+      ax.annotate("*", (i, max(r[k + "gain_clip_high"], g)), ha="center", va="bottom")
   ax.axhline(0, color="gray", ls="--")
-  ax.set_title("d' gain over the baseline (* significant)")
+  ax.set_title(f"{METRIC_NAMES[metric]} gain over the baseline (* significant)")
   _percent_axis(ax, sorted(x, key=x.get))
   ax.set_xlim(-0.5, len(x) - 0.5)  # room for the rounds' offsets
   ax.legend()

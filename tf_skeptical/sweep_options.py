@@ -30,6 +30,16 @@ SEEDS = flags.DEFINE_integer(
     "seeds", _D.seeds, "Training runs per p (different seeds); the table shows their means, "
     "the spread of d', and each p's gain over the baseline paired by seed. 2 or more give "
     "an interval over seeds.")
+COMPLETE_REFERENCE = flags.DEFINE_bool(
+    "complete_reference", _D.complete_reference,
+    "With a truth file of the missing labels: also train on the complete labels, one run "
+    "per seed (students/complete*): their gain over the baseline is what the missing labels "
+    "cost.")
+PERFECT_MASK_REFERENCE = flags.DEFINE_bool(
+    "perfect_mask_reference", _D.perfect_mask_reference,
+    "With a truth file of the missing labels: also train with exactly the missing labels "
+    "masked, one run per seed (students/perfect_mask*): the most that loss masking can "
+    "recover with any teacher.")
 BOOTSTRAP = flags.DEFINE_integer("bootstrap", verdict.VerdictParams.bootstrap,
                                  "Eval-set resamples for the gains' 95% intervals over clips.")
 
@@ -39,5 +49,6 @@ def config_from_flags() -> sweep.SweepConfig:
                            percents=tuple(flagging.percent_grid(PERCENTS.value)),
                            max_percent=MAX_PERCENT.value, score_workers=SCORE_WORKERS.value,
                            seeds=SEEDS.value, teacher_folds=TEACHER_FOLDS.value,
-                           rounds=ROUNDS.value,
+                           rounds=ROUNDS.value, complete_reference=COMPLETE_REFERENCE.value,
+                           perfect_mask_reference=PERFECT_MASK_REFERENCE.value,
                            verdict_params=verdict.VerdictParams(bootstrap=BOOTSTRAP.value))
