@@ -65,7 +65,7 @@ def main():
   failed = []
   root = os.path.dirname(HERE)
   if not only_report and not quick and not os.path.exists(os.path.join(root, DEMO_DONE)):
-    print("-- tfsk_demo (about 11 min on 2 cores): the peers benchmark compares against it",
+    print("-- tfsk_demo (about 55 min on 2 cores): the peers benchmark compares against it",
           flush=True)
     if subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_demo"], cwd=root).returncode:
       failed.append("tfsk_demo")

@@ -1,6 +1,6 @@
 """The whole experiment on the built-in data, whose missing labels are known.
 
-  tfsk_demo                      # about 11 minutes on 2 CPU cores
+  tfsk_demo                      # about 55 minutes on 2 CPU cores (14 training runs)
   tfsk_demo --train_clips=300 --eval_clips=100 --epochs=2 --percents=0,2   # a smoke run
 
 Generates the data, prepares it (Beam), trains the teacher, scores the train set (Beam),
