@@ -382,6 +382,8 @@ def _reference_lines(table: List[Dict], references: Dict[str, Dict]) -> List[str
   each, for d' and for lwlrap."""
   complete, perfect = references.get(COMPLETE), references.get(PERFECT_MASK)
   lines = []
+  if not references:
+    return lines
   for name, ref, what in ((COMPLETE, complete, "Complete labels (the {n} missing ones added "
                            "back)"),
                           (PERFECT_MASK, perfect, "Perfect mask (exactly the {n} missing labels "
