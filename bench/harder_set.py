@@ -107,8 +107,7 @@ def main():
   if args.quick:
     print("harder_set: trains dozens of students; not a --quick benchmark, skipped")
     return
-  from tf_skeptical import (evaluation, examples, flagging, provenance, scoring, sweep,
-                            training, verdict)
+  from tf_skeptical import evaluation, examples, flagging, scoring, sweep, training, verdict
   work = os.path.join(args.work_dir, "harder_set")
   train_dir, eval_dir, truth_csv = dataset(work, known.clips, known.eval_clips, known.classes)
   cfg = sweep.SweepConfig(
@@ -140,8 +139,8 @@ def main():
       rows.append(common.row(f"  gain {verdict.describe(r)}", r["gain"]))
       rows.append(common.row(f"  lwlrap gain {verdict.describe(r, 'lwlrap')}",
                              r["lwlrap_gain"]))
-  refs = sweep.reference_runs(train_dir, eval_dir, sweep_dir, cfg, truth, dict(
-      in_sample.made_from, model_id="truth " + provenance.file_id(truth_csv)))
+  refs = sweep.reference_runs(train_dir, eval_dir, sweep_dir, cfg, truth,
+                              sweep.truth_provenance(in_sample.made_from, truth_csv))
   for name, what in ((sweep.COMPLETE, "complete labels: cost of the missing labels"),
                      (sweep.PERFECT_MASK, "perfect mask: the most masking recovers")):
     for metric in verdict.METRICS:

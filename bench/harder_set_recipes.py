@@ -52,8 +52,7 @@ def main():
   if args.quick:
     print("harder_set_recipes: trains minutes-long runs; not a --quick benchmark, skipped")
     return
-  from tf_skeptical import (evaluation, examples, flagging, metrics, provenance, sweep,
-                            training)
+  from tf_skeptical import evaluation, examples, flagging, metrics, sweep, training
   from bench.harder_set import dataset
   work = os.path.join(args.work_dir, "harder_set")
   train_dir, eval_dir, truth_csv = dataset(work, 20000, 3000, 200)
@@ -61,8 +60,8 @@ def main():
   flags = flagging.read_flags(os.path.join(sweep_dir, sweep.FLAGS, flagging.FLAGS_FILE))
   truth = evaluation.read_truth(truth_csv, examples.read_info(train_dir).class_map)
   entries = evaluation.truth_as_entries(truth)
-  perfect = dataclasses.replace(entries, made_from=dict(
-      flags.made_from, model_id="truth " + provenance.file_id(truth_csv)))
+  perfect = dataclasses.replace(entries, made_from=sweep.truth_provenance(flags.made_from,
+                                                                         truth_csv))
   treatments = {"labels as given": {}, "complete labels": dict(add_positives=entries),
                 "perfect mask": dict(discards=perfect)}
   own = {"labels as given": sweep.run_dir(sweep_dir, 0.0, known.seed),

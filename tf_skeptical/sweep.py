@@ -252,8 +252,7 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   references = {}
   if truth is not None:
     references = reference_runs(train_dir, eval_dir, work_dir, cfg, truth,
-                                dict(first_flags.made_from, flags=truth_csv,
-                                     model_id="truth " + provenance.file_id(truth_csv)))
+                                truth_provenance(first_flags.made_from, truth_csv))
   write_table(table, work_dir, references)
   plot(table, quality, work_dir)
   write_hparams(table, work_dir)
@@ -301,6 +300,13 @@ def _table_row(p: float, results: List[Dict], quality: Dict, gain: Optional[Dict
               flag_precision=quality.get("precision", float("nan")),
               flag_recall=quality.get("recall", float("nan")),
               base_rate=quality.get("base_rate", float("nan")), **(gain or _NO_GAIN))
+
+
+def truth_provenance(flags_made_from: Dict, truth_csv: str) -> Dict:
+  """The perfect mask's provenance: the flags' clip set and class map, made by the truth
+  file (whose content id stands where a teacher's model id would)."""
+  return dict(flags_made_from, flags=truth_csv,
+              model_id="truth " + provenance.file_id(truth_csv))
 
 
 def reference_runs(train_dir, eval_dir, work_dir, cfg: SweepConfig, truth: set,
