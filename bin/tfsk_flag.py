@@ -11,7 +11,8 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, examples, files, flagging, provenance, scoring, teacher_check
+from tf_skeptical import (cli, examples, files, flagging, ontology, provenance, scoring,
+                          teacher_check)
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.class_map import read_class_map
 
@@ -29,6 +30,13 @@ REVIEW_PERCENT = flags.DEFINE_float("review_percent", 1.0, "Candidates up to thi
                                     "the review CSV.")
 REVIEW_LIMIT = flags.DEFINE_integer("review_limit", 0, "At most this many review rows "
                                     "(0 = all).")
+ONTOLOGY = flags.DEFINE_string(
+    "ontology", None, "An AudioSet-layout ontology.json: the ancestors of a clip's labelled "
+    "classes are known positives, never flagged (use the same file for tfsk_train's "
+    "--ontology).")
+MIN_POSITIVES = flags.DEFINE_integer(
+    "min_positives", 0, "Classes with fewer train positives get no flags (their teacher has "
+    "too little to rank by); 0 flags every class.", lower_bound=0)
 flags.mark_flags_as_required(["scores", "output_dir"])
 
 
@@ -45,7 +53,8 @@ def main(argv):
     provenance.check_same("class map", provenance.class_map_id(class_map.mids),
                           class_map_csv, scores.manifest["class_map_id"],
                           f"the examples scored in {SCORES.value}")
-  result = flagging.flag_scores(scores, MAX_PERCENT.value)
+  onto = ontology.read_ontology(ONTOLOGY.value, class_map.mids) if ONTOLOGY.value else None
+  result = flagging.flag_scores(scores, MAX_PERCENT.value, onto, MIN_POSITIVES.value)
   files.makedirs(OUTPUT_DIR.value)
   teacher_check.run(scores, result, class_map.display_names,
                     os.path.join(OUTPUT_DIR.value, teacher_check.CHECK_FILE))

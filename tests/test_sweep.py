@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tf_skeptical import (audioset_simulation as sim, builtin_data, evaluation, examples, files,
-                          flagging, inference, input_pipeline, prepare, provenance, scoring,
-                          sweep, training)
+                          flagging, inference, input_pipeline, ontology, prepare, provenance,
+                          scoring, sweep, training, treatments)
 
 from conftest import TINY_TRAIN
 from test_flagging import hand_worked
@@ -189,3 +189,51 @@ def test_second_round_is_taught_by_the_best_first_round_student(harder_set, tmp_
 def test_rounds_need_a_student(tmp_path):
   with pytest.raises(ValueError, match="rounds = 2 needs a p > 0"):
     sweep.run("unused", "unused", str(tmp_path), sweep.SweepConfig(percents=(0.0,), rounds=2))
+
+
+def test_treatments_and_the_ontology_each_get_their_rows_and_runs(harder_set, tmp_path):
+  """Every treatment trains its own student per p from the same flags, paired with the same
+  baseline; with the harder set's ontology the flags never fall on a known positive."""
+  train_dir, eval_dir, truth = harder_set
+  onto_path = os.path.join(os.path.dirname(truth), sim.ONTOLOGY)
+  work = str(tmp_path / "sweep")
+  cfg = sweep.SweepConfig(train=training.TrainConfig(model="embedding_mlp", width=0.25,
+                                                     epochs=2, batch_size=64,
+                                                     ontology=onto_path),
+                          percents=(0.0, 10.0), max_percent=10.0, score_workers=1,
+                          treatments=("mask", "soft", "distill0.5", "positive"),
+                          complete_reference=False, perfect_mask_reference=False)
+  table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
+  assert [(r["treatment"], r["discard_percent"]) for r in table] == [
+      ("", 0.0), ("mask", 10.0), ("soft", 10.0), ("distill0.5", 10.0), ("positive", 10.0)]
+  flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))
+  assert flags.made_from["ontology"] == onto_path
+  baseline = files.read_json(os.path.join(sweep.run_dir(work, 0.0), training.RESULT))
+  assert baseline["config"]["ontology"] == onto_path
+  for r in table[1:]:
+    run = sweep.row_dir(work, r)
+    assert os.path.basename(run) == ("p10" if r["treatment"] == "mask"
+                                     else f"{r['treatment']}_p10")
+    result = files.read_json(os.path.join(run, training.RESULT))
+    assert result["treatment"] == r["treatment"]
+    assert result["config"]["treatment"] == treatments.parse(r["treatment"]).name
+    assert result["flags"]["model_id"] == flags.made_from["model_id"]
+    assert r["gain"] == pytest.approx(result["eval"]["d_prime"]
+                                      - baseline["eval"]["d_prime"], abs=1e-5)
+  assert files.read_json(os.path.join(sweep.row_dir(work, table[3]), training.RESULT))[
+      "config"]["distill_weight"] == 0.5
+  # No flag is an ancestor of a class labelled in its clip (read from the train examples).
+  info = examples.read_info(train_dir)
+  tree = ontology.read_ontology(onto_path, info.class_map.mids)
+  known = set()
+  for clip in examples.iterate(train_dir):
+    for c in np.flatnonzero(clip["positives"]):
+      known |= {(clip["clip_id"], int(a)) for a in tree.ancestors[c]}
+  assert known
+  flagged = {(str(flags.clip_ids[i]), int(c)) for i, c in zip(flags.clip, flags.cls)}
+  assert flagged and not flagged & known
+  text = sweep.results_text(work)
+  for t in ("| soft |", "| distill0.5 |", "| positive |", "| mask |"):
+    assert t in text
+  assert {"p10", "soft_p10", "distill0.5_p10", "positive_p10"} <= set(
+      os.listdir(os.path.join(work, "logs")))

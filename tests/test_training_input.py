@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tf_skeptical import (audioset_embeddings, audioset_simulation as sim, flagging, folds,
-                          input_pipeline, prepare)
+                          input_pipeline, ontology, prepare, scoring, treatments)
 
 NUM_CLASSES = 12
 
@@ -89,3 +89,63 @@ def test_mask_lookup_takes_a_batch_of_ids(embedding_examples):
   np.testing.assert_array_equal(lookup(tf.constant(ids)).numpy(), want)
   np.testing.assert_array_equal(lookup(tf.constant([ids[:15], ids[15:]])).numpy(),
                                 want.reshape(2, 15, NUM_CLASSES))
+
+
+@pytest.mark.parametrize("name", ["soft", "distill", "positive"])
+def test_treated_batches_match_the_source_records(embedding_examples, name):
+  """Each treatment's targets and mask, batch row by batch row, against numpy: the flags'
+  scores and the teacher's scores joined by clip id."""
+  ex, source = embedding_examples
+  rng = np.random.default_rng(11)
+  ids = sorted(source)
+  teacher = rng.random((len(ids), NUM_CLASSES)).astype(np.float32)
+  row_of = {k: i for i, k in enumerate(ids)}
+  chosen = [k for k in ids if rng.random() < 0.5]
+  classes = [tuple(np.flatnonzero(rng.random(NUM_CLASSES) < 0.3)) for _ in chosen]
+  discards = flagging.Discards.from_lists(
+      chosen, classes, scores=[teacher[row_of[k], list(c)] for k, c in zip(chosen, classes)])
+  empty = scoring.csr_from_lists([np.zeros(0, np.int64)] * len(ids))
+  scores = scoring.Scores(np.array(ids), np.asfortranarray(teacher), empty, empty, {})
+  treatment = treatments.Treatment(name, 0.75)
+  ds = input_pipeline.training_dataset(ex, 7, hop_frames=1, discards=discards, repeat=False,
+                                      seed=0, with_clip_ids=True, treatment=treatment,
+                                      teacher_scores=scores)
+  flagged_of = dict(zip(chosen, classes))
+  rows = 0
+  for _, y in ds.as_numpy_iterator():
+    for row, key in enumerate(y["clip_id"]):
+      k = key.decode()
+      label = np.zeros(NUM_CLASSES, np.float32)
+      label[list(source[k].labels)] = 1
+      flagged = np.zeros(NUM_CLASSES, bool)
+      flagged[list(flagged_of.get(k, ()))] = True
+      t = teacher[row_of[k]]
+      want = {"soft": np.where(flagged, t, label), "positive": np.where(flagged, 1.0, label),
+              "distill": np.where(flagged, t, 0.25 * label + 0.75 * t)}[name]
+      np.testing.assert_allclose(y["labels"][row], want, rtol=2 ** -10, atol=1e-7)
+      np.testing.assert_array_equal(y["mask"][row], np.ones(NUM_CLASSES))
+      rows += 1
+  assert rows > len(ids) - 7
+
+
+def test_labels_propagate_up_an_ontology(embedding_examples):
+  """With an ontology every batch row's labels are its clip's positives and all their
+  ancestors (a chain 0 <- 1 <- 2 and a class with two parents, 5 <- 7 -> 6)."""
+  ex, source = embedding_examples
+  mids = [f"/sim/{c:03d}" for c in range(NUM_CLASSES)]
+  tree = ontology.from_children({mids[0]: [mids[1]], mids[1]: [mids[2]],
+                                 mids[5]: [mids[7]], mids[6]: [mids[7]]}, mids)
+  up = {1: {0}, 2: {0, 1}, 7: {5, 6}}
+  ds = input_pipeline.training_dataset(ex, 7, hop_frames=1, repeat=False, seed=0,
+                                      with_clip_ids=True, with_implicit=True, ontology=tree)
+  checked = 0
+  for _, y in ds.as_numpy_iterator():
+    for row, key in enumerate(y["clip_id"]):
+      given = set(source[key.decode()].labels)
+      want = set(given)
+      for c in given:
+        want |= up.get(c, set())
+      assert set(np.flatnonzero(y["labels"][row])) == want
+      assert set(np.flatnonzero(y["implicit"][row] == 0)) == want
+      checked += len(want - given)
+  assert checked > 0  # some clips gained an ancestor

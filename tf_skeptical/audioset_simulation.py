@@ -26,7 +26,8 @@ It streams: clips are drawn, serialized and written chunk by chunk to TFRecord s
 memory does not grow with the clip count; a progress bar shows the clips written.
 
   out_dir/class_labels_indices.csv, train/*.tfrecord, eval/*.tfrecord,
-  train_missing_labels.csv (clip_id, mid), generation.json
+  train_missing_labels.csv (clip_id, mid), generation.json, and with an ontology
+  ontology.json (AudioSet's layout: each class's child_ids)
 """
 
 import csv
@@ -38,13 +39,14 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tf_skeptical import audioset_embeddings, files
+from tf_skeptical import audioset_embeddings, files, ontology
 from tf_skeptical.class_map import HEADER
 
 AUDIOSET_TRAIN_CLIPS, AUDIOSET_EVAL_CLIPS, AUDIOSET_CLASSES = 2_041_789, 20_371, 527
 CLASS_MAP = "class_labels_indices.csv"
 TRUTH = "train_missing_labels.csv"
 SUMMARY = "generation.json"
+ONTOLOGY = "ontology.json"
 TRAIN, EVAL = "train", "eval"
 
 
@@ -176,12 +178,17 @@ def generate(out_dir: str, p: SimulationParams = SimulationParams()) -> dict:
   """Writes the simulated dataset (see the module docstring); returns generation.json."""
   draw = _Draw(p)
   files.makedirs(out_dir)
+  names = []
   with files.atomic_write(os.path.join(out_dir, CLASS_MAP)) as f:
     w = csv.writer(f)
     w.writerow(HEADER)
     for c, mid in enumerate(_mids(p.num_classes)):
       parent = (f", child of {draw.parent[c]}" if draw.parent[c] >= 0 else "")
-      w.writerow([c, mid, f"sim class {c} ({draw.freq[c]:.2g} of clips{parent})"])
+      names.append(f"sim class {c} ({draw.freq[c]:.2g} of clips{parent})")
+      w.writerow([c, mid, names[-1]])
+  if p.child_share > 0:
+    ontology.write_ontology(os.path.join(out_dir, ONTOLOGY), _mids(p.num_classes), names,
+                            draw.parent)
   with files.atomic_write(os.path.join(out_dir, TRUTH)) as f:
     truth = csv.writer(f)
     truth.writerow(["clip_id", "mid"])

@@ -9,7 +9,10 @@ Definitions (tested entry by entry):
 - Discarding p% of class c flags the top floor(p * n_c / 100) implicit negatives, that is
   ranks r with 100 * r <= p * n_c. Rounding down never flags more than p%; a class with
   fewer than 100 / p implicit negatives has none flagged at p.
-- Positives and explicit negatives are never flagged.
+- Positives and explicit negatives are never flagged. With an ontology (ontology.py) the
+  ancestors of a clip's positives are positives too, so they are never flagged either.
+- With min_positives = k, a class with fewer than k train positives gets no flags: its
+  teacher has next to nothing to rank by.
 
 Flags are written once, up to max_percent, so a student's --discard_percent=p is the filter
 `rank <= floor(p * n_c / 100)` and the whole sweep comes from one ranking.
@@ -45,21 +48,26 @@ class Discards:
   objects: at AudioSet scale and p = 20% there are about 2e8 entries.
 
   made_from: the flags' provenance (clip set, class map, teacher model ids; see
-  provenance.py), which a student checks against its train examples.
+  provenance.py), which a student checks against its train examples. scores: the teacher's
+  score of each entry, parallel to classes, when a treatment needs it (treatments.py).
   """
 
-  clip_ids: np.ndarray  # [K] str: the clips with at least one entry ignored
+  clip_ids: np.ndarray  # [K] str: the clips with at least one entry flagged
   indptr: np.ndarray  # [K + 1] int64
   classes: np.ndarray  # [indptr[-1]] int32
   made_from: dict = dataclasses.field(default_factory=dict)
+  scores: Optional[np.ndarray] = None  # [indptr[-1]] float32, or None
 
   @classmethod
   def from_lists(cls, clip_ids: Sequence[str], classes: Sequence[Sequence[int]],
-                 made_from: Optional[dict] = None) -> "Discards":
-    """From per-clip class lists (small cases and tests)."""
+                 made_from: Optional[dict] = None,
+                 scores: Optional[Sequence[Sequence[float]]] = None) -> "Discards":
+    """From per-clip class lists (and, optionally, score lists): small cases and tests."""
     lengths = [len(c) for c in classes]
     return cls(np.asarray(clip_ids, dtype=str), np.r_[0, np.cumsum(lengths)].astype(np.int64),
-               np.asarray([k for c in classes for k in c], np.int32), dict(made_from or {}))
+               np.asarray([k for c in classes for k in c], np.int32), dict(made_from or {}),
+               None if scores is None else
+               np.asarray([v for s in scores for v in s], np.float32))
 
   @property
   def count(self) -> int:
@@ -107,10 +115,11 @@ class Flags:
     _check_percent(percent, self.max_percent)
     return self.rank <= flag_count(percent, self.num_implicit)[self.cls]
 
-  def discards(self, percent: float) -> Discards:
-    """The entries a student ignores at `percent`, grouped by clip (arrays throughout)."""
+  def discards(self, percent: float, with_scores: bool = False) -> Discards:
+    """The entries flagged at `percent`, grouped by clip (arrays throughout), with their
+    teacher scores if asked."""
     return _discards(self.clip_ids, self.clip, self.cls, self.num_implicit, self.max_percent,
-                     percent, self.made_from)
+                     percent, self.made_from, self.score if with_scores else None)
 
 
 def _check_percent(percent: float, max_percent: float) -> None:
@@ -121,31 +130,38 @@ def _check_percent(percent: float, max_percent: float) -> None:
                      "re-run flagging with a larger --max_percent")
 
 
-def _discards(clip_ids, clip, cls, num_implicit, max_percent, percent, made_from) -> Discards:
+def _discards(clip_ids, clip, cls, num_implicit, max_percent, percent, made_from,
+              score=None) -> Discards:
   """Flags (sorted by class, then rank 1, 2, ...) -> the Discards at `percent`. A class's
   flags at `percent` are the first flag_count of its block, so the selection is a list of
   slices; the regrouping by clip is a CSR transpose (scipy, int32 indices). At AudioSet's
   p = 20% (2e8 flags) this needs no per-flag temporary wider than 4 bytes (an argsort's int64
-  order and a per-flag int64 count were 3.2 GB of them)."""
+  order and a per-flag int64 count were 3.2 GB of them). score: the flags' teacher scores,
+  carried along (0.8 GB more at that size), or None."""
   import scipy.sparse
   _check_percent(percent, max_percent)
   num_classes, num_clips = len(num_implicit), len(clip_ids)
   bounds = np.searchsorted(cls, np.arange(num_classes + 1))
   take = np.minimum(flag_count(percent, num_implicit), np.diff(bounds))
-  if int(take.sum()) == clip.size:
-    chosen = clip
-  else:
-    chosen = np.concatenate([clip[bounds[c]:bounds[c] + take[c]] for c in range(num_classes)]
-                            + [np.zeros(0, clip.dtype)])
+  def selection(values):
+    if int(take.sum()) == values.size:
+      return values
+    return np.concatenate([values[bounds[c]:bounds[c] + take[c]] for c in range(num_classes)]
+                          + [np.zeros(0, values.dtype)])
+
+  chosen = selection(clip)
+  data = (np.ones(chosen.size, bool) if score is None
+          else selection(np.asarray(score, np.float32)))
   by_class = scipy.sparse.csr_matrix(
-      (np.ones(chosen.size, bool), chosen.astype(np.int32, copy=False),
-       np.r_[0, np.cumsum(take)]), shape=(num_classes, num_clips))
+      (data, chosen.astype(np.int32, copy=False), np.r_[0, np.cumsum(take)]),
+      shape=(num_classes, num_clips))
   by_clip = by_class.tocsc()  # indices: the classes of each clip, ascending
-  del by_class, chosen
+  del by_class, chosen, data
   counts = np.diff(by_clip.indptr)
   listed = np.flatnonzero(counts)
   return Discards(clip_ids[listed], np.r_[0, np.cumsum(counts[listed])].astype(np.int64),
-                  by_clip.indices.astype(np.int32, copy=False), dict(made_from))
+                  by_clip.indices.astype(np.int32, copy=False), dict(made_from),
+                  None if score is None else by_clip.data.astype(np.float32, copy=False))
 
 
 def class_lists(indptr: np.ndarray, indices: np.ndarray, num_classes: int):
@@ -170,8 +186,10 @@ def implicit_negatives(num_clips: int, positives_by_class, explicit_by_class):
 
 
 def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives: tuple,
-                            explicit_negatives: tuple, max_percent: float = 20.0) -> Flags:
-  """Ranks each class's implicit negatives and keeps the top max_percent.
+                            explicit_negatives: tuple, max_percent: float = 20.0,
+                            min_positives: int = 0) -> Flags:
+  """Ranks each class's implicit negatives and keeps the top max_percent (none for a class
+  with fewer than min_positives positives).
 
   clip_ids must be sorted (ties break by clip index = clip id); scores [N, C] is best
   column-major; positives / explicit_negatives are clip-major CSR (indptr, indices).
@@ -188,6 +206,7 @@ def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives:
   num_implicit = np.array([n - np.union1d(pos[c], neg[c]).size for c in range(num_classes)],
                           np.int64)
   counts = flag_count(max_percent, num_implicit)
+  counts[np.array([len(p) for p in pos]) < min_positives] = 0
   offsets = np.r_[0, np.cumsum(counts)]
   total = int(offsets[-1])
   out_clip = np.empty(total, np.int32)
@@ -242,16 +261,20 @@ def read_flags(path: str) -> Flags:
   return Flags(*arrays[:6], float(arrays[6]), made_from)
 
 
-def load_discards(path: str, percent: float) -> Optional[Discards]:
-  """The entries to ignore at `percent` (None at 0: nothing is masked). Reads only the
-  arrays that say which entries (not the scores and ranks: 1.6 GB at AudioSet's p = 20%)."""
+def load_discards(path: str, percent: float, with_scores: bool = False) -> Optional[Discards]:
+  """The entries flagged at `percent` (None at 0: nothing is flagged). Reads only the
+  arrays that say which entries (not the ranks, nor the scores unless with_scores: 0.8 GB
+  each at AudioSet's p = 20%)."""
   if not percent >= 0:  # also NaN
     raise ValueError(f"a discard percentage must be >= 0, got {percent}")
   if percent == 0:
     return None
-  (clip_ids, clip, cls, num_implicit, max_percent), made_from = _read_arrays(
-      path, ("clip_ids", "clip", "cls", "num_implicit", "max_percent"))
-  return _discards(clip_ids, clip, cls, num_implicit, float(max_percent), percent, made_from)
+  names = ("clip_ids", "clip", "cls", "num_implicit", "max_percent") + (
+      ("score",) if with_scores else ())
+  arrays, made_from = _read_arrays(path, names)
+  clip_ids, clip, cls, num_implicit, max_percent = arrays[:5]
+  return _discards(clip_ids, clip, cls, num_implicit, float(max_percent), percent, made_from,
+                   arrays[5] if with_scores else None)
 
 
 def write_summary(flags: Flags, class_names: Sequence[str], path: str,
@@ -289,10 +312,15 @@ def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], 
   return len(order)
 
 
-def flag_scores(scores, max_percent: float = 20.0) -> Flags:
-  """Flags from a read scores directory (scoring.Scores), recording what they were made from."""
-  flags = rank_implicit_negatives(scores.clip_ids, scores.scores, scores.positives,
-                                  scores.explicit_negatives, max_percent)
+def flag_scores(scores, max_percent: float = 20.0, ontology=None,
+                min_positives: int = 0) -> Flags:
+  """Flags from a read scores directory (scoring.Scores), recording what they were made
+  from. ontology (ontology.Ontology): the positives' ancestors are positives, never flagged.
+  min_positives: classes with fewer train positives (after the ontology) get no flags."""
+  positives = (scores.positives if ontology is None else
+               ontology.propagate_csr(*scores.positives))
+  flags = rank_implicit_negatives(scores.clip_ids, scores.scores, positives,
+                                  scores.explicit_negatives, max_percent, min_positives)
   m = scores.manifest
   (pp, pos), (nn, neg) = scores.positives, scores.explicit_negatives
   return dataclasses.replace(flags, made_from=dict(
@@ -300,7 +328,9 @@ def flag_scores(scores, max_percent: float = 20.0) -> Flags:
           (clip_id, pos[pp[i]:pp[i + 1]], neg[nn[i]:nn[i + 1]])
           for i, clip_id in enumerate(scores.clip_ids)),
       class_map_id=m.get("class_map_id"),
-      model_id=m.get("model_id"), scores_model=m.get("model"), examples=m.get("examples")))
+      model_id=m.get("model_id"), scores_model=m.get("model"), examples=m.get("examples"),
+      ontology=ontology.path if ontology is not None else None,
+      min_positives=int(min_positives)))
 
 
 def percent_grid(text: str) -> list:

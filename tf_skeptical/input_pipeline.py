@@ -1,8 +1,9 @@
-"""tf.data input: example shards (+ discarded entries) -> (patches, {"labels", "mask"}).
+"""tf.data input: example shards (+ flagged entries) -> (patches, {"labels", "mask"}).
 
 Every patch inherits its clip's labels and mask. The mask is 1 where an entry counts in
-the loss and 0 where it is ignored; the entries to ignore come from the teacher's flags
-(flagging.Discards) as a clip id -> classes table, looked up inside the graph.
+the loss and 0 where it is ignored. The teacher's flags (flagging.Discards) are a clip id ->
+classes table looked up inside the graph; the student's treatment of them (treatments.py)
+makes the targets ("labels", soft where the teacher's scores enter) and the mask.
 """
 
 from typing import Optional
@@ -10,26 +11,33 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import examples, frontend
+from tf_skeptical import examples, frontend, treatments
 from tf_skeptical.flagging import Discards
 from tf_skeptical.folds import Fold
+from tf_skeptical.treatments import Treatment
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def mask_lookup(discards: Optional[Discards], num_classes: int):
-  """Returns clip ids (tf.string, any shape [...]) -> masks [..., C] float32; all ones for
-  clips not listed. The discards stay arrays (flagging.Discards is CSR: a clip's classes are
-  classes[indptr[row]:indptr[row + 1]]), so the table costs 4 bytes an entry, not a Python
-  object: 0.8 GB at AudioSet's p = 20%."""
+def flag_lookup(discards: Optional[Discards], num_classes: int):
+  """Returns clip ids (tf.string, any shape [...]) -> (flagged [..., C], scores [..., C])
+  float32: 1 where discards list the entry (0 for clips not listed), and there the
+  teacher's score from discards.scores (0 without them). The discards stay arrays
+  (flagging.Discards is CSR: a clip's classes are classes[indptr[row]:indptr[row + 1]]), so
+  the table costs 4 bytes an entry (8 with scores), not a Python object: 0.8 GB at
+  AudioSet's p = 20%."""
+  def shape_of(clip_ids):
+    return tf.concat([tf.shape(clip_ids), [num_classes]], 0)
+
   if discards is None or discards.count == 0:
-    return lambda clip_ids: tf.ones(tf.concat([tf.shape(clip_ids), [num_classes]], 0))
+    return lambda clip_ids: (tf.zeros(shape_of(clip_ids)), tf.zeros(shape_of(clip_ids)))
   table = tf.lookup.StaticHashTable(
       tf.lookup.KeyValueTensorInitializer(
           tf.constant(discards.clip_ids.astype(object), tf.string),
           tf.range(len(discards.clip_ids), dtype=tf.int64)), default_value=-1)
   flat = tf.constant(discards.classes, tf.int32)
   splits = tf.constant(discards.indptr, tf.int64)
+  values = None if discards.scores is None else tf.constant(discards.scores, tf.float32)
 
   def lookup(clip_ids):
     ids = tf.reshape(clip_ids, [-1])
@@ -40,10 +48,46 @@ def mask_lookup(discards: Optional[Discards], num_classes: int):
     entries = tf.ragged.range(start, stop)  # [B, (classes of the clip)] positions in flat
     where = tf.stack([entries.value_rowids(),
                       tf.cast(tf.gather(flat, entries.flat_values), tf.int64)], 1)
-    hits = tf.scatter_nd(where, tf.ones_like(where[:, 0], tf.float32),
-                         tf.stack([tf.size(ids, tf.int64), num_classes]))
-    masks = 1.0 - tf.minimum(hits, 1.0)
-    return tf.reshape(masks, tf.concat([tf.shape(clip_ids), [num_classes]], 0))
+    dense = tf.stack([tf.size(ids, tf.int64), num_classes])
+    hits = tf.minimum(tf.scatter_nd(where, tf.ones_like(where[:, 0], tf.float32), dense), 1.0)
+    scores = (tf.zeros_like(hits) if values is None else
+              tf.scatter_nd(where, tf.gather(values, entries.flat_values), dense))
+    return (tf.reshape(hits, shape_of(clip_ids)), tf.reshape(scores, shape_of(clip_ids)))
+
+  return lookup
+
+
+def mask_lookup(discards: Optional[Discards], num_classes: int):
+  """Returns clip ids (tf.string, any shape [...]) -> masks [..., C] float32: 0 where
+  discards list the entry, 1 elsewhere (flag_lookup)."""
+  flagged = flag_lookup(discards, num_classes)
+  return lambda clip_ids: 1.0 - flagged(clip_ids)[0]
+
+
+def teacher_score_lookup(scores, num_classes: int):
+  """Returns clip ids (tf.string, any shape [...]) -> the teacher's scores [..., C] float32,
+  from the score records of the Beam job (scoring.Scores, sorted by clip id). They are
+  held as float16 (2 bytes an entry: 2.1 GB at AudioSet's 2.04M clips x 527 classes; a
+  score's relative error is at most 2^-11). A clip without scores fails the step, naming
+  the scores: a student is trained only on clips its teacher scored."""
+  if scores.scores.shape[1] != num_classes:
+    raise ValueError(f"the teacher's scores have {scores.scores.shape[1]} classes, the "
+                     f"examples {num_classes}")
+  table = tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(
+          tf.constant(scores.clip_ids.astype(object), tf.string),
+          tf.range(len(scores.clip_ids), dtype=tf.int64)), default_value=-1)
+  matrix = tf.constant(np.ascontiguousarray(scores.scores, np.float16))
+  where = scores.manifest.get("model", "the teacher's scores")
+
+  def lookup(clip_ids):
+    ids = tf.reshape(clip_ids, [-1])
+    row = table.lookup(ids)
+    check = tf.debugging.assert_non_negative(
+        row, message=f"a train clip has no teacher score in the scores of {where}")
+    with tf.control_dependencies([check]):
+      out = tf.cast(tf.gather(matrix, row), tf.float32)
+    return tf.reshape(out, tf.concat([tf.shape(clip_ids), [num_classes]], 0))
 
   return lookup
 
@@ -80,8 +124,15 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
                      seed: Optional[int] = None, repeat: bool = True,
                      clip_weights: Optional[dict] = None, with_implicit: bool = False,
                      exclude_fold: Optional[Fold] = None,
-                     add_positives: Optional[Discards] = None, with_clip_ids: bool = False):
+                     add_positives: Optional[Discards] = None, with_clip_ids: bool = False,
+                     treatment: Treatment = Treatment(), teacher_scores=None,
+                     ontology=None):
   """Shuffled, batched (patch, {"labels": [C], "mask": [C]}) for fit().
+
+  discards: the flagged entries; treatment: what the targets and mask make of them
+  (treatments.py; the paper's mask by default). soft and distill need the flags' scores
+  (Discards.scores), distill every entry's teacher score (teacher_scores: scoring.Scores).
+  ontology (ontology.Ontology): every positive's ancestors become positives.
 
   clip_weights (clip id -> acceptance probability in (0, 1]) resamples clips, e.g. for
   class-balanced sampling. with_implicit adds "implicit": 1 where a class is neither a
@@ -97,8 +148,17 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
   """
   info = examples.read_info(examples_dir)
   num_classes = info.num_classes
-  mask_of = mask_lookup(discards, num_classes)
-  not_added = mask_lookup(add_positives, num_classes)
+  if treatment.needs_flag_scores and discards is not None and discards.scores is None:
+    raise ValueError(f"the {treatment.name} treatment needs the flags' teacher scores: "
+                     "load the discards with_scores=True")
+  if treatment.needs_teacher_scores and teacher_scores is None:
+    raise ValueError(f"the {treatment.name} treatment needs the teacher's scores of the "
+                     "train set (teacher_scores)")
+  flags_of = flag_lookup(discards, num_classes)
+  teacher_of = (teacher_score_lookup(teacher_scores, num_classes)
+                if treatment.needs_teacher_scores else None)
+  added = flag_lookup(add_positives, num_classes)
+  up = None if ontology is None else tf.constant(ontology.matrix())
   weight = None
   if clip_weights:
     weight = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
@@ -116,10 +176,18 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
     return keep
 
   def targets(clip):  # [B, C] each
-    out = {"labels": tf.maximum(clip["positives"], 1.0 - not_added(clip["clip_id"])),
-           "mask": mask_of(clip["clip_id"])}
+    ids = clip["clip_id"]
+    def up_the_ontology(x):
+      return x if up is None else tf.minimum(x + tf.matmul(x, up), 1.0)
+
+    labels = up_the_ontology(tf.maximum(clip["positives"], added(ids)[0]))
+    flagged, flag_scores = flags_of(ids)
+    target, mask = treatments.targets(labels, flagged, flag_scores,
+                                      teacher_of(ids) if teacher_of else None, treatment)
+    out = {"labels": target, "mask": mask}
     if with_implicit:
-      out["implicit"] = 1.0 - clip["positives"] - clip["explicit_negatives"]
+      out["implicit"] = tf.maximum(
+          1.0 - up_the_ontology(clip["positives"]) - clip["explicit_negatives"], 0.0)
     if with_clip_ids:
       out["clip_id"] = clip["clip_id"]
     return out

@@ -14,6 +14,10 @@ its seeds, among p > 0) becomes the teacher of round r + 1, which scores the tra
 again (its own training clips), flags, and trains a student per p from the same recipe.
 Every round is compared with the same baseline (the p = 0 runs), paired by seed.
 
+Treatments (treatments.py): each p > 0 is trained with every treatment of the flags that
+cfg.treatments names (the paper's mask by default; soft, distill, positive teach instead of
+ignoring); the table has a row per round, treatment and p, each paired with the baseline.
+
 Layout of the work directory:
   teacher/          the teacher (a model directory, see training.py)
   scores/           its scores of the train set (scoring.py)
@@ -27,6 +31,7 @@ Layout of the work directory:
                     loss mask can recover)
   students/p<p>/    one model directory per discard percentage (p<p>_seed<s> for seed s);
                     each run's eval clip scores in eval_scores.npz (for the intervals)
+  students/<treatment>_p<p>/   the same for a treatment other than the mask
   round<r>/scores/, flags/, students/p<p>/, flag_quality.csv   rounds r >= 2
   tagger/           the best p's student, exported (exporting.py)
   results.csv/.md   the table;  plot_metrics.png, plot_flags.png   the figures
@@ -44,7 +49,8 @@ from absl import logging
 from tensorboard.plugins.hparams import api as hp
 
 from tf_skeptical import (evaluation, examples, exporting, files, flagging, inference,
-                          folds, provenance, scoring, teacher_check, training, verdict)
+                          folds, ontology, provenance, scoring, teacher_check, training,
+                          treatments, verdict)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -78,7 +84,18 @@ class SweepConfig:
   perfect_mask_reference: bool = True
   # R >= 2: the best student of each round is the next round's teacher (module docstring).
   rounds: int = 1
+  # What the students make of the flags, each a row per p (treatments.parse: mask, soft,
+  # positive, distill (train.distill_weight) or distill<w>).
+  treatments: Sequence[str] = (treatments.MASK,)
+  # Classes with fewer train positives get no flags (flagging.py); 0: every class.
+  flag_min_positives: int = 0
   verdict_params: verdict.VerdictParams = verdict.VerdictParams()
+
+  def treatment_specs(self) -> List["treatments.Treatment"]:
+    specs = [treatments.parse(t, self.train.distill_weight) for t in self.treatments]
+    if not specs or len({t.label for t in specs}) != len(specs):
+      raise ValueError(f"treatments must be distinct and at least one: {self.treatments}")
+    return specs
 
 
 def round_dir(work_dir: str, round_index: int = 1) -> str:
@@ -86,14 +103,22 @@ def round_dir(work_dir: str, round_index: int = 1) -> str:
   return work_dir if round_index == 1 else os.path.join(work_dir, f"round{round_index}")
 
 
-def run_dir(work_dir: str, p: float, seed_index: int = 0, round_index: int = 1) -> str:
-  """The model directory of the run at p in a round (the teacher for p = 0, seed 0; the
-  p = 0 runs are the baseline of every round)."""
+def run_dir(work_dir: str, p: float, seed_index: int = 0, round_index: int = 1,
+            treatment: str = treatments.MASK) -> str:
+  """The model directory of the run at p in a round with a treatment's label (the teacher
+  for p = 0, seed 0; the p = 0 runs are the baseline of every round and treatment)."""
   if p == 0 and seed_index == 0:
     return os.path.join(work_dir, TEACHER)
   suffix = f"_seed{seed_index}" if seed_index else ""
+  prefix = "" if p == 0 or treatment == treatments.MASK else f"{treatment}_"
   return os.path.join(round_dir(work_dir, 1 if p == 0 else round_index), STUDENTS,
-                      f"p{p:g}{suffix}")
+                      f"{prefix}p{p:g}{suffix}")
+
+
+def row_dir(work_dir: str, row: Dict, seed_index: int = 0) -> str:
+  """The model directory of a table row's run with one seed."""
+  return run_dir(work_dir, row["discard_percent"], seed_index, row.get("round", 1),
+                 row.get("treatment") or treatments.MASK)
 
 
 COMPLETE, PERFECT_MASK = "complete", "perfect_mask"  # the references (reference_runs)
@@ -109,7 +134,8 @@ def complete_dir(work_dir: str, seed_index: int = 0) -> str:
   return reference_dir(work_dir, COMPLETE, seed_index)
 
 
-def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0, add_positives=None):
+def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0, add_positives=None,
+           teacher_scores=None):
   if training.is_trained(model_dir):
     result = files.read_json(os.path.join(model_dir, training.RESULT))
     made_by = (result.get("flags") or {}).get("model_id")
@@ -119,13 +145,13 @@ def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0, add_positi
     logging.warning("%s was trained on flags of another teacher: training it again", model_dir)
     files.remove(model_dir)
   logging.info("training %s (%s)", model_dir,
-               f"discarding {p:g}% of implicit negatives" if p else
+               f"{cfg.treatment_spec.label} on {p:g}% of implicit negatives" if p else
                f"masking {discards.count} entries" if discards else
                f"adding {add_positives.count} positives" if add_positives else
                "the labels as given")
   return training.train(train_dir, model_dir, cfg, eval_dir=eval_dir, discards=discards,
                         verbose=2, extra_result=dict(discard_percent=p),
-                        add_positives=add_positives)
+                        add_positives=add_positives, teacher_scores=teacher_scores)
 
 
 def eval_scores(model_dir: str, eval_dir: str):
@@ -146,10 +172,10 @@ def eval_scores(model_dir: str, eval_dir: str):
 
 def verdicts(work_dir: str, eval_dir: str, percents: Sequence[float], seeds: int,
              params: verdict.VerdictParams = verdict.VerdictParams(),
-             round_index: int = 1) -> Dict[float, Dict]:
-  """Per p > 0 of a round: the paired gain over the baseline with its intervals
-  (verdict.py)."""
-  runs = {p: [eval_scores(run_dir(work_dir, p, i, round_index), eval_dir)
+             round_index: int = 1, treatment: str = treatments.MASK) -> Dict[float, Dict]:
+  """Per p > 0 of a round and treatment: the paired gain over the baseline with its
+  intervals (verdict.py)."""
+  runs = {p: [eval_scores(run_dir(work_dir, p, i, round_index, treatment), eval_dir)
               for i in range(seeds)]
           for p in sorted(set(percents) | {0.0})}
   ids, labels, _ = runs[0.0][0]
@@ -198,6 +224,7 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   if cfg.rounds >= 2 and not any(p > 0 for p in cfg.percents):
     raise ValueError(f"rounds = {cfg.rounds} needs a p > 0: a round's best student is the "
                      "next round's teacher")
+  specs = cfg.treatment_specs()
   teacher_dir = run_dir(work_dir, 0.0)
   baseline = [_train(train_dir, eval_dir, teacher_dir, cfg.train)]
   class_map = examples.read_info(train_dir).class_map
@@ -219,24 +246,32 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
     if r > 1:  # the best student of the last round teaches this one, scoring in-sample
       best = max((row for row in table if row["round"] == r - 1 and row["discard_percent"]),
                  key=lambda row: row["d_prime"])
-      teacher_dir = run_dir(work_dir, best["discard_percent"], 0, r - 1)
-      teacher = f"round {r - 1}'s p = {best['discard_percent']:g}% student"
+      teacher_dir = row_dir(work_dir, best)
+      teacher = f"round {r - 1}'s {_run_label(best)} student"
       logging.info("round %d: the teacher is %s, %s (d' %.3f)", r, teacher, teacher_dir,
                    best["d_prime"])
       scores_dirs = [os.path.join(round_dir(work_dir, r), SCORES)]
       teacher_id = provenance.file_id(inference.model_path(teacher_dir))
       _score(train_dir, teacher_dir, scores_dirs[0], cfg)
     flags = _flags(scores_dirs, teacher_id, os.path.join(round_dir(work_dir, r), FLAGS),
-                   class_map, cfg.max_percent)
+                   class_map, cfg)
     first_flags = first_flags or flags
-    results = {0.0: baseline} if r == 1 else {}
+    teacher_scores = (_read_scores(scores_dirs) if any(t.needs_teacher_scores for t in specs)
+                      else None)
+    results = {(treatments.MASK, 0.0): baseline} if r == 1 else {}
     for i in range(cfg.seeds):
       seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
-      for p in cfg.percents:
-        if p > 0 or (i > 0 and r == 1):
-          results.setdefault(p, []).append(_train(
-              train_dir, eval_dir, run_dir(work_dir, p, i, r), seeded,
-              flags.discards(p) if p > 0 else None, p))
+      if i > 0 and r == 1:
+        results[(treatments.MASK, 0.0)].append(_train(
+            train_dir, eval_dir, run_dir(work_dir, 0.0, i), seeded))
+      for t in specs:
+        treated = dataclasses.replace(seeded, treatment=t.name, distill_weight=t.distill_weight)
+        for p in (p for p in cfg.percents if p > 0):
+          results.setdefault((t.label, p), []).append(_train(
+              train_dir, eval_dir, run_dir(work_dir, p, i, r, t.label), treated,
+              flags.discards(p, with_scores=t.needs_flag_scores), p,
+              teacher_scores=teacher_scores))
+    del teacher_scores
     round_quality = {}
     if truth is not None:
       percents = [p for p in sorted(set(cfg.percents) | {1.0}) if p <= cfg.max_percent]
@@ -245,9 +280,13 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
                                                evaluation.FLAG_QUALITY))
       round_quality = {row["percent"]: row for row in rows}
       quality += rows
-    gains = verdicts(work_dir, eval_dir, cfg.percents, cfg.seeds, cfg.verdict_params, r)
-    table += [_table_row(p, results[p], round_quality.get(p, {}), gains.get(p), r, teacher)
-              for p in sorted(results)]
+    gains = {t.label: verdicts(work_dir, eval_dir, cfg.percents, cfg.seeds,
+                               cfg.verdict_params, r, t.label) for t in specs}
+    order = ([(treatments.MASK, 0.0)] if r == 1 else []) + [
+        (t.label, p) for t in specs for p in sorted(cfg.percents) if p > 0]
+    table += [_table_row(p, results[(label, p)], round_quality.get(p, {}),
+                         gains[label].get(p) if p else None, r, teacher, label)
+              for label, p in order]
 
   references = {}
   if truth is not None:
@@ -259,18 +298,27 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   return table
 
 
+def _read_scores(scores_dirs: Sequence[str]) -> scoring.Scores:
+  """The teacher's scores of the train set (merged over out-of-fold teachers' folds)."""
+  return (scoring.read_scores(scores_dirs[0]) if len(scores_dirs) == 1 else
+          scoring.merge_scores([scoring.read_scores(d) for d in scores_dirs]))
+
+
 def _flags(scores_dirs: Sequence[str], teacher_id: str, flags_dir: str, class_map,
-           max_percent: float) -> flagging.Flags:
+           cfg: SweepConfig) -> flagging.Flags:
   """The flags of these scores (with the teacher check, summary and review list), unless
-  the flags in flags_dir were made by the same teacher(s)."""
+  the flags in flags_dir were made by the same teacher(s) with the same ontology and
+  per-class policy."""
   flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
-  if (not files.exists(flags_path)
-      or flagging.read_flags(flags_path).made_from.get("model_id") != teacher_id):
-    logging.info("flagging up to %g%% of each class's implicit negatives", max_percent)
+  onto_path = cfg.train.ontology or None
+  want = dict(model_id=teacher_id, ontology=onto_path, min_positives=cfg.flag_min_positives)
+  made_from = flagging.read_flags(flags_path).made_from if files.exists(flags_path) else {}
+  if any(made_from.get(k, v if k != "model_id" else None) != v for k, v in want.items()):
+    logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
     files.makedirs(flags_dir)
-    scores = (scoring.read_scores(scores_dirs[0]) if len(scores_dirs) == 1 else
-              scoring.merge_scores([scoring.read_scores(d) for d in scores_dirs]))
-    flags = flagging.flag_scores(scores, max_percent)
+    scores = _read_scores(scores_dirs)
+    onto = ontology.read_ontology(onto_path, class_map.mids) if onto_path else None
+    flags = flagging.flag_scores(scores, cfg.max_percent, onto, cfg.flag_min_positives)
     names = class_map.display_names
     teacher_check.run(scores, flags, names, os.path.join(flags_dir, teacher_check.CHECK_FILE))
     del scores
@@ -288,11 +336,11 @@ _NO_GAIN = dict(paired_runs=0, **{
 
 
 def _table_row(p: float, results: List[Dict], quality: Dict, gain: Optional[Dict],
-               round_index: int, teacher: str) -> Dict:
+               round_index: int, teacher: str, treatment: str = treatments.MASK) -> Dict:
   """One row of the table: the runs' mean metrics, d' spread, flag quality and gain."""
   evals = [r["eval"] for r in results]
   mean = {k: float(np.mean([e[k] for e in evals])) for k in ("d_prime", "lwlrap", "mAP", "AUC")}
-  return dict(round=round_index, discard_percent=p,
+  return dict(round=round_index, treatment=treatment if p else "", discard_percent=p,
               teacher=teacher if p else "",
               masked_entries=results[0].get("masked_entries", 0), runs=len(evals), **mean,
               d_prime_min=min(e["d_prime"] for e in evals),
@@ -355,11 +403,15 @@ def write_table(table: List[Dict], work_dir: str, references: Optional[Dict] = N
            "seeds and over eval clips (bootstrap); significant when every interval excludes 0.\n",
            "Round r >= 2: the flags of the best student of round r - 1 (its teacher column).\n"
            if rounds else "",
+           "Treatment: what the student does with the flagged entries (mask: left out of the "
+           "loss; soft: the teacher's score as target; distill<w>: every target (1 - w) x "
+           "label + w x teacher, flagged ones the teacher's; positive: made positives).\n",
            ("| round | teacher " if rounds else "") +
-           "| discard % | masked entries | d' | d' range | lwlrap | mAP | flag precision | "
-           "flag recall | d' gain [95% intervals]: verdict | lwlrap gain [95% intervals]: "
-           "verdict |",
-           ("|---:|---" if rounds else "") + "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+           "| treatment | discard % | flagged entries | d' | d' range | lwlrap | mAP | "
+           "flag precision | flag recall | d' gain [95% intervals]: verdict | lwlrap gain "
+           "[95% intervals]: verdict |",
+           ("|---:|---" if rounds else "") +
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
   for r in table:
     def delta(k):
       d = r[k] - base[k]
@@ -370,6 +422,7 @@ def write_table(table: List[Dict], work_dir: str, references: Optional[Dict] = N
     gains = (f"{verdict.describe(r)} | {verdict.describe(r, 'lwlrap')}"
              if r.get("paired_runs") else "baseline | baseline")
     lines.append((f"| {r['round']} | {r['teacher']} " if rounds else "") +
+                 f"| {r.get('treatment') or 'baseline'} "
                  f"| {r['discard_percent']:g} | {r['masked_entries']} | {delta('d_prime')} | "
                  f"{spread} | {delta('lwlrap')} | {delta('mAP')} | {prec} | {rec} | {gains} |")
   lines += _reference_lines(table, references or {})
@@ -402,6 +455,8 @@ def _reference_lines(table: List[Dict], references: Dict[str, Dict]) -> List[str
   if not best.get("paired_runs"):
     return lines
   which = f", round {best['round']}" if len(_by_round(table)) > 1 else ""
+  if (best.get("treatment") or treatments.MASK) != treatments.MASK:
+    which = f", {best['treatment']}{which}"
   for metric, prefix in verdict.METRICS.items():
     shares = [f"{100 * best[prefix + 'gain'] / ref[prefix + 'gain']:.0f}% of {label}"
               for ref, label in ((complete, "what the missing labels cost"),
@@ -438,25 +493,36 @@ def _by_round(rows: List[Dict]) -> Dict[int, List[Dict]]:
   return out
 
 
+def _series(table: List[Dict]) -> Dict[str, List[Dict]]:
+  """The students' rows by (round, treatment), named for a plot's legend."""
+  rounds = len(_by_round(table)) > 1
+  out = {}
+  for r in table:
+    if r["discard_percent"] > 0:
+      name = (r.get("treatment") or treatments.MASK) + (
+          f", round {r.get('round', 1)}" if rounds else "")
+      out.setdefault(name, []).append(r)
+  return out
+
+
 def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
   """The paper's figure (metrics against % discarded, baseline dashed; one line per round)
   and flag quality."""
   percents = sorted({r["discard_percent"] for r in table})
   x = {p: i for i, p in enumerate(percents)}
-  base, rounds = table[0], _by_round(table)
+  base, series = table[0], _series(table)
   paths = []
   fig, axes = plt.subplots(1, 5, figsize=(21, 3.6))
   for ax, key, label in zip(axes, ("d_prime", "lwlrap", "mAP"),
                             ("d' (from mean AUC)", "lwlrap", "mAP")):
-    for k, rows in rounds.items():
-      rows = [base] + [r for r in rows if r["discard_percent"] > 0]
-      name = "student (mean over seeds)" if len(rounds) == 1 else f"round {k} (mean over seeds)"
+    for k, (name, rows) in enumerate(series.items()):
+      rows = [base] + rows
       xs = [x[r["discard_percent"]] for r in rows]
-      line, = ax.plot(xs, [r[key] for r in rows], "o-", label=name)
+      line, = ax.plot(xs, [r[key] for r in rows], "o-", label=f"{name} (mean over seeds)")
       if key == "d_prime" and base.get("runs", 1) > 1:
         ax.fill_between(xs, [r["d_prime_min"] for r in rows], [r["d_prime_max"] for r in rows],
                         alpha=0.15, color=line.get_color(),
-                        label="range over seeds" if k == 1 else None)
+                        label="range over seeds" if k == 0 else None)
     ax.axhline(base[key], color="gray", ls="--", label="baseline (p = 0)")
     ax.set_title(f"{label} on the eval set")
     _percent_axis(ax, percents)
@@ -491,30 +557,32 @@ def plot(table: List[Dict], quality: List[Dict], work_dir: str) -> List[str]:
 
 def _plot_gains(ax, table: List[Dict], x: Dict[float, int], metric: str) -> None:
   """Each p's paired gain in a metric (verdict.METRICS) with its 95% intervals (clips, and
-  seeds where there are 2+), rounds side by side."""
+  seeds where there are 2+), the rounds' and treatments' side by side."""
   k = verdict.METRICS[metric]
-  rounds = sorted({r.get("round", 1) for r in table})
+  series = _series(table)
+  names = list(series)
   labelled = set()
-  for r in table:
-    if not r.get("paired_runs"):
-      continue
-    g = r[k + "gain"]
-    i = x[r["discard_percent"]] + 0.25 * (rounds.index(r.get("round", 1))
-                                          - (len(rounds) - 1) / 2)
-    suffix = "" if len(rounds) == 1 else f", round {r.get('round', 1)}"
-    color = f"C{rounds.index(r.get('round', 1))}"
-    ax.errorbar(i - 0.05, g, yerr=[[g - r[k + "gain_clip_low"]], [r[k + "gain_clip_high"] - g]],
-                fmt="o", color=color, capsize=4,
-                label=None if ("clip", suffix) in labelled else "95%: eval clips" + suffix)
-    labelled.add(("clip", suffix))
-    if not np.isnan(r[k + "gain_seed_low"]):
-      ax.errorbar(i + 0.05, g, yerr=[[g - r[k + "gain_seed_low"]],
-                                     [r[k + "gain_seed_high"] - g]],
-                  fmt="s", color=color, capsize=4, alpha=0.6,
-                  label=None if ("seed", suffix) in labelled else "95%: seeds" + suffix)
-      labelled.add(("seed", suffix))
-    if r[k + "significant"]:
-      ax.annotate("*", (i, max(r[k + "gain_clip_high"], g)), ha="center", va="bottom")
+  for name, rows in series.items():
+    for r in rows:
+      if not r.get("paired_runs"):
+        continue
+      g = r[k + "gain"]
+      j = names.index(name)
+      i = x[r["discard_percent"]] + (0.5 / len(names)) * (j - (len(names) - 1) / 2)
+      suffix = "" if len(names) == 1 else f", {name}"
+      color = f"C{j}"
+      ax.errorbar(i - 0.05, g, yerr=[[g - r[k + "gain_clip_low"]], [r[k + "gain_clip_high"] - g]],
+                  fmt="o", color=color, capsize=4,
+                  label=None if ("clip", suffix) in labelled else "95%: eval clips" + suffix)
+      labelled.add(("clip", suffix))
+      if not np.isnan(r[k + "gain_seed_low"]):
+        ax.errorbar(i + 0.05, g, yerr=[[g - r[k + "gain_seed_low"]],
+                                       [r[k + "gain_seed_high"] - g]],
+                    fmt="s", color=color, capsize=4, alpha=0.6,
+                    label=None if ("seed", suffix) in labelled else "95%: seeds" + suffix)
+        labelled.add(("seed", suffix))
+      if r[k + "significant"]:
+        ax.annotate("*", (i, max(r[k + "gain_clip_high"], g)), ha="center", va="bottom")
   ax.axhline(0, color="gray", ls="--")
   ax.set_title(f"{METRIC_NAMES[metric]} gain over the baseline (* significant)")
   _percent_axis(ax, sorted(x, key=x.get))
@@ -533,7 +601,7 @@ def export_best(table: List[Dict], work_dir: str, train_dir: str):
                  "audio", train_dir, kind)
     return best, None
   tagger = os.path.join(work_dir, TAGGER)
-  model = run_dir(work_dir, best["discard_percent"], 0, best.get("round", 1))
+  model = row_dir(work_dir, best)
   metadata = os.path.join(tagger, exporting.METADATA)
   if (not files.exists(metadata) or files.read_json(metadata).get("model_id")
       != provenance.file_id(inference.model_path(model))):
@@ -544,9 +612,18 @@ def export_best(table: List[Dict], work_dir: str, train_dir: str):
 
 
 def _run_name(row: Dict) -> str:
-  """"2%", or "2% (round 2)" after the first round."""
-  return f"{row['discard_percent']:g}%" + (
-      f" (round {row['round']})" if row.get("round", 1) > 1 else "")
+  """"2%", "2% (soft)", or "2% (soft, round 2)" after the first round (the mask unnamed)."""
+  treatment = row.get("treatment") or treatments.MASK
+  what = [treatment] if row["discard_percent"] and treatment != treatments.MASK else []
+  if row.get("round", 1) > 1:
+    what.append(f"round {row['round']}")
+  return f"{row['discard_percent']:g}%" + (f" ({', '.join(what)})" if what else "")
+
+
+def _run_label(row: Dict) -> str:
+  """"p = 2%" or "p = 2% soft": how a round's teacher is named."""
+  t = row.get("treatment") or treatments.MASK
+  return f"p = {row['discard_percent']:g}%" + ("" if t == treatments.MASK else f" {t}")
 
 
 def best_line(best: Dict, table: List[Dict]) -> str:
@@ -562,13 +639,17 @@ def write_hparams(table: List[Dict], work_dir: str) -> None:
   metric_names = ("d_prime", "lwlrap", "mAP")
   with tf.summary.create_file_writer(root).as_default():
     hp.hparams_config(hparams=[hp.HParam("discard_percent", hp.RealInterval(0.0, 100.0)),
-                               hp.HParam("round", hp.IntInterval(1, 100))],
+                               hp.HParam("round", hp.IntInterval(1, 100)),
+                               hp.HParam("treatment", hp.Discrete(sorted(
+                                   {r.get("treatment") or "baseline" for r in table})))],
                       metrics=[hp.Metric(f"final/{m}", display_name=m) for m in metric_names])
   for r in table:
     k = r.get("round", 1)
-    name = f"p{r['discard_percent']:g}" + (f"_round{k}" if k > 1 else "")
+    t = r.get("treatment") or treatments.MASK
+    name = (f"{t}_" if r["discard_percent"] and t != treatments.MASK else "") + (
+        f"p{r['discard_percent']:g}") + (f"_round{k}" if k > 1 else "")
     with tf.summary.create_file_writer(os.path.join(root, name)).as_default():
-      hp.hparams({"discard_percent": float(r["discard_percent"]), "round": int(k)},
-                 trial_id=name)
+      hp.hparams({"discard_percent": float(r["discard_percent"]), "round": int(k),
+                  "treatment": r.get("treatment") or "baseline"}, trial_id=name)
       for m in metric_names:
         tf.summary.scalar(f"final/{m}", r[m], step=0)

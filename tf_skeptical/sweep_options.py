@@ -40,6 +40,16 @@ PERFECT_MASK_REFERENCE = flags.DEFINE_bool(
     "With a truth file of the missing labels: also train with exactly the missing labels "
     "masked, one run per seed (students/perfect_mask*): the most that loss masking can "
     "recover with any teacher.")
+TREATMENTS = flags.DEFINE_list(
+    "treatments", list(_D.treatments),
+    "What the students do with the flagged entries, each a row per p: mask (left out of the "
+    "loss, the paper), soft (the teacher's score as target), distill (every target blends "
+    "label and teacher score by --distill_weight; distill0.5 names its own weight), "
+    "positive (flagged entries made positives).")
+FLAG_MIN_POSITIVES = flags.DEFINE_integer(
+    "flag_min_positives", _D.flag_min_positives,
+    "Classes with fewer train positives get no flags (their teacher has too little to rank "
+    "by); 0 flags every class.", lower_bound=0)
 BOOTSTRAP = flags.DEFINE_integer("bootstrap", verdict.VerdictParams.bootstrap,
                                  "Eval-set resamples for the gains' 95% intervals over clips.")
 
@@ -51,4 +61,6 @@ def config_from_flags() -> sweep.SweepConfig:
                            seeds=SEEDS.value, teacher_folds=TEACHER_FOLDS.value,
                            rounds=ROUNDS.value, complete_reference=COMPLETE_REFERENCE.value,
                            perfect_mask_reference=PERFECT_MASK_REFERENCE.value,
+                           treatments=tuple(TREATMENTS.value),
+                           flag_min_positives=FLAG_MIN_POSITIVES.value,
                            verdict_params=verdict.VerdictParams(bootstrap=BOOTSTRAP.value))

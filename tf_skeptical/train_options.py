@@ -5,7 +5,7 @@ Every flag defaults to TrainConfig's value; `config_from_flags()` builds the dat
 
 from absl import flags
 
-from tf_skeptical import inference, models, training
+from tf_skeptical import inference, models, training, treatments
 from tf_skeptical.training import TrainConfig
 
 _D = TrainConfig()
@@ -42,6 +42,25 @@ REJECT_PER_EPOCH = flags.DEFINE_float(
     "reject_per_epoch", _D.reject_per_epoch,
     "Online large-loss rejection (LL-R, the teacher-free peer): each batch, ignore this % "
     "more of the implicit negatives with the largest loss every epoch. 0 = off.")
+TREATMENT = flags.DEFINE_enum(
+    "treatment", _D.treatment, list(treatments.TREATMENTS),
+    "What a student does with its flagged entries: mask (left out of the loss, the paper), "
+    "soft (the teacher's score as target), distill (every target blends label and teacher "
+    "score by --distill_weight, flagged ones take the teacher's score), positive (made "
+    "positives).")
+DISTILL_WEIGHT = flags.DEFINE_float(
+    "distill_weight", _D.distill_weight,
+    "distill: the teacher score's share of every target (EfficientAT: 0.9).",
+    lower_bound=0.0, upper_bound=1.0)
+ONTOLOGY = flags.DEFINE_string(
+    "ontology", _D.ontology,
+    "An AudioSet-layout ontology.json: with --propagate_labels every positive's ancestors "
+    "are positives too (YAMNet's practice), and flagging never flags an ancestor of a "
+    "labelled class. Empty: none.")
+PROPAGATE = flags.DEFINE_bool(
+    "propagate_labels", _D.propagate_labels,
+    "With --ontology: train on labels propagated to their ancestors (off: only flagging "
+    "uses the ontology).")
 REJECT_MAX = flags.DEFINE_float("reject_max", _D.reject_max,
                                 "Cap, in %, of the large-loss rejection rate (100 = none, as "
                                 "in LL-R).")
@@ -54,4 +73,6 @@ def config_from_flags() -> TrainConfig:
       schedule=SCHEDULE.value, train_hop_frames=TRAIN_HOP.value, pooling=POOLING.value,
       balanced=BALANCED.value, strategy=STRATEGY.value, mixed_precision=MIXED.value,
       backup_every_steps=BACKUP_STEPS.value, seed=SEED.value,
-      reject_per_epoch=REJECT_PER_EPOCH.value, reject_max=REJECT_MAX.value)
+      reject_per_epoch=REJECT_PER_EPOCH.value, reject_max=REJECT_MAX.value,
+      treatment=TREATMENT.value, distill_weight=DISTILL_WEIGHT.value,
+      ontology=ONTOLOGY.value, propagate_labels=PROPAGATE.value)

@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_skeptical import evaluation, examples, files, folds, inference, input_pipeline, models
+from tf_skeptical import (evaluation, examples, files, folds, inference, input_pipeline, models,
+                          ontology, provenance, treatments)
 from tf_skeptical.flagging import Discards
 from tf_skeptical.large_loss_rejection import RejectionSchedule
 from tf_skeptical.masked_loss import MaskedBCEModel
@@ -56,7 +57,19 @@ class TrainConfig:
   # holdout_folds. 0 folds: every clip.
   holdout_folds: int = 0
   holdout_fold: int = 0
+  # What a student makes of its flagged entries (treatments.py): mask (the paper), soft,
+  # distill (with distill_weight, the teacher's share of every target) or positive.
+  treatment: str = treatments.MASK
+  distill_weight: float = 0.9
+  # An AudioSet-layout ontology.json (ontology.py): with propagate_labels, every positive's
+  # ancestors are positives too (YAMNet's practice). "": none.
+  ontology: str = ""
+  propagate_labels: bool = True
   seed: int = 0
+
+  @property
+  def treatment_spec(self) -> treatments.Treatment:
+    return treatments.Treatment(self.treatment, self.distill_weight)
 
   @property
   def excluded_fold(self) -> Optional[folds.Fold]:
@@ -236,6 +249,22 @@ def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: in
   return model
 
 
+def _check_teacher_scores(scores, discards, info) -> None:
+  """The distill treatment's teacher scores must be of these train examples and, with
+  flags, of the teacher that made them (a ProvenanceMismatch names both)."""
+  if scores is None:
+    raise ValueError("the distill treatment needs the teacher's scores of the train set")
+  m = scores.manifest
+  name = f"teacher scores of {m.get('model', 'a model')}"
+  for key, what in (("clips_id", "clip set"), ("class_map_id", "class map")):
+    provenance.check_same(what, m.get(key, "unrecorded"), name,
+                          info.extra.get(key, "unrecorded"), f"train examples {info.directory}")
+  if discards is not None:
+    provenance.check_same("teacher", m.get("model_id", "unrecorded"), name,
+                          discards.made_from.get("model_id", "unrecorded"),
+                          f"flags {discards.made_from.get('flags', '')}".strip())
+
+
 def is_trained(model_dir: str) -> bool:
   return files.exists(os.path.join(model_dir, RESULT))
 
@@ -243,11 +272,14 @@ def is_trained(model_dir: str) -> bool:
 def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
           eval_dir: Optional[str] = None, discards: Optional[Discards] = None,
           verbose: int = 1, extra_result: Optional[dict] = None,
-          overwrite: bool = False, add_positives: Optional[Discards] = None) -> dict:
+          overwrite: bool = False, add_positives: Optional[Discards] = None,
+          teacher_scores=None) -> dict:
   """Trains (or resumes) a model on train_dir; returns and writes result.json.
 
-  discards: entries left out of the loss (a student). add_positives: entries trained as
-  positives (the known missing labels: an experiment's complete-label reference).
+  discards: the teacher's flagged entries (a student), treated as cfg.treatment says
+  (masked by default). add_positives: entries trained as positives (the known missing
+  labels: an experiment's complete-label reference). teacher_scores: the teacher's scores of
+  the train set (scoring.Scores), which the distill treatment needs.
 
   A finished model directory (result.json present) is left as it is and its result
   returned, unless overwrite: scores and flags made with that model depend on it.
@@ -258,7 +290,7 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
     # outputs goes to a scratch directory, so that only the chief writes model_dir.
     with tempfile.TemporaryDirectory(prefix="tfsk_worker_") as scratch:
       return _train(train_dir, scratch, cfg, eval_dir, discards, verbose,
-                    extra_result or {}, add_positives, strategy)
+                    extra_result or {}, add_positives, teacher_scores, strategy)
   if is_trained(model_dir) and not overwrite:
     logging.info("%s is already trained; its result is kept (overwrite to train it again)",
                  model_dir)
@@ -267,18 +299,21 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
     if overwrite:
       files.remove(model_dir)
     return _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result or {},
-                  add_positives, strategy)
+                  add_positives, teacher_scores, strategy)
 
 
 def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
-           add_positives, strategy) -> dict:
+           add_positives, teacher_scores, strategy) -> dict:
   files.makedirs(model_dir)
   keras.utils.set_random_seed(cfg.seed)
   if cfg.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
   info = examples.read_info(train_dir)
+  treatment = cfg.treatment_spec
   if discards is not None:
     discards.check_examples(info)
+  if treatment.needs_teacher_scores:
+    _check_teacher_scores(teacher_scores, discards, info)
   if eval_dir:
     info.features.check_same(f"train examples {train_dir}",
                              examples.read_info(eval_dir).features, f"eval examples {eval_dir}")
@@ -289,7 +324,10 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
   dataset = input_pipeline.training_dataset(
       train_dir, cfg.batch_size, discards=discards, hop_frames=cfg.train_hop_frames,
       seed=cfg.seed, clip_weights=weights, with_implicit=cfg.reject_per_epoch > 0,
-      exclude_fold=cfg.excluded_fold, add_positives=add_positives)
+      exclude_fold=cfg.excluded_fold, add_positives=add_positives, treatment=treatment,
+      teacher_scores=teacher_scores if treatment.needs_teacher_scores else None,
+      ontology=(ontology.read_ontology(cfg.ontology, info.class_map.mids)
+                if cfg.ontology and cfg.propagate_labels else None))
   with strategy.scope():
     model = compile_model(info, cfg, steps * cfg.epochs)
 
@@ -312,6 +350,7 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
   files.rename(tmp, os.path.join(model_dir, inference.MODEL_FILE))
   result = dict(config=dataclasses.asdict(cfg), train_dir=files.absolute(train_dir),
                 steps_per_epoch=steps,
+                treatment=treatment.label if discards else None,
                 masked_entries=discards.count if discards else 0,
                 added_positives=add_positives.count if add_positives else 0,
                 flags=discards.made_from if discards else None,
