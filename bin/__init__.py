@@ -1,14 +1,20 @@
 """The tfsk_* command-line binaries (installed as the package tf_skeptical_bin).
 
 Imported before any binary module, and so before TensorFlow: hide TensorFlow's C++
-start-up chatter (CUDA probes on a CPU machine). Set TF_CPP_MIN_LOG_LEVEL to override.
+start-up chatter (CUDA probes and "Unable to register cuDNN factory" errors on a CPU
+machine), unless --verbosity (or -v) asks for more or TF_CPP_MIN_LOG_LEVEL is set.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import logging
+import os
+import sys
+
+
+def _verbose(argv) -> bool:
+  return any(a == "-v" or a.startswith(("--verbosity", "-v=")) for a in argv[1:])
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _verbose(sys.argv) else "3")
 
 
 class _DropBeamGcpNote(logging.Filter):
@@ -19,3 +25,8 @@ class _DropBeamGcpNote(logging.Filter):
 
 
 logging.getLogger().addFilter(_DropBeamGcpNote())
+# A handler on the root logger before anything logs, so that a library's module-level
+# logging call does not install Python's default stderr handler beside absl's (every
+# line of Beam's then came twice, once as "INFO:apache_beam...").
+if not logging.getLogger().handlers:
+  logging.getLogger().addHandler(logging.NullHandler())

@@ -55,10 +55,14 @@ def main(argv):
       waveform = audio_io.load_clip(tf.constant(path), None, params).numpy()
       if not np.isfinite(waveform).all():
         raise ValueError("non-finite samples (NaN or Inf) in the audio")
+      if len(waveform) < meta["window_samples"]:
+        raise ValueError(f"{len(waveform) / meta['sample_rate']:.2f} s of audio, shorter "
+                         f"than one {meta['window_samples'] / meta['sample_rate']:.3f} s "
+                         "window: nothing to tag")
       scores = score(waveform)
     except (tf.errors.OpError, ValueError, OSError) as e:
       failed.append(path)
-      print(f"tfsk_tag: {path}: cannot tag it ({tf_error_text(e)})", file=sys.stderr)
+      print(f"tfsk_tag: error: {path}: cannot tag it ({tf_error_text(e)})", file=sys.stderr)
       continue
     print(f"== {path}")
     for i, s in enumerate(scores):

@@ -179,10 +179,15 @@ class Tagger:
     """One window of `self.window` samples -> {"scores": [C], "embeddings": [D]}."""
     return self._runner(waveform=np.asarray(window, np.float32))
 
+  def check_length(self, samples: int) -> None:
+    """Refuses audio shorter than one window: its scores would be those of padding."""
+    if samples < self.window:
+      raise ValueError(f"{samples / self.sample_rate:.2f} s of audio, shorter than one "
+                       f"{self.window / self.sample_rate:.3f} s window: nothing to tag")
+
   def scores(self, waveform: np.ndarray) -> np.ndarray:
-    """[N] 16 kHz waveform -> [patches, C]; a short waveform is zero-padded to one patch."""
-    if len(waveform) < self.window:
-      waveform = np.pad(waveform, (0, self.window - len(waveform)))
+    """[N] 16 kHz waveform (at least one window) -> [patches, C]."""
+    self.check_length(len(waveform))
     starts = range(0, len(waveform) - self.window + 1, self.hop)
     return np.stack([self.patch(waveform[s:s + self.window]) for s in starts])
 
@@ -205,8 +210,8 @@ class Tagger:
           yield start / self.sample_rate, self.patch(buffer[:self.window])
           buffer, start, emitted = buffer[self.hop:], start + self.hop, True
         if not raw:
-          if not emitted:  # shorter than one patch: zero-padded, as scores() does
-            yield 0.0, self.patch(np.pad(buffer, (0, self.window - len(buffer))))
+          if not emitted:  # shorter than one window, as scores() refuses
+            self.check_length(len(buffer))
           return
 
 
@@ -229,18 +234,28 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   tagger = Tagger(args.tagger_dir, args.model, args.threads)
   names = tagger.class_names
+  failed = []
   for path in args.wavs:
-    print(f"== {path}")
-    if args.stream:
-      for t, s in tagger.stream(path):
-        print(f"  {t:7.2f}s  {top(s, names, args.top)}")
+    try:
+      if args.stream:
+        print(f"== {path}")
+        for t, s in tagger.stream(path):
+          print(f"  {t:7.2f}s  {top(s, names, args.top)}")
+        continue
+      x, rate = read_wav(path)
+      s = tagger.scores(resample(x, rate, tagger.sample_rate))
+    except (ValueError, OSError) as e:  # the file named, the next one tagged
+      failed.append(path)
+      print(f"tagger: error: {path}: cannot tag it ({e})", file=sys.stderr)
       continue
-    x, rate = read_wav(path)
-    s = tagger.scores(resample(x, rate, tagger.sample_rate))
+    print(f"== {path}")
     for i, row in enumerate(s):
       print(f"  {i * tagger.hop / tagger.sample_rate:7.2f}s  {top(row, names, args.top)}")
     print(f"  clip (mean of {len(s)} patches): {top(s.mean(axis=0), names, args.top)}")
-  return 0
+  if failed:
+    print(f"tagger: {len(failed)} of {len(args.wavs)} files could not be tagged: "
+          f"{', '.join(failed)}", file=sys.stderr)
+  return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -169,7 +169,10 @@ def test_runtime_equals_tflite_and_streams_the_same(exported, tmp_path):
   np.testing.assert_allclose(np.stack([s for _, s in streamed]), whole, atol=1e-6)
   short = str(tmp_path / "short.wav")
   audio_io.write_wav(short, w16[:5000], 16000)
-  assert len(list(tagger.stream(short))) == 1
+  with pytest.raises(ValueError, match="0.31 s of audio, shorter than one 0.975 s window"):
+    list(tagger.stream(short))
+  with pytest.raises(ValueError, match="shorter than one"):
+    tagger.scores(w16[:5000])
 
 
 def test_runtime_reads_wav_like_tfio(tmp_path):
@@ -231,12 +234,17 @@ def test_tfsk_tag_names_bad_files_and_tags_the_rest(exported, tmp_path, runtime)
   empty, corrupt = tmp_path / "empty.wav", tmp_path / "corrupt.wav"
   empty.write_bytes(b"")
   corrupt.write_bytes(b"RIFF\x00\x01junk")
+  silent = str(tmp_path / "no_samples.wav")  # a valid header and no samples
+  audio_io.write_wav(silent, np.zeros(0, np.float32), 16000)
   done = subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_tag", f"--tagger={out}",
-                         f"--runtime={runtime}", str(empty), good, str(corrupt)],
+                         f"--runtime={runtime}", str(empty), good, str(corrupt), silent],
                         capture_output=True, text=True, timeout=300,
                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
   assert done.returncode == 1
   assert f"== {good}" in done.stdout and "clip (mean of 4 patches)" in done.stdout
   assert f"{empty}: cannot tag it" in done.stderr and f"{corrupt}: cannot tag it" in done.stderr
-  assert "2 of 3 files could not be tagged" in done.stderr
+  assert (f"{silent}: cannot tag it (0.00 s of audio, shorter than one 0.975 s window"
+          in done.stderr)
+  assert f"== {silent}" not in done.stdout
+  assert "3 of 4 files could not be tagged" in done.stderr
   assert "Traceback" not in done.stderr

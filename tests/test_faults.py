@@ -297,3 +297,121 @@ def test_model_and_class_map_of_another_dataset_are_refused(tiny_teacher, tiny_e
     exporting.export(model_dir, str(cmap), str(tmp_path / "tagger"),
                      calibration_files=exporting.calibration_audio(train_dir))
   assert not (tmp_path / "tagger").exists()
+
+
+# -- one-line errors, nothing left behind (the binaries as a user runs them) -----------------
+
+# A user's environment: no TF_CPP_MIN_LOG_LEVEL (the suite's own may set it).
+USER_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def run_binary(binary, *args, cwd, env=None):
+  return subprocess.run([sys.executable, "-m", f"tf_skeptical_bin.{binary}", *args],
+                        capture_output=True, text=True, env=env or USER_ENV, timeout=600,
+                        cwd=cwd)
+
+
+def assert_one_line_error(done, binary, *parts):
+  """Exit status 1 and one line on stderr, `<binary>: error: ...` naming every part."""
+  assert done.returncode == 1, done.stderr[-3000:]
+  lines = [l for l in done.stderr.splitlines() if l.strip()]
+  errors = [l for l in lines if l.startswith(f"{binary}: error: ")]
+  assert len(errors) == 1, done.stderr[-3000:]
+  for part in parts:
+    assert part in errors[0], errors[0]
+  assert "Traceback" not in done.stderr
+
+
+def test_truncated_shard_is_named_in_one_line_by_train_and_score(small_set, tiny_teacher,
+                                                                 tmp_path):
+  model_dir, _ = tiny_teacher
+  prepare_small(small_set)
+  shard = sorted((small_set / "out").glob("examples-*.tfrecord"))[0]
+  data = shard.read_bytes()
+  shard.write_bytes(data[:len(data) // 2])  # a partial copy
+  done = run_binary("tfsk_train", f"--train={small_set / 'out'}", "--model_dir=run",
+                    "--epochs=1", "--width=0.25", cwd=tmp_path)
+  assert_one_line_error(done, "tfsk_train", str(shard), f"{len(data) // 2} bytes",
+                        f"manifest.json recorded {len(data)}", "truncated")
+  assert not (tmp_path / "run" / "result.json").exists()
+  done = run_binary("tfsk_score", f"--examples={small_set / 'out'}", f"--model={model_dir}",
+                    "--output_dir=scores", "--local_workers=1", cwd=tmp_path)
+  assert_one_line_error(done, "tfsk_score", str(shard), "truncated")
+  assert not (tmp_path / "scores").exists() and not (tmp_path / ".tmp.scores").exists()
+
+
+def test_known_refusals_are_one_line_and_traceback_on_request(teacher_flags, tiny_examples,
+                                                              tmp_path):
+  _, flags = teacher_flags
+  train_dir, _ = tiny_examples
+  path = str(tmp_path / "flags.npz")
+  flagging.write_flags(dataclasses.replace(flags, max_percent=1.0), path)
+  args = (f"--train={train_dir}", "--model_dir=s", f"--flags={path}", "--discard_percent=4")
+  done = run_binary("tfsk_train", *args, cwd=tmp_path)
+  assert_one_line_error(done, "tfsk_train", "flags were written up to 1.0%, not 4.0%",
+                        "--max_percent")
+  done = run_binary("tfsk_train", *args, "--traceback", cwd=tmp_path)
+  assert done.returncode == 1 and "Traceback" in done.stderr
+  assert "tfsk_train: error: flags were written up to 1.0%" in done.stderr
+  assert not (tmp_path / ".lock.s").exists()
+
+
+def _tmpfs(path, size):
+  """A small tmpfs at path (root only), or a skip saying why."""
+  path.mkdir()
+  done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                        capture_output=True, text=True)
+  if done.returncode:
+    pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip()})")
+
+
+def test_full_disk_in_prepare_is_one_line_and_leaves_no_staging_or_lock(small_set, tmp_path):
+  disk = tmp_path / "disk"
+  _tmpfs(disk, "96k")
+  try:
+    done = run_binary("tfsk_prepare", f"--segments={small_set / 'seg.csv'}",
+                      f"--audio_dir={small_set / 'audio'}",
+                      f"--class_map={small_set / 'classes.csv'}", f"--output_dir={disk / 'ex'}",
+                      "--clip_seconds=1.5", "--local_workers=1", cwd=tmp_path)
+    assert_one_line_error(done, "tfsk_prepare", f"no space left on the device writing "
+                          f"{disk / 'ex'}: free some space")
+    assert sorted(os.listdir(disk)) == []  # no staging directory, lock or partial shard
+  finally:
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_binaries_start_quietly(tmp_path, teacher_flags, tiny_teacher, tiny_examples):
+  done = run_binary("tfsk_train", "--help", cwd=tmp_path)
+  assert "--treatment:" in done.stdout and "--[no]traceback:" in done.stdout
+  assert "Unable to register" not in done.stderr and "cuda" not in done.stderr.lower()
+  model_dir, _ = tiny_teacher
+  _, eval_dir = tiny_examples
+  done = run_binary("tfsk_score", f"--examples={eval_dir}", f"--model={model_dir}",
+                    "--output_dir=scores", "--local_workers=2", cwd=tmp_path)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "apache_beam" not in done.stderr and "Unable to register" not in done.stderr
+  assert "scored 24 clips" in done.stderr
+
+
+def test_a_workers_progress_lines_are_kept_as_their_message(monkeypatch):
+  """What the local job service forwards from a worker, as Beam formats it: progress lines
+  pass as their bare message, the rest is dropped."""
+  import logging
+  from tf_skeptical import cli, progress
+  shown = []
+  monkeypatch.setattr(progress.logging, "info", lambda fmt, *a: shown.append(fmt % a))
+  log = progress.ProgressLog("score: clips", 3000)
+  log.count = 120
+  log.log()
+  line = shown[0]
+  assert line.startswith("score: clips: 120/3000 on this worker (")
+  keep = cli.WorkerProgressOnly()
+  for message, kept in ((line, True), ("Creating insecure control channel for localhost:1.",
+                                       False)):
+    record = logging.LogRecord(
+        "apache_beam.runners.portability.local_job_service", logging.INFO, __file__, 1,
+        "Worker: %s", (f'severity: INFO timestamp {{ seconds: 1 }} message: "{message}" '
+                       'log_location: "x.py:1" thread: "MainThread"',), None)
+    assert keep.filter(record) == kept
+    if kept:
+      assert record.getMessage() == line

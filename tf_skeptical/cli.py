@@ -1,18 +1,131 @@
-"""What every binary shares: quiet TensorFlow start-up and Beam's pass-through arguments."""
+"""What every binary shares: quiet start-up, Beam's pass-through arguments, and one error
+path: a known failure (bad data, mismatched artifacts, a lock, a flag out of range, a full
+disk, a truncated file) is one line, `<binary>: error: <what, which file, what to do>`, and
+exit status 1; `--traceback` shows the Python traceback too. An unexpected exception
+keeps its traceback."""
 
+import errno
 import logging
 import os
+import re
 import sys
+import traceback
+from typing import Optional
 
 from absl import app, flags
 
+from tf_skeptical import progress
+
+TRACEBACK = flags.DEFINE_bool(
+    "traceback", False, "On a known error, print the Python traceback as well as the "
+    "one-line message (for a bug report).")
+
 
 def quiet_tensorflow() -> None:
-  """Hides TensorFlow's C++ start-up chatter (CUDA probes on a CPU machine) and the local
-  Beam runner's per-worker INFO lines, so that the binaries' own progress stays readable."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  for name in ("apache_beam", "apache_beam.runners.portability.local_job_service"):
-    logging.getLogger(name).setLevel(logging.WARNING)
+  """Hides the local Beam runner's INFO lines (its per-worker chatter) and its workers' own
+  reports of an exception (with traceback: the exception reaches the binary, which reports
+  it once), so that the binaries' own progress stays readable; --verbosity=1 (absl's
+  flag, or -v 1) shows them again."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  if any(a == "-v" or a.startswith(("--verbosity", "-v=")) for a in sys.argv[1:]):
+    return
+  logging.getLogger("apache_beam").setLevel(logging.WARNING)
+  # The runner's and its workers' logs, except the workers' progress lines (progress.py),
+  # which the local job service forwards and this shows as the plain message.
+  logging.getLogger("apache_beam.runners").setLevel(logging.CRITICAL)
+  forwarded = logging.getLogger("apache_beam.runners.portability.local_job_service")
+  forwarded.setLevel(logging.INFO)
+  forwarded.addFilter(WorkerProgressOnly())
+
+
+class WorkerProgressOnly(logging.Filter):
+  """Passes only a Beam worker's progress lines (ProgressLog's), as their bare message; the
+  rest of a local worker's log (channels opened, bundles done) is dropped."""
+
+  _MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+
+  def filter(self, record):
+    found = self._MESSAGE.search(record.getMessage())
+    if not found or not progress.is_progress_line(found.group(1)):
+      return False
+    record.msg, record.args = found.group(1), ()
+    return True
+
+
+def binary_name() -> str:
+  return os.path.splitext(os.path.basename(sys.argv[0]))[0] or "tfsk"
+
+
+def _raised_by_us(error: BaseException) -> bool:
+  """Whether the exception was raised in this package's code or the binaries' (where every
+  ValueError or RuntimeError is a message written for the user)."""
+  ours = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+               for m in (sys.modules.get("tf_skeptical"), sys.modules.get("tf_skeptical_bin"))
+               if m is not None and getattr(m, "__file__", None))
+  frames = traceback.extract_tb(error.__traceback__)
+  return bool(frames) and os.path.abspath(frames[-1].filename).startswith(ours)
+
+
+def _full_disk(error: BaseException) -> Optional[str]:
+  """The message for a write that found the disk full, however it was wrapped (an OSError,
+  TensorFlow's ResourceExhaustedError, or either inside a Beam worker's RuntimeError)."""
+  if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    where = error.filename or "an output"
+  else:
+    found = re.search(r"(\S+); No space left on device", str(error))
+    if not found and "No space left on device" not in str(error):
+      return None
+    where = found.group(1) if found else "an output"
+  where = re.sub(r"(^|/)\.tmp\.([^/]+)(/.*)?$", r"\1\2", where)  # the output, not its staging
+  return (f"no space left on the device writing {where}: free some space and run again "
+          "(the run's partial output was removed; any previous output is as it was)")
+
+
+def known_error(error: BaseException) -> Optional[str]:
+  """The one-line message for a failure the user can act on, or None (a bug: keep the
+  traceback)."""
+  import tensorflow as tf
+  from tf_skeptical.bad_input import DataError, tf_error_text
+  from tf_skeptical.examples import FeatureMismatch
+  from tf_skeptical.files import OutputLocked
+  from tf_skeptical.training import NonFiniteLoss
+  if isinstance(error, (DataError, FeatureMismatch, OutputLocked, NonFiniteLoss,
+                        flags.Error)):
+    return str(error)
+  full = _full_disk(error)
+  if full:
+    return full
+  if isinstance(error, tf.errors.OpError):
+    text = tf_error_text(error)
+    if isinstance(error, tf.errors.DataLossError):
+      return (f"a TFRecord file is truncated or corrupt ({text}): copy it again, or write "
+              "it again with the stage that made it")
+    if isinstance(error, tf.errors.InvalidArgumentError) and "teacher score" in text:
+      return text
+    return None
+  if isinstance(error, (ValueError, RuntimeError)) and _raised_by_us(error):
+    return str(error)
+  return None
+
+
+def _guarded(main):
+  """main, with known errors turned into one line on stderr and exit status 1."""
+
+  def run_main(argv):
+    try:
+      return main(argv)
+    except Exception as error:  # noqa: BLE001  (sorted into known and unexpected below)
+      message = known_error(error)
+      if message is None:
+        raise
+      if TRACEBACK.value:
+        traceback.print_exc()
+      first = (str(message).strip().splitlines() or ["(no message)"])[0]
+      sys.stderr.write(f"{binary_name()}: error: {first}\n")
+      sys.stderr.flush()
+      sys.exit(1)
+
+  return run_main
 
 
 def _show_flags_in_help(main) -> None:
@@ -24,6 +137,16 @@ def _show_flags_in_help(main) -> None:
   module = sys.modules[main.__module__]
   for flag in flags.FLAGS.get_key_flags_for_module(module):
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS["traceback"])
+
+
+def _parse_flags(argv, known_only: bool):
+  """absl's flag parsing, with a flag error as one line (a usage error, exit status 1)."""
+  try:
+    return flags.FLAGS(argv, known_only=known_only)
+  except flags.Error as e:
+    sys.stderr.write(f"{binary_name()}: error: {e} (see --help)\n")
+    sys.exit(1)
 
 
 def run_with_beam_args(main) -> None:
@@ -33,18 +156,10 @@ def run_with_beam_args(main) -> None:
   """
   quiet_tensorflow()
   _show_flags_in_help(main)
-
-  def parse(argv):
-    try:
-      return flags.FLAGS(argv, known_only=True)
-    except flags.Error as e:
-      sys.stderr.write(f"FATAL Flags parsing error: {e}\n")
-      sys.exit(1)
-
-  app.run(main, flags_parser=parse)
+  app.run(_guarded(main), flags_parser=lambda argv: _parse_flags(argv, known_only=True))
 
 
 def run(main) -> None:
   quiet_tensorflow()
   _show_flags_in_help(main)
-  app.run(main)
+  app.run(_guarded(main), flags_parser=lambda argv: _parse_flags(argv, known_only=False))

@@ -14,7 +14,7 @@ later stage compares the two, so a model never meets features made another way u
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -243,6 +243,18 @@ def write_manifest(directory: str, num_clips: int, num_classes: int, features: F
   files.write_json(os.path.join(directory, MANIFEST), manifest, sort_keys=True)
 
 
+def check_layout(directory: str, layout: Dict[str, dict], manifest: str, remedy: str) -> None:
+  """Raises a DataError naming the first shard whose size differs from what `manifest`
+  recorded at writing (a truncated or partial copy); remedy: what to do about it."""
+  for name, want in layout.items():
+    path = os.path.join(directory, name)
+    have = files.size(path)
+    if have != want["bytes"]:
+      raise DataError(path, f"{have} bytes, but {manifest} recorded {want['bytes']} "
+                      f"({want['records']} records): the shard is truncated or was changed "
+                      f"after it was written; {remedy}")
+
+
 def read_info(directory: str) -> ExamplesInfo:
   """Reads an examples directory's manifest; an incomplete directory is an error."""
   path = os.path.join(directory, MANIFEST)
@@ -256,6 +268,8 @@ def read_info(directory: str) -> ExamplesInfo:
   if missing:
     raise DataError(directory, f"{len(missing)} shard(s) listed in {MANIFEST} are missing, "
                     f"first {missing[0]}")
+  check_layout(directory, m.get("shard_layout", {}), MANIFEST,
+                            "copy the examples again, or run tfsk_prepare again")
   keys = ("num_clips", "num_classes", "feature_kind", "feature_dims", "frames_per_clip")
   return ExamplesInfo(directory, *(m.pop(k) for k in keys), shards=shards, extra=m)
 

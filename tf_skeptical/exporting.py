@@ -376,8 +376,8 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
       int8=dict(calibration_windows=cfg.calibration_windows,
                 float_layers=list(cfg.float_layers)))
   tflite_meta = tflite_model_metadata(metadata, class_map, cfg)
-  with files.output_lock(out_dir):
-    tmp = files.staging_directory(out_dir)  # built and checked locally, then published
+  # Built and checked locally, then published; removed if anything fails.
+  with files.output_lock(out_dir), files.staged(out_dir) as tmp:
     files.copy(class_map_csv, os.path.join(tmp, CLASS_MAP))
     _write_saved_model(model, params, os.path.join(tmp, SAVED_MODEL),
                        os.path.join(tmp, CLASS_MAP))

@@ -177,6 +177,19 @@ def staging_directory(out_dir: str, local: bool = True) -> str:
   return staging
 
 
+@contextlib.contextmanager
+def staged(out_dir: str, local: bool = True):
+  """Yields a staging directory (staging_directory) for out_dir, and removes it if the block
+  fails, so that a failed run leaves nothing behind (a full disk stays no fuller) and the
+  previous output untouched. Publish it with publish_directory inside the block."""
+  staging = staging_directory(out_dir, local)
+  try:
+    yield staging
+  except BaseException:
+    remove(staging)
+    raise
+
+
 def publish_directory(staging: str, out_dir: str, last: str) -> None:
   """Replaces out_dir with the complete staging directory. Locally the old output is moved
   aside, the new one renamed into place, and then the old one removed; to a URL the files

@@ -195,8 +195,7 @@ def _run_job(build, output_dir: str, class_map, source: str, clips_per_shard: in
   """Runs the pipeline that `build(pipeline)` lays out into a directory beside output_dir
   and swaps it in when complete: a failing run leaves the previous output as it was, and a
   second run into the same output stops with files.OutputLocked."""
-  with files.output_lock(output_dir):
-    staging = files.staging_directory(output_dir, local=False)
+  with files.output_lock(output_dir), files.staged(output_dir, local=False) as staging:
     write_class_map(class_map, os.path.join(staging, examples.CLASS_MAP))
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
     _write(build(pipeline), staging, clips_per_shard)
@@ -205,19 +204,20 @@ def _run_job(build, output_dir: str, class_map, source: str, clips_per_shard: in
       result.wait_until_finish()
     for tmp in files.glob(os.path.join(staging, "beam-temp-*")):
       files.remove(tmp)
-    shard_writer.publish(staging, examples.SHARD_PREFIX)
+    layout = shard_writer.publish(staging, examples.SHARD_PREFIX)
     num_clips = counter(result, "clips_written")
     skips = _collect_skips(staging, launcher_skips)
     clips_id = provenance.clip_set_id_from(num_clips, _collect_hash(staging))
     if num_clips == 0:
+      report = files.sibling(output_dir, "skipped") + ".csv"
+      files.copy(os.path.join(staging, SKIP_REPORT), report)
       raise DataError(source, f"no clip could be prepared: all {len(skips)} were skipped "
-                      f"(reasons in {os.path.join(staging, SKIP_REPORT)}); nothing was "
-                      f"written to {output_dir}")
+                      f"(reasons in {report}); nothing was written to {output_dir}")
     examples.write_manifest(staging, num_clips, len(class_map), features, frames_per_clip,
                             num_skipped=len(skips), clips_id=clips_id,
                             frames_written=counter(result, "frames_written"),
                             class_map_id=provenance.class_map_id(class_map.mids),
-                            source=source, **extra)
+                            source=source, shard_layout=layout, **extra)
     files.publish_directory(staging, output_dir, last=examples.MANIFEST)
   return PrepareResult(output_dir, num_clips, skips)
 

@@ -23,4 +23,13 @@ class ProgressLog:
   def log(self) -> None:
     rate = self.count / max(time.monotonic() - self.start, 1e-9)
     of_total = f"/{self.total}" if self.total else ""
-    logging.info("%s: %d%s on this worker (%.1f/s)", self.what, self.count, of_total, rate)
+    logging.info("%s: %d%s%s (%.1f/s)", self.what, self.count, of_total, _MARK, rate)
+
+
+_MARK = " on this worker"
+
+
+def is_progress_line(text: str) -> bool:
+  """Whether a log message is a ProgressLog line (what the binaries keep of a Beam worker's
+  log)."""
+  return _MARK + " (" in text

@@ -143,8 +143,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   one_patch_a_clip = features.kind == examples.EMBEDDING
   clips_per_batch = clips_per_batch or (1024 if one_patch_a_clip else 64)
   patch_batch = patch_batch or (clips_per_batch if one_patch_a_clip else 256)
-  with files.output_lock(output_dir):
-    staging = files.staging_directory(output_dir, local=False)
+  with files.output_lock(output_dir), files.staged(output_dir, local=False) as staging:
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
     _ = (pipeline
          | "Shards" >> beam.Create(list(info.shards))
@@ -164,7 +163,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
                          f"read, {scored} scored; {output_dir} is left as it was")
     for tmp in files.glob(os.path.join(staging, "beam-temp-*")):
       files.remove(tmp)
-    shards = shard_writer.publish(staging, SCORES_PREFIX)
+    layout = shard_writer.publish(staging, SCORES_PREFIX)
     manifest = dict(num_clips=scored, num_classes=info.num_classes, pooling=pooling,
                     hop_frames=hop_frames, model=files.absolute(model_path),
                     model_id=provenance.file_id(inference.model_path(model_path)),
@@ -172,7 +171,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
                     clips_id=info.extra.get("clips_id"),
                     class_map_id=info.extra.get("class_map_id"),
                     fold=dataclasses.asdict(fold) if fold else None,
-                    shards=shards)
+                    shards=list(layout), shard_layout=layout)
     files.write_json(os.path.join(staging, MANIFEST), manifest)
     files.publish_directory(staging, output_dir, last=MANIFEST)
   return manifest
@@ -223,6 +222,8 @@ def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
     raise DataError(scores_dir, f"no {MANIFEST}: not a scores directory, or scoring did not "
                     "finish")
   manifest = files.read_json(path)
+  examples.check_layout(scores_dir, manifest.get("shard_layout", {}), MANIFEST,
+                            "copy the scores again, or run tfsk_score again")
   n, c = manifest["num_clips"], manifest["num_classes"]
   spec = {"clip_id": tf.io.FixedLenFeature([], tf.string),
           "scores": tf.io.FixedLenFeature([c], tf.float32),

@@ -4,14 +4,16 @@ Beam's WriteToTFRecord with a fixed shard count groups every record by shard key
 and the local runner holds a GroupByKey's whole input in memory: the whole dataset (at
 AudioSet's size, hundreds of GB of examples or 4 GB of scores). Here each bundle writes its
 records straight to files of at most `records_per_shard`, under temporary names, and emits
-a file's name only once it is closed. After the pipeline, `publish` renames the emitted
-files `<prefix>-00000-of-000NN.tfrecord` and deletes any other temporary file (a retried
-bundle's partial output is never emitted, so it is never published).
+a file's name (and record count) only once it is closed. After the pipeline, `publish`
+renames the emitted files `<prefix>-00000-of-000NN.tfrecord`, deletes any other temporary
+file (a retried bundle's partial output is never emitted, so it is never published) and
+returns each shard's record count and size, which the manifest records: examples.check_layout
+then refuses a shard that was truncated or changed since (a partial copy), naming it.
 """
 
 import os
 import uuid
-from typing import List
+from typing import Dict
 
 import apache_beam as beam
 import tensorflow as tf
@@ -36,7 +38,7 @@ class _WriteShards(beam.DoFn):
   def _close(self):
     self._writer.close()
     path, self._writer = self._path, None
-    return path
+    return f"{path}\t{self._count}"
 
   def process(self, record: bytes):
     if self._writer is None:
@@ -68,18 +70,21 @@ class WriteShards(beam.PTransform):
                                                   shard_name_template=""))
 
 
-def publish(directory: str, prefix: str) -> List[str]:
+def publish(directory: str, prefix: str) -> Dict[str, dict]:
   """Renames the shards the pipeline emitted to `<prefix>-NNNNN-of-NNNNN.tfrecord` and
-  removes every unpublished temporary file; returns the shard names, in order."""
+  removes every unpublished temporary file; returns {shard name: {"records", "bytes"}}, in
+  order (the layout a manifest records)."""
   names_file = os.path.join(directory, NAMES)
   with files.open(names_file) as f:
-    written = sorted(line.strip() for line in f if line.strip())
+    written = sorted(line.strip().split("\t") for line in f if line.strip())
   files.remove(names_file)
-  out = []
-  for i, path in enumerate(written):
+  out = {}
+  for i, (path, records) in enumerate(written):
     name = f"{prefix}-{i:05d}-of-{len(written):05d}.tfrecord"
-    files.rename(path, os.path.join(directory, name))
-    out.append(name)
+    target = os.path.join(directory, name)
+    files.rename(path, target)
+    out[name] = dict(records=int(records), bytes=files.size(target))
   for leftover in files.glob(os.path.join(directory, _TMP + "*")):
     files.remove(leftover)
   return out
+
