@@ -22,7 +22,8 @@ from bench import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHMARKS = ("input_pipeline", "masked_step", "scoring_and_flagging", "export", "ceiling",
-              "peers", "teachers", "harder_set", "harder_set_recipes", "storage", "scale")
+              "peers", "teachers", "harder_set", "harder_set_recipes", "treatments", "storage",
+              "scale")
 
 
 def machine() -> str:

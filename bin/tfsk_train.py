@@ -4,8 +4,8 @@ the loss by default, or given the teacher's score, or made positives).
   tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/teacher
   tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/p1 \
       --flags=flags/flags.npz --discard_percent=1
-  tfsk_train ... --flags=flags/flags.npz --discard_percent=1 --treatment=distill \
-      --teacher_scores=scores
+  tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/p1_distill \
+      --flags=flags/flags.npz --discard_percent=1 --treatment=distill --teacher_scores=scores
 
 Watch it with `tensorboard --logdir=runs`. Killed runs resume from their last backup
 when started again with the same flags.

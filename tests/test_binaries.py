@@ -45,7 +45,7 @@ SIZE_FLAGS = {
 # The order the documented lines run in: (binary, line index in its docstring).
 PLAN = [("tfsk_make_builtin", 0), ("tfsk_simulate_audioset", 0), ("tfsk_prepare", 0), ("tfsk_prepare", 1),
         ("tfsk_prepare", 2), ("tfsk_train", 0), ("tfsk_score", 0), ("tfsk_flag", 0),
-        ("tfsk_train", 1), ("tfsk_evaluate", 0), ("tfsk_evaluate", 1), ("tfsk_export", 0),
+        ("tfsk_train", 1), ("tfsk_train", 2), ("tfsk_evaluate", 0), ("tfsk_evaluate", 1), ("tfsk_export", 0),
         ("tfsk_tag", 0), ("tfsk_tag", 1), ("tfsk_sweep", 0), ("tfsk_demo", 0),
         ("tfsk_demo", 1)]
 
@@ -110,7 +110,7 @@ def test_documented_usage_runs_in_order(tmp_path):
          "examples/eval/manifest.json", "examples/bal_train/manifest.json",
          "runs/teacher/model.keras", "runs/teacher/result.json", "scores/scores.json",
          "flags/flags.npz", "flags/summary.csv", "flags/review.csv", "runs/p1/result.json",
-         "runs/p1/eval/eval.json", "flag_quality/flag_quality.csv", "tagger/metadata.json",
+         "runs/p1_distill/result.json", "runs/p1/eval/eval.json", "flag_quality/flag_quality.csv", "tagger/metadata.json",
          "tagger/tagger_int8.tflite", "sweep/results.md", "sweep/plot_metrics.png",
          "demo/sweep/results.md", "demo/sweep/tagger/metadata.json",
          "sim/train/train-00000-of-00003.tfrecord", "sim/train_missing_labels.csv",
@@ -119,6 +119,8 @@ def test_documented_usage_runs_in_order(tmp_path):
     assert json.load(f)["num_clips"] == 6
   with open(tmp_path / "runs/p1/result.json") as f:
     assert json.load(f)["discard_percent"] == 1
+  with open(tmp_path / "runs/p1_distill/result.json") as f:
+    assert json.load(f)["treatment"] == "distill0.9"
   assert outputs[("tfsk_tag", 0)].count("clip (mean of") == 2
   assert outputs[("tfsk_tag", 1)].count("clip (mean of") == 1
   assert "Best discard percentage" in outputs[("tfsk_demo", 1)]

@@ -134,15 +134,21 @@ def complete_dir(work_dir: str, seed_index: int = 0) -> str:
   return reference_dir(work_dir, COMPLETE, seed_index)
 
 
+# What makes flags the same: the teacher, and the ontology and per-class policy they used.
+FLAGS_IDENTITY = ("model_id", "ontology", "min_positives")
+
+
 def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0, add_positives=None,
            teacher_scores=None):
   if training.is_trained(model_dir):
     result = files.read_json(os.path.join(model_dir, training.RESULT))
-    made_by = (result.get("flags") or {}).get("model_id")
-    if discards is None or made_by == discards.made_from.get("model_id"):
+    made_from = result.get("flags") or {}
+    if discards is None or all(made_from.get(k) == discards.made_from.get(k)
+                               for k in FLAGS_IDENTITY):
       logging.info("skipping %s: already trained", model_dir)
       return result
-    logging.warning("%s was trained on flags of another teacher: training it again", model_dir)
+    logging.warning("%s was trained on other flags (another teacher, ontology or per-class "
+                    "policy): training it again", model_dir)
     files.remove(model_dir)
   logging.info("training %s (%s)", model_dir,
                f"{cfg.treatment_spec.label} on {p:g}% of implicit negatives" if p else
@@ -313,7 +319,7 @@ def _flags(scores_dirs: Sequence[str], teacher_id: str, flags_dir: str, class_ma
   onto_path = cfg.train.ontology or None
   want = dict(model_id=teacher_id, ontology=onto_path, min_positives=cfg.flag_min_positives)
   made_from = flagging.read_flags(flags_path).made_from if files.exists(flags_path) else {}
-  if any(made_from.get(k, v if k != "model_id" else None) != v for k, v in want.items()):
+  if any(made_from.get(k) != want[k] for k in FLAGS_IDENTITY):
     logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
     files.makedirs(flags_dir)
     scores = _read_scores(scores_dirs)

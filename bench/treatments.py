@@ -1,0 +1,214 @@
+"""The treatments of flagged entries (mask, soft, distill, positive) against plain training,
+with both references, overall and on head and tail classes, on one dataset.
+
+  python -m bench.treatments --set=builtin --demo_dir=tfsk_work
+  python -m bench.treatments --set=harder [--seeds=5] [--percents=0,2] [--ontology]
+
+builtin: reads a finished demo sweep (`tfsk_demo --treatments=mask,soft,distill,positive
+--percents=0,2 --seeds=5`). harder: simulates the harder set (bench.harder_set's data: an
+ontology, parents often missing), and runs the sweep with every treatment at embedding
+level; --ontology trains and flags with the set's ontology.json (labels propagated to
+ancestors, no flag on a labelled class's ancestor), in a sweep directory of its own, and
+compares its baseline with the plain one, paired by seed.
+
+For every treatment at every p and both references (complete labels, perfect mask): the d'
+and lwlrap gains over the baseline with 95% intervals over seeds and eval clips, on all
+classes, on the head (classes with more train positives than the median class) and on the
+tail (the rest); then the goal: significant in both metrics (every interval above 0), at
+least half of the complete labels' lwlrap gain, and more d' than the perfect mask.
+Writes <sweep dir>/treatments.md, and its rows (marked with the set) into
+bench/results/treatments.json beside the other sets' (bench/RESULTS.md, `python -m bench
+--report`).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from bench import common
+
+HEAD, TAIL = "head", "tail"
+
+
+def _parse():
+  extra = argparse.ArgumentParser(add_help=False)
+  extra.add_argument("--set", choices=("builtin", "harder"), default="builtin")
+  extra.add_argument("--demo_dir", default="tfsk_work")
+  extra.add_argument("--seeds", type=int, default=5)
+  extra.add_argument("--percents", default="0,2")
+  extra.add_argument("--treatments", default="mask,soft,distill,positive")
+  extra.add_argument("--ontology", action="store_true")
+  extra.add_argument("--flag_min_positives", type=int, default=0)
+  extra.add_argument("--clips", type=int, default=20000)
+  extra.add_argument("--classes", type=int, default=200)
+  extra.add_argument("--epochs", type=int, default=8)
+  extra.add_argument("--bootstrap", type=int, default=200)
+  known, rest = extra.parse_known_args()
+  sys.argv = [sys.argv[0]] + rest
+  return known, common.parse_args(__doc__)
+
+
+def class_split(sweep_dir: str):
+  """{HEAD: classes with more train positives than the median class, TAIL: the rest}, from
+  the teacher's score records (which carry each clip's positives)."""
+  from tf_skeptical import scoring, sweep
+  scores = scoring.read_scores(os.path.join(sweep_dir, sweep.SCORES))
+  counts = np.bincount(scores.positives[1], minlength=scores.scores.shape[1])
+  head = counts > np.median(counts)
+  return {HEAD: np.flatnonzero(head), TAIL: np.flatnonzero(~head)}, counts
+
+
+def _scores(sweep_dir, eval_dir, dirs):
+  from tf_skeptical import sweep
+  return [sweep.eval_scores(d, eval_dir)[2] for d in dirs]
+
+
+def gains_by_part(labels, students, baselines, split, params):
+  """paired_gain on all classes and on each part of the split (columns of the eval set)."""
+  from tf_skeptical import verdict
+  out = {"all": verdict.paired_gain(labels, students, baselines, params)}
+  for part, cols in split.items():
+    out[part] = verdict.paired_gain(labels[:, cols], [s[:, cols] for s in students],
+                                    [b[:, cols] for b in baselines], params)
+  return out
+
+
+def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
+  """Rows for the report and the markdown table: every treatment's rows and the
+  references, overall, head and tail; and the goal's verdict per treatment."""
+  from tf_skeptical import sweep, verdict
+  split, counts = class_split(sweep_dir)
+  _, labels, _ = sweep.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
+  baselines = _scores(sweep_dir, eval_dir, [sweep.run_dir(sweep_dir, 0.0, i)
+                                            for i in range(seeds)])
+  runs = {}
+  for r in table:
+    if r["discard_percent"] > 0 and r.get("round", 1) == 1:
+      runs[f"{r['treatment']}, p = {r['discard_percent']:g}%"] = [
+          sweep.row_dir(sweep_dir, r, i) for i in range(seeds)]
+  for name in (sweep.COMPLETE, sweep.PERFECT_MASK):
+    dirs = [sweep.reference_dir(sweep_dir, name, i) for i in range(seeds)]
+    if all(os.path.exists(os.path.join(d, "result.json")) for d in dirs):
+      runs[name.replace("_", " ")] = dirs
+  gains = {name: gains_by_part(labels, _scores(sweep_dir, eval_dir, dirs), baselines, split,
+                               params) for name, dirs in runs.items()}
+  lines = [f"Head: the {split[HEAD].size} classes with more train positives than the median "
+           f"class ({np.median(counts):g}); tail: the other {split[TAIL].size}. {seeds} seeds; "
+           "95% intervals [seeds; eval clips].\n",
+           "| run | d' gain | lwlrap gain | head d' | tail d' | head lwlrap | tail lwlrap |",
+           "|---|---|---|---|---|---|---|"]
+
+  def cell(g, metric="d_prime"):
+    k = verdict.METRICS[metric]
+    mark = " *" if g[k + "significant"] and g[k + "gain"] > 0 else ""
+    return (f"{g[k + 'gain']:+.3f} [{g[k + 'gain_seed_low']:+.3f}, {g[k + 'gain_seed_high']:+.3f}; "
+            f"{g[k + 'gain_clip_low']:+.3f}, {g[k + 'gain_clip_high']:+.3f}]{mark}")
+
+  rows = []
+  for name, g in gains.items():
+    lines.append(f"| {name} | {cell(g['all'])} | {cell(g['all'], 'lwlrap')} | "
+                 f"{cell(g[HEAD])} | {cell(g[TAIL])} | {cell(g[HEAD], 'lwlrap')} | "
+                 f"{cell(g[TAIL], 'lwlrap')} |")
+    for part in ("all", HEAD, TAIL):
+      for metric, k in verdict.METRICS.items():
+        rows.append(common.row(f"{name}, {part} classes: {metric} gain "
+                               f"{verdict.describe(g[part], metric)}", g[part][k + "gain"]))
+  lines.append("\n* every interval above 0.\n")
+  complete = gains.get("complete", {}).get("all")
+  perfect = gains.get("perfect mask", {}).get("all")
+  for name, g in gains.items():
+    if name in ("complete", "perfect mask"):
+      continue
+    g = g["all"]
+    checks = [("significant d' gain", g["significant"] and g["gain"] > 0),
+              ("significant lwlrap gain", g["lwlrap_significant"] and g["lwlrap_gain"] > 0)]
+    if complete:
+      share = g["lwlrap_gain"] / complete["lwlrap_gain"] if complete["lwlrap_gain"] > 0 else 0
+      checks.append((f"{100 * share:.0f}% of the complete labels' lwlrap gain (>= 50%)",
+                     share >= 0.5))
+    if perfect:
+      checks.append((f"d' {g['gain']:+.3f} vs the perfect mask's {perfect['gain']:+.3f}",
+                     g["gain"] > perfect["gain"]))
+    met = all(ok for _, ok in checks)
+    lines.append(f"- {name}: {'meets the goal' if met else 'misses the goal'} ("
+                 + "; ".join(f"{what}: {'yes' if ok else 'no'}" for what, ok in checks) + ")")
+    rows.append(common.row(f"{name}: meets the goal (1 = yes)", float(met)))
+  text = "\n".join(lines) + "\n"
+  with open(os.path.join(sweep_dir, "treatments.md"), "w") as f:
+    f.write(text)
+  print(text)
+  return rows
+
+
+def builtin(known, args):
+  import csv
+  from tf_skeptical import sweep, verdict
+  sweep_dir = os.path.join(known.demo_dir, "sweep")
+  eval_dir = os.path.join(known.demo_dir, "examples", "eval")
+  with open(os.path.join(sweep_dir, sweep.RESULTS_CSV)) as f:
+    table = [dict(r, discard_percent=float(r["discard_percent"]), round=int(r["round"]))
+             for r in csv.DictReader(f)]
+  return analyse(sweep_dir, eval_dir, table, known.seeds,
+                 verdict.VerdictParams(bootstrap=known.bootstrap))
+
+
+def harder(known, args):
+  from bench import harder_set
+  from tf_skeptical import audioset_simulation as sim, sweep, training, verdict
+  work = os.path.join(args.work_dir, "harder_set")
+  train_dir, eval_dir, truth = harder_set.dataset(work, known.clips, 3000, known.classes)
+  onto = os.path.join(work, "sim", sim.ONTOLOGY) if known.ontology else ""
+  params = verdict.VerdictParams(bootstrap=known.bootstrap)
+  cfg = sweep.SweepConfig(
+      train=training.TrainConfig(model="embedding_mlp", width=0.5, epochs=known.epochs,
+                                 batch_size=256, ontology=onto),
+      percents=tuple(float(p) for p in known.percents.split(",")), max_percent=20.0,
+      score_workers=1, seeds=known.seeds, treatments=tuple(known.treatments.split(",")),
+      flag_min_positives=known.flag_min_positives, verdict_params=params)
+  name = "sweep_treatments" + ("_ontology" if onto else "") + (
+      f"_min{known.flag_min_positives}" if known.flag_min_positives else "")
+  sweep_dir = os.path.join(work, name)
+  table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth)
+  rows = analyse(sweep_dir, eval_dir, table, known.seeds, params)
+  plain = os.path.join(work, "sweep_treatments")
+  if onto and all(os.path.exists(os.path.join(sweep.run_dir(plain, 0.0, i), "result.json"))
+                  for i in range(known.seeds)):
+    split, _ = class_split(sweep_dir)
+    _, labels, _ = sweep.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
+    g = gains_by_part(labels, _scores(sweep_dir, eval_dir,
+                                      [sweep.run_dir(sweep_dir, 0.0, i) for i in range(known.seeds)]),
+                      _scores(plain, eval_dir,
+                              [sweep.run_dir(plain, 0.0, i) for i in range(known.seeds)]),
+                      split, params)
+    for part in ("all", HEAD, TAIL):
+      for metric, k in verdict.METRICS.items():
+        line = (f"ontology baseline vs plain baseline, {part} classes: {metric} "
+                f"{verdict.describe(g[part], metric)}")
+        print(line)
+        rows.append(common.row(line, g[part][k + "gain"]))
+  return rows
+
+
+def main():
+  known, args = _parse()
+  if args.quick:
+    print("treatments: trains dozens of students; not a --quick benchmark, skipped")
+    return
+  rows = builtin(known, args) if known.set == "builtin" else harder(known, args)
+  label = known.set + (", ontology" if known.ontology else "") + (
+      f", flag_min_positives {known.flag_min_positives}" if known.flag_min_positives else "")
+  # One stored result for every set: this set's rows replace its earlier ones.
+  path = os.path.join(common.RESULTS_DIR, "treatments.json")
+  kept = []
+  if os.path.exists(path):
+    with open(path) as f:
+      kept = [r for r in json.load(f)["rows"] if not r["metric"].startswith(f"[{label}] ")]
+  common.report("treatments", kept + [dict(r, metric=f"[{label}] {r['metric']}")
+                                      for r in rows])
+
+
+if __name__ == "__main__":
+  main()
