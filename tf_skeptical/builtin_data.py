@@ -194,14 +194,20 @@ def _render(events: List[Event], p: BuiltinDataParams, sr: int, rng) -> np.ndarr
   x = _colored_noise(float(rng.uniform(0, 2)))(rng, n, sr) * 10 ** (rng.uniform(-50, -40) / 20)
   for e in events:
     a, m = int(e.start * sr), max(int(e.seconds * sr), 1)
-    sound = _CLASSES[e.cls][1](rng, m, sr)
-    ramp = np.minimum(1.0, np.minimum(np.arange(m), np.arange(m)[::-1]) / (0.01 * sr))
-    sound = sound * ramp / (np.sqrt(np.mean(sound ** 2)) + 1e-9)  # unit RMS
-    x[a:a + m] += sound[:n - a] * 10 ** (e.level_db / 20)
+    add_event(x, _CLASSES[e.cls][1](rng, m, sr), a, e.level_db, sr)
   return x
 
 
-def _write_wav(path: str, x: np.ndarray, sr: int, channels: int) -> None:
+def add_event(x: np.ndarray, sound: np.ndarray, start: int, level_db: float, sr: int) -> None:
+  """Mixes a sound into x from sample `start`: 10 ms ramps at both ends, scaled to unit RMS
+  and then to level_db; cut at the end of x."""
+  m = len(sound)
+  ramp = np.minimum(1.0, np.minimum(np.arange(m), np.arange(m)[::-1]) / (0.01 * sr))
+  sound = sound * ramp / (np.sqrt(np.mean(sound ** 2)) + 1e-9)  # unit RMS
+  x[start:start + m] += sound[:len(x) - start] * 10 ** (level_db / 20)
+
+
+def write_pcm_wav(path: str, x: np.ndarray, sr: int, channels: int) -> None:
   peak = np.abs(x).max()
   if peak > 0.99:
     x = x * (0.99 / peak)
@@ -215,7 +221,7 @@ def _write_wav(path: str, x: np.ndarray, sr: int, channels: int) -> None:
     w.writeframes(pcm.tobytes())
 
 
-def _drop_weights(events_per_clip, class_weight) -> np.ndarray:
+def drop_weights(events_per_clip, class_weight) -> np.ndarray:
   """Relative chance that the nomination misses each event: class, quietness, shortness."""
   w = []
   for events in events_per_clip:
@@ -226,7 +232,7 @@ def _drop_weights(events_per_clip, class_weight) -> np.ndarray:
   return np.asarray(w)
 
 
-def _scale_to_rate(weights: np.ndarray, wanted_missing: float) -> np.ndarray:
+def scale_to_rate(weights: np.ndarray, wanted_missing: float) -> np.ndarray:
   """Probabilities min(1, s * w) whose sum is wanted_missing (bisection on s)."""
   if wanted_missing >= len(weights):
     return np.ones_like(weights)
@@ -262,7 +268,7 @@ def generate(out_dir: str, p: BuiltinDataParams = BuiltinDataParams()) -> dict:
                  for ev, neg in zip(train_events, train_negatives))
   # Each missed label also becomes an implicit negative: solve m = rate * (implicit + m).
   wanted = p.missing_rate * implicit / (1 - p.missing_rate)
-  drop_prob = _scale_to_rate(_drop_weights(train_events, class_weight), wanted)
+  drop_prob = scale_to_rate(drop_weights(train_events, class_weight), wanted)
   dropped = rng.random(drop_prob.size) < drop_prob
 
   segments = {"train": [], "eval": []}
@@ -284,7 +290,7 @@ def generate(out_dir: str, p: BuiltinDataParams = BuiltinDataParams()) -> dict:
         negatives = train_negatives[i]
       other = p.other_format_every and i % p.other_format_every == p.other_format_every - 1
       sr, channels = (22050, 2) if other else (16000, 1)
-      _write_wav(os.path.join(out_dir, AUDIO_DIR, clip_id + ".wav"),
+      write_pcm_wav(os.path.join(out_dir, AUDIO_DIR, clip_id + ".wav"),
                  _render(evs, p, sr, rng), sr, channels)
       segments[split].append(Segment(clip_id, 0.0, p.clip_seconds, tuple(sorted(observed)),
                                      negatives, 0))
