@@ -8,8 +8,10 @@ p's d' gain over the baseline with 95% intervals over seeds and eval clips) and,
 complete labels: what the missing labels cost; the perfect mask: the most masking can
 recover). The best p's student is
 exported to <work_dir>/tagger (SavedModel, TFLite). With --rounds=2 the best student
-flags again and a second set of students trains (<work_dir>/round2). Re-running skips the stages already
-complete. `tensorboard --logdir=<work_dir>` shows every run and HParams.
+flags again and a second set of students trains (<work_dir>/round2). With
+--treatments=mask,soft,distill,positive every p trains a student per treatment of the flagged
+entries (docs/treatments.md), a row each. Re-running skips the stages already complete.
+`tensorboard --logdir=<work_dir>` shows every run and HParams.
 """
 
 from absl import flags, logging
