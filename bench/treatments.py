@@ -34,6 +34,7 @@ import numpy as np
 from bench import common
 
 HEAD, TAIL = "head", "tail"
+COMMAND = "python -m bench.treatments"  # as run (set by _parse), recorded with its rows
 
 
 def _parse():
@@ -50,6 +51,8 @@ def _parse():
   extra.add_argument("--epochs", type=int, default=8)
   extra.add_argument("--bootstrap", type=int, default=200)
   known, rest = extra.parse_known_args()
+  global COMMAND
+  COMMAND = " ".join(["python -m bench.treatments"] + sys.argv[1:])
   sys.argv = [sys.argv[0]] + rest
   return known, common.parse_args(__doc__)
 
@@ -229,8 +232,9 @@ def main():
   if os.path.exists(path):
     with open(path) as f:
       kept = [r for r in json.load(f)["rows"] if not r["metric"].startswith(f"[{label}] ")]
-  common.report("treatments", kept + [dict(r, metric=f"[{label}] {r['metric']}")
-                                      for r in rows])
+  rows = [dict(r, metric=f"[{label}] {r['metric']}") for r in rows]
+  rows.insert(0, common.row(f"[{label}] {COMMAND}", known.seeds))  # the command, and seeds
+  common.report("treatments", kept + rows)
 
 
 if __name__ == "__main__":

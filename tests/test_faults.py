@@ -333,11 +333,12 @@ def test_truncated_shard_is_named_in_one_line_by_train_and_score(small_set, tiny
                     "--epochs=1", "--width=0.25", cwd=tmp_path)
   assert_one_line_error(done, "tfsk_train", str(shard), f"{len(data) // 2} bytes",
                         f"manifest.json recorded {len(data)}", "truncated")
-  assert not (tmp_path / "run" / "result.json").exists()
+  assert not (tmp_path / "run").exists()
   done = run_binary("tfsk_score", f"--examples={small_set / 'out'}", f"--model={model_dir}",
                     "--output_dir=scores", "--local_workers=1", cwd=tmp_path)
   assert_one_line_error(done, "tfsk_score", str(shard), "truncated")
   assert not (tmp_path / "scores").exists() and not (tmp_path / ".tmp.scores").exists()
+  assert not (tmp_path / ".lock.scores").exists() and not (tmp_path / ".lock.run").exists()
 
 
 def test_known_refusals_are_one_line_and_traceback_on_request(teacher_flags, tiny_examples,

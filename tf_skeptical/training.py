@@ -295,6 +295,7 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
     logging.info("%s is already trained; its result is kept (overwrite to train it again)",
                  model_dir)
     return files.read_json(os.path.join(model_dir, RESULT))
+  examples.read_info(train_dir)  # bad or truncated examples refused before anything is made
   with files.output_lock(model_dir):
     if overwrite:
       files.remove(model_dir)
