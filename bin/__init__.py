@@ -9,12 +9,9 @@ import logging
 import os
 import sys
 
+from tf_skeptical.cli import verbose_requested  # imports no TensorFlow
 
-def _verbose(argv) -> bool:
-  return any(a == "-v" or a.startswith(("--verbosity", "-v=")) for a in argv[1:])
-
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _verbose(sys.argv) else "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose_requested(sys.argv) else "3")
 
 
 class _DropBeamGcpNote(logging.Filter):

@@ -27,7 +27,7 @@ def quiet_tensorflow() -> None:
   it once), so that the binaries' own progress stays readable; --verbosity=1 (absl's
   flag, or -v 1) shows them again."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  if any(a == "-v" or a.startswith(("--verbosity", "-v=")) for a in sys.argv[1:]):
+  if verbose_requested(sys.argv):
     return
   logging.getLogger("apache_beam").setLevel(logging.WARNING)
   # The runner's and its workers' logs, except the workers' progress lines (progress.py),
@@ -50,6 +50,12 @@ class WorkerProgressOnly(logging.Filter):
       return False
     record.msg, record.args = found.group(1), ()
     return True
+
+
+def verbose_requested(argv) -> bool:
+  """Whether the command line asks for absl's --verbosity (or -v): then the start-up and
+  Beam's logs are shown."""
+  return any(a == "-v" or a.startswith(("--verbosity", "-v=")) for a in argv[1:])
 
 
 def binary_name() -> str:
