@@ -7,7 +7,7 @@ Generates the data, prepares it (Beam), trains the teacher, scores the train set
 flags likely missing labels, trains one student per discard percentage, exports the best
 one (SavedModel + TFLite), and ends with the results table, the flags' precision against
 the truth and the paths of the plots and the tagger. The students mask their flagged
-entries (the paper's treatment, which no other measured better on this data:
+entries (the paper's treatment; no other measured significantly better on this data:
 docs/treatments.md); --treatments=mask,soft,distill,positive compares them all.
 Re-running continues where a previous run stopped.
 """
