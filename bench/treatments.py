@@ -154,10 +154,15 @@ def builtin(known, args):
   from tf_skeptical import sweep, verdict
   sweep_dir = os.path.join(known.demo_dir, "sweep")
   eval_dir = os.path.join(known.demo_dir, "examples", "eval")
+  if not os.path.exists(os.path.join(sweep_dir, sweep.RESULTS_CSV)):
+    print(f"treatments: no finished demo in {known.demo_dir} (run tfsk_demo "
+          "--treatments=mask,soft,distill,positive first); skipped")
+    return None
   with open(os.path.join(sweep_dir, sweep.RESULTS_CSV)) as f:
     table = [dict(r, discard_percent=float(r["discard_percent"]), round=int(r["round"]))
              for r in csv.DictReader(f)]
-  return analyse(sweep_dir, eval_dir, table, known.seeds,
+  seeds = min(known.seeds, int(table[0]["runs"]))  # the runs the demo made
+  return analyse(sweep_dir, eval_dir, table, seeds,
                  verdict.VerdictParams(bootstrap=known.bootstrap))
 
 
@@ -224,6 +229,8 @@ def main():
     print("treatments: trains dozens of students; not a --quick benchmark, skipped")
     return
   rows = dict(builtin=builtin, harder=harder, real=real)[known.set](known, args)
+  if rows is None:
+    return
   label = known.set + (", ontology" if known.ontology else "") + (
       f", flag_min_positives {known.flag_min_positives}" if known.flag_min_positives else "")
   # One stored result for every set: this set's rows replace its earlier ones.
