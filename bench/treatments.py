@@ -183,7 +183,11 @@ def real(known, args):
       f"_min{known.flag_min_positives}" if known.flag_min_positives else "")
   sweep_dir = os.path.join(work, name)
   table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth)
-  return analyse(sweep_dir, eval_dir, table, known.seeds, params)
+  rows = analyse(sweep_dir, eval_dir, table, known.seeds, params)
+  if known.ontology:
+    rows += ontology_vs_plain(sweep_dir, os.path.join(work, "sweep"), eval_dir, known.seeds,
+                              params)
+  return rows
 
 
 def harder(known, args):
@@ -204,22 +208,31 @@ def harder(known, args):
   sweep_dir = os.path.join(work, name)
   table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth)
   rows = analyse(sweep_dir, eval_dir, table, known.seeds, params)
-  plain = os.path.join(work, "sweep_treatments")
-  if onto and all(os.path.exists(os.path.join(sweep.run_dir(plain, 0.0, i), "result.json"))
-                  for i in range(known.seeds)):
-    split, _ = class_split(sweep_dir)
-    _, labels, _ = sweep.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
-    g = gains_by_part(labels, _scores(sweep_dir, eval_dir,
-                                      [sweep.run_dir(sweep_dir, 0.0, i) for i in range(known.seeds)]),
-                      _scores(plain, eval_dir,
-                              [sweep.run_dir(plain, 0.0, i) for i in range(known.seeds)]),
-                      split, params)
-    for part in ("all", HEAD, TAIL):
-      for metric, k in verdict.METRICS.items():
-        line = (f"ontology baseline vs plain baseline, {part} classes: {metric} "
-                f"{verdict.describe(g[part], metric)}")
-        print(line)
-        rows.append(common.row(line, g[part][k + "gain"]))
+  if onto:
+    rows += ontology_vs_plain(sweep_dir, os.path.join(work, "sweep_treatments"), eval_dir,
+                              known.seeds, params)
+  return rows
+
+
+def ontology_vs_plain(onto_dir, plain_dir, eval_dir, seeds, params):
+  """The propagated baseline against the plain one, paired by seed, on all classes, head and
+  tail: what the ontology does on its own (nothing when the plain sweep has not run)."""
+  from tf_skeptical import sweep, verdict
+  if not all(os.path.exists(os.path.join(sweep.run_dir(plain_dir, 0.0, i), "result.json"))
+             for i in range(seeds)):
+    return []
+  split, _ = class_split(onto_dir)
+  _, labels, _ = sweep.eval_scores(sweep.run_dir(onto_dir, 0.0), eval_dir)
+  g = gains_by_part(labels, *[_scores(d, eval_dir, [sweep.run_dir(d, 0.0, i)
+                                                    for i in range(seeds)])
+                              for d in (onto_dir, plain_dir)], split, params)
+  rows = []
+  for part in ("all", HEAD, TAIL):
+    for metric, k in verdict.METRICS.items():
+      line = (f"ontology baseline vs plain baseline, {part} classes: {metric} "
+              f"{verdict.describe(g[part], metric)}")
+      print(line)
+      rows.append(common.row(line, g[part][k + "gain"]))
   return rows
 
 
