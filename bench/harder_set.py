@@ -93,8 +93,8 @@ def few_positive_rows(cfg, sweep_dir, train_dir, eval_dir, flags, truth, table):
       seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
       training.train(train_dir, model_dir, seeded, eval_dir=eval_dir,
                      discards=dropped.discards(p), verbose=0)
-    students.append(sweep.eval_scores(model_dir, eval_dir)[2])
-    _, labels, s = sweep.eval_scores(sweep.run_dir(sweep_dir, p, i), eval_dir)
+    students.append(evaluation.eval_scores(model_dir, eval_dir)[2])
+    _, labels, s = evaluation.eval_scores(sweep.run_dir(sweep_dir, p, i), eval_dir)
     kept.append(s)
   g = verdict.paired_gain(labels, students, kept, cfg.verdict_params)
   rows.append(common.row(f"p = {p:g}%, few-positive classes' flags dropped vs kept: d' "

@@ -77,7 +77,7 @@ def main():
                    os.path.join(work, "recipes", recipe, name.replace(" ", "_")))
       if not training.is_trained(model_dir):
         training.train(train_dir, model_dir, cfg, eval_dir=eval_dir, verbose=0, **how)
-      _, labels, scores = sweep.eval_scores(model_dir, eval_dir)
+      _, labels, scores = evaluation.eval_scores(model_dir, eval_dir)
       if groups is None:
         groups = class_groups(os.path.join(work, "sim", "generation.json"), labels)
       auc = metrics.per_class_auc(labels, scores)

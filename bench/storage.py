@@ -20,7 +20,7 @@ def main():
   if given is None:
     return
   _, work = given
-  from tf_skeptical import builtin_data, examples, files, prepare, sweep, training, verdict
+  from tf_skeptical import builtin_data, evaluation, examples, files, prepare, sweep, training, verdict
   sweep_dir = os.path.join(work, "sweep")
   data = os.path.join(work, "builtin")
   out = os.path.join(work, "storage_bench")
@@ -44,8 +44,8 @@ def main():
     model_dir = os.path.join(out, f"p0_seed{i}")
     training.train(dirs["train"], model_dir, training.TrainConfig(
         **dict(recipe, seed=recipe["seed"] + i)), eval_dir=dirs["eval"], verbose=0)
-    float16.append(sweep.eval_scores(model_dir, dirs["eval"]))
-    float32.append(sweep.eval_scores(sweep.run_dir(sweep_dir, 0.0, i),
+    float16.append(evaluation.eval_scores(model_dir, dirs["eval"]))
+    float32.append(evaluation.eval_scores(sweep.run_dir(sweep_dir, 0.0, i),
                                      os.path.join(work, "examples", "eval")))
   assert all(list(a[0]) == list(b[0]) for a, b in zip(float16, float32))
   labels = float32[0][1]

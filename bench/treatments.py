@@ -68,8 +68,8 @@ def class_split(sweep_dir: str):
 
 
 def _scores(sweep_dir, eval_dir, dirs):
-  from tf_skeptical import sweep
-  return [sweep.eval_scores(d, eval_dir)[2] for d in dirs]
+  from tf_skeptical import evaluation
+  return [evaluation.eval_scores(d, eval_dir)[2] for d in dirs]
 
 
 def gains_by_part(labels, students, baselines, split, params):
@@ -85,9 +85,9 @@ def gains_by_part(labels, students, baselines, split, params):
 def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
   """Rows for the report and the markdown table: every treatment's rows and the
   references, overall, head and tail; and the goal's verdict per treatment."""
-  from tf_skeptical import sweep, verdict
+  from tf_skeptical import evaluation, sweep, verdict
   split, counts = class_split(sweep_dir)
-  _, labels, _ = sweep.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
+  _, labels, _ = evaluation.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
   baselines = _scores(sweep_dir, eval_dir, [sweep.run_dir(sweep_dir, 0.0, i)
                                             for i in range(seeds)])
   runs = {}
@@ -217,12 +217,12 @@ def harder(known, args):
 def ontology_vs_plain(onto_dir, plain_dir, eval_dir, seeds, params):
   """The propagated baseline against the plain one, paired by seed, on all classes, head and
   tail: what the ontology does on its own (nothing when the plain sweep has not run)."""
-  from tf_skeptical import sweep, verdict
+  from tf_skeptical import evaluation, sweep, verdict
   if not all(os.path.exists(os.path.join(sweep.run_dir(plain_dir, 0.0, i), "result.json"))
              for i in range(seeds)):
     return []
   split, _ = class_split(onto_dir)
-  _, labels, _ = sweep.eval_scores(sweep.run_dir(onto_dir, 0.0), eval_dir)
+  _, labels, _ = evaluation.eval_scores(sweep.run_dir(onto_dir, 0.0), eval_dir)
   g = gains_by_part(labels, *[_scores(d, eval_dir, [sweep.run_dir(d, 0.0, i)
                                                     for i in range(seeds)])
                               for d in (onto_dir, plain_dir)], split, params)

@@ -12,12 +12,13 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import files, inference, metrics
+from tf_skeptical import examples, files, inference, metrics, provenance
 from tf_skeptical.class_map import ClassMap
 from tf_skeptical.flagging import Discards, Flags
 
 EVAL_JSON = "eval.json"
 FLAG_QUALITY = "flag_quality.csv"
+EVAL_SCORES = "eval_scores.npz"  # a trained run's eval clip scores, beside its model
 
 
 def evaluate(model, eval_dir: str, pooling: str = "mean", hop_frames: Optional[int] = None,
@@ -35,6 +36,32 @@ def evaluate_model(model_path: str, eval_dir: str, pooling: str = "mean",
                    hop_frames: Optional[int] = None) -> metrics.Evaluation:
   """`evaluate` of a trained model, from its directory or .keras file."""
   return evaluate(inference.load_model(model_path), eval_dir, pooling, hop_frames, model_path)
+
+
+def write_eval_scores(model_dir: str, ids, labels, scores, pooling: str = "mean") -> None:
+  """Keeps a run's eval clip scores beside the model they came from (training writes them
+  from its last evaluation, so that comparing runs predicts nothing again)."""
+  model_id = provenance.file_id(inference.model_path(model_dir))
+  with files.local_output(os.path.join(model_dir, EVAL_SCORES)) as tmp:
+    np.savez(tmp, clip_ids=ids, labels=labels, scores=scores, model_id=np.str_(model_id),
+             pooling=np.str_(pooling))
+
+
+def eval_scores(model_dir: str, eval_dir: str):
+  """A run's eval clip scores (mean-pooled): (clip ids, labels, scores), from the run's
+  directory when they are of its model and eval clips, else predicted and kept there."""
+  path = os.path.join(model_dir, EVAL_SCORES)
+  model_id = provenance.file_id(inference.model_path(model_dir))
+  if files.exists(path):
+    with files.open(path, "rb") as f, np.load(f) as z:
+      pooling = str(z["pooling"]) if "pooling" in z.files else "mean"
+      if (str(z["model_id"]) == model_id and pooling == "mean"
+          and len(z["clip_ids"]) == examples.read_info(eval_dir).num_clips):
+        return z["clip_ids"], z["labels"], z["scores"]
+  ids, labels, scores = inference.predict_clip_scores(inference.load_model(model_dir),
+                                                      eval_dir, model_name=model_dir)
+  write_eval_scores(model_dir, ids, labels, scores)
+  return ids, labels, scores
 
 
 def read_truth(path: str, class_map: ClassMap) -> set:

@@ -26,6 +26,10 @@ TRAIN_HOP = flags.DEFINE_integer(
     "examples' frontend hop (YAMNet: 48).")
 POOLING = flags.DEFINE_enum("pooling", _D.pooling, list(inference.POOLINGS),
                             "How patch scores pool into a clip score for evaluation.")
+EVAL_EVERY = flags.DEFINE_integer(
+    "eval_every_epochs", _D.eval_every_epochs,
+    "With eval examples: clip-level d'/lwlrap/mAP every this many epochs and after the last "
+    "(the result's numbers); 1 = a TensorBoard point every epoch.", lower_bound=1)
 BALANCED = flags.DEFINE_bool("balanced", _D.balanced,
                              "Class-balanced sampling (rare classes are seen more often).")
 STRATEGY = flags.DEFINE_enum(
@@ -71,6 +75,7 @@ def config_from_flags() -> TrainConfig:
       model=MODEL.value, width=WIDTH.value, epochs=EPOCHS.value, steps_per_epoch=STEPS.value,
       batch_size=BATCH.value, learning_rate=LR.value, bn_momentum=BN_MOMENTUM.value,
       schedule=SCHEDULE.value, train_hop_frames=TRAIN_HOP.value, pooling=POOLING.value,
+      eval_every_epochs=EVAL_EVERY.value,
       balanced=BALANCED.value, strategy=STRATEGY.value, mixed_precision=MIXED.value,
       backup_every_steps=BACKUP_STEPS.value, seed=SEED.value,
       reject_per_epoch=REJECT_PER_EPOCH.value, reject_max=REJECT_MAX.value,

@@ -1,7 +1,8 @@
 """Training a teacher or a student: fit() with clip-level evaluation, TensorBoard and resume.
 
 A model directory holds `logs/` (TensorBoard: loss, masked fraction, learning rate, and
-clip-level d'/lwlrap/mAP on the eval set each epoch), `backup/` (Keras BackupAndRestore,
+clip-level d'/lwlrap/mAP on the eval set every few epochs and after the last), `eval_scores.npz`
+(the eval clip scores of the model saved, for comparing runs), `backup/` (Keras BackupAndRestore,
 so a killed run resumes where its last backup was), `model.keras` (the model after the
 last epoch, recording the features it was trained on) and `result.json`, written last: its
 presence means done.
@@ -15,6 +16,7 @@ import dataclasses
 import math
 import os
 import tempfile
+import time
 from typing import Optional
 
 import keras
@@ -22,8 +24,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_skeptical import (evaluation, examples, files, folds, inference, input_pipeline, models,
-                          ontology, provenance, treatments)
+from tf_skeptical import (evaluation, examples, files, folds, inference, input_pipeline,
+                          metrics, models, ontology, provenance, treatments)
 from tf_skeptical.flagging import Discards
 from tf_skeptical.large_loss_rejection import RejectionSchedule
 from tf_skeptical.masked_loss import MaskedBCEModel
@@ -45,6 +47,10 @@ class TrainConfig:
   # frontend's inference hop (examples' manifest; YAMNet: 48).
   train_hop_frames: int = 96
   pooling: str = "mean"  # patch scores -> clip score, in the per-epoch evaluation
+  # Clip-level evaluation on the eval set every this many epochs, and always after the
+  # last (whose numbers are the result's either way); 1: a point every epoch in
+  # TensorBoard. Each evaluation scores every eval patch.
+  eval_every_epochs: int = 4
   balanced: bool = False
   strategy: str = "default"  # or "mirrored" (one machine's devices), "multi_worker"
   mixed_precision: bool = False
@@ -76,20 +82,53 @@ class TrainConfig:
     return folds.Fold(self.holdout_fold, self.holdout_folds) if self.holdout_folds else None
 
 
-class ClipEvaluation(keras.callbacks.Callback):
-  """Adds clip-level val_d_prime / val_lwlrap / val_mAP and learning_rate to epoch logs."""
+class EpochClock(keras.callbacks.Callback):
+  """Seconds each epoch spent in its training steps (first in the callbacks, so that its
+  epoch end comes before the evaluation's)."""
 
-  def __init__(self, eval_dir: str, pooling: str):
+  def __init__(self):
     super().__init__()
-    self.eval_dir, self.pooling = eval_dir, pooling
+    self.seconds, self._start = [], 0.0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.perf_counter()
 
   def on_epoch_end(self, epoch, logs=None):
-    result = evaluation.evaluate(self.model, self.eval_dir, self.pooling)
+    self.seconds.append(time.perf_counter() - self._start)
+
+
+class ClipEvaluation(keras.callbacks.Callback):
+  """Adds clip-level val_d_prime / val_lwlrap / val_mAP and learning_rate to the logs of
+  every `every`-th epoch and of the last one, and keeps the last evaluation's clip scores
+  (the result's numbers: the model after the last epoch is the model saved)."""
+
+  def __init__(self, eval_dir: str, pooling: str, every: int, last_epoch: int):
+    super().__init__()
+    self.eval_dir, self.pooling = eval_dir, pooling
+    self.every, self.last_epoch = max(1, every), last_epoch
+    self.scores = None  # (epoch, clip ids, labels, scores) of the last evaluation
+    self.seconds = 0.0
+
+  def on_epoch_end(self, epoch, logs=None):
+    if (epoch + 1) % self.every and epoch != self.last_epoch:
+      return
+    start = time.perf_counter()
+    ids, labels, scores = inference.predict_clip_scores(self.model, self.eval_dir,
+                                                        pooling=self.pooling)
+    self.seconds += time.perf_counter() - start
+    self.scores = (epoch, ids, labels, scores)
     if logs is not None:
-      logs.update({f"val_{k}": v for k, v in result.summary().items()
+      logs.update({f"val_{k}": v for k, v in metrics.evaluate(labels, scores).summary().items()
                    if k in ("d_prime", "lwlrap", "mAP")})
       logs["learning_rate"] = float(keras.ops.convert_to_numpy(
           self.model.optimizer.learning_rate))
+
+  def final(self, model: keras.Model):
+    """(clip ids, labels, scores) of the model after its last epoch: the last evaluation's
+    when it was of that epoch (a resumed run that had no epoch left evaluates now)."""
+    if self.scores is not None and self.scores[0] == self.last_epoch:
+      return self.scores[1:]
+    return inference.predict_clip_scores(model, self.eval_dir, pooling=self.pooling)
 
 
 def balanced_clip_weights(examples_dir: str) -> dict:
@@ -305,6 +344,7 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
 
 def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
            add_positives, teacher_scores, strategy) -> dict:
+  start = time.perf_counter()
   files.makedirs(model_dir)
   keras.utils.set_random_seed(cfg.seed)
   if cfg.mixed_precision:
@@ -336,15 +376,20 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
   initial_epoch = backup.restore(model)
   # The non-finite check first, so that it stops the run before a backup of its weights;
   # the backup after the callbacks that add to an epoch's logs.
-  callbacks = [StopOnNonFiniteLoss(model_dir)]
+  clock = EpochClock()
+  callbacks = [clock, StopOnNonFiniteLoss(model_dir)]
   if cfg.reject_per_epoch > 0:
     callbacks.append(RejectionSchedule(cfg.reject_per_epoch, cfg.reject_max))
-  if eval_dir:
-    callbacks.append(ClipEvaluation(eval_dir, cfg.pooling))
+  clip_eval = (ClipEvaluation(eval_dir, cfg.pooling, cfg.eval_every_epochs, cfg.epochs - 1)
+               if eval_dir else None)
+  if clip_eval:
+    callbacks.append(clip_eval)
   callbacks += [backup, keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"),
                                                     update_freq="epoch")]
+  fit_start = time.perf_counter()
   model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
             callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data already shuffles
+  fit_end = time.perf_counter()
 
   tmp = os.path.join(model_dir, "model.tmp.keras")
   model.save(tmp)
@@ -356,9 +401,21 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
                 added_positives=add_positives.count if add_positives else 0,
                 flags=discards.made_from if discards else None,
                 history=backup.history_by_metric(), **extra_result)
-  if eval_dir:  # the model as saved
-    result["eval"] = evaluation.evaluate(model, eval_dir, cfg.pooling).summary()
+  if clip_eval:  # the model as saved; its clip scores kept for comparing runs
+    ids, labels, scores = clip_eval.final(model)
+    result["eval"] = metrics.evaluate(labels, scores).summary()
+    evaluation.write_eval_scores(model_dir, ids, labels, scores, cfg.pooling)
+  # Where this run's time went (a resumed run: this process's part).
+  trained = sum(clock.seconds)
+  result["seconds"] = dict(
+      total=time.perf_counter() - start, setup=fit_start - start, train_steps=trained,
+      first_epoch_steps=clock.seconds[0] if clock.seconds else 0.0,
+      evaluation=clip_eval.seconds if clip_eval else 0.0,
+      other_in_fit=fit_end - fit_start - trained - (clip_eval.seconds if clip_eval else 0.0),
+      patches_per_second=len(clock.seconds) * steps * cfg.batch_size / max(trained, 1e-9))
   files.write_json(os.path.join(model_dir, RESULT), result)
   files.remove(backup.dir)  # the result now stands for the run
-  logging.info("trained %s: %s", model_dir, result.get("eval", {}))
+  if "eval" in result:
+    logging.info("trained %s: d' %.3f, lwlrap %.3f", model_dir, result["eval"]["d_prime"],
+                 result["eval"]["lwlrap"])
   return result
