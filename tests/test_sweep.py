@@ -40,7 +40,7 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   work = str(tmp_path / "sweep")
   cfg = sweep.SweepConfig(train=training.TrainConfig(**dict(TINY_TRAIN, epochs=1)),
                           percents=(0.0, 10.0), max_percent=10.0, score_workers=1,
-                          seeds=2)
+                          seeds=2, jobs=2)  # side by side; the re-runs below in-process
   truth = os.path.join(data, builtin_data.TRUTH)
   table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
   assert [r["discard_percent"] for r in table] == [0.0, 10.0]
@@ -101,6 +101,8 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   assert any(n.startswith("events.out.tfevents") for n in os.listdir(os.path.join(work, "logs")))
 
   # A re-run trains, scores and flags nothing again, and gives the same table.
+  cfg = dataclasses.replace(cfg, jobs=1)  # in this process, where the patches below apply
+
   def refuse(*args, **kwargs):
     raise AssertionError("a completed stage ran again")
   monkeypatch.setattr(training, "train", refuse)
@@ -149,7 +151,7 @@ def test_second_round_is_taught_by_the_best_first_round_student(harder_set, tmp_
   cfg = sweep.SweepConfig(train=training.TrainConfig(model="embedding_mlp", width=0.25,
                                                      epochs=3, batch_size=64),
                           percents=(0.0, 5.0, 10.0), max_percent=10.0, score_workers=1,
-                          rounds=2, complete_reference=False)
+                          rounds=2, complete_reference=False, jobs=1)
   table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
   assert [(r["round"], r["discard_percent"]) for r in table] == [
       (1, 0.0), (1, 5.0), (1, 10.0), (2, 5.0), (2, 10.0)]
@@ -202,7 +204,8 @@ def test_treatments_and_the_ontology_each_get_their_rows_and_runs(harder_set, tm
                                                      ontology=onto_path),
                           percents=(0.0, 10.0), max_percent=10.0, score_workers=1,
                           treatments=("mask", "soft", "distill0.5", "positive"),
-                          complete_reference=False, perfect_mask_reference=False)
+                          complete_reference=False, perfect_mask_reference=False,
+                          jobs=2)  # the teacher's scores read in each worker
   table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
   assert [(r["treatment"], r["discard_percent"]) for r in table] == [
       ("", 0.0), ("mask", 10.0), ("soft", 10.0), ("distill0.5", 10.0), ("positive", 10.0)]

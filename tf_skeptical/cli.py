@@ -1,20 +1,18 @@
 """What every binary shares: quiet start-up, Beam's pass-through arguments, and one error
-path: a known failure (bad data, mismatched artifacts, a lock, a flag out of range, a full
-disk, a truncated file) is one line, `<binary>: error: <what, which file, what to do>`, and
-exit status 1; `--traceback` shows the Python traceback too. An unexpected exception
-keeps its traceback."""
+path: a known failure (errors.py: bad data, mismatched artifacts, a lock, a flag out of
+range, a full disk, a truncated file) is one line, `<binary>: error: <what, which file,
+what to do>`, and exit status 1; `--traceback` shows the Python traceback too. An
+unexpected exception keeps its traceback."""
 
-import errno
 import logging
 import os
 import re
 import sys
 import traceback
-from typing import Optional
 
 from absl import app, flags
 
-from tf_skeptical import progress
+from tf_skeptical import errors, progress
 
 TRACEBACK = flags.DEFINE_bool(
     "traceback", False, "On a known error, print the Python traceback as well as the "
@@ -62,58 +60,6 @@ def binary_name() -> str:
   return os.path.splitext(os.path.basename(sys.argv[0]))[0] or "tfsk"
 
 
-def _raised_by_us(error: BaseException) -> bool:
-  """Whether the exception was raised in this package's code or the binaries' (where every
-  ValueError or RuntimeError is a message written for the user)."""
-  ours = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-               for m in (sys.modules.get("tf_skeptical"), sys.modules.get("tf_skeptical_bin"))
-               if m is not None and getattr(m, "__file__", None))
-  frames = traceback.extract_tb(error.__traceback__)
-  return bool(frames) and os.path.abspath(frames[-1].filename).startswith(ours)
-
-
-def _full_disk(error: BaseException) -> Optional[str]:
-  """The message for a write that found the disk full, however it was wrapped (an OSError,
-  TensorFlow's ResourceExhaustedError, or either inside a Beam worker's RuntimeError)."""
-  if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-    where = error.filename or "an output"
-  else:
-    found = re.search(r"(\S+); No space left on device", str(error))
-    if not found and "No space left on device" not in str(error):
-      return None
-    where = found.group(1) if found else "an output"
-  where = re.sub(r"(^|/)\.tmp\.([^/]+)(/.*)?$", r"\1\2", where)  # the output, not its staging
-  return (f"no space left on the device writing {where}: free some space and run again "
-          "(the run's partial output was removed; any previous output is as it was)")
-
-
-def known_error(error: BaseException) -> Optional[str]:
-  """The one-line message for a failure the user can act on, or None (a bug: keep the
-  traceback)."""
-  import tensorflow as tf
-  from tf_skeptical.bad_input import DataError, tf_error_text
-  from tf_skeptical.examples import FeatureMismatch
-  from tf_skeptical.files import OutputLocked
-  from tf_skeptical.training import NonFiniteLoss
-  if isinstance(error, (DataError, FeatureMismatch, OutputLocked, NonFiniteLoss,
-                        flags.Error)):
-    return str(error)
-  full = _full_disk(error)
-  if full:
-    return full
-  if isinstance(error, tf.errors.OpError):
-    text = tf_error_text(error)
-    if isinstance(error, tf.errors.DataLossError):
-      return (f"a TFRecord file is truncated or corrupt ({text}): copy it again, or write "
-              "it again with the stage that made it")
-    if isinstance(error, tf.errors.InvalidArgumentError) and "teacher score" in text:
-      return text
-    return None
-  if isinstance(error, (ValueError, RuntimeError)) and _raised_by_us(error):
-    return str(error)
-  return None
-
-
 def _guarded(main):
   """main, with known errors turned into one line on stderr and exit status 1."""
 
@@ -121,7 +67,7 @@ def _guarded(main):
     try:
       return main(argv)
     except Exception as error:  # noqa: BLE001  (sorted into known and unexpected below)
-      message = known_error(error)
+      message = errors.known_error(error)
       if message is None:
         raise
       if TRACEBACK.value:

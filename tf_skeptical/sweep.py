@@ -14,6 +14,13 @@ its seeds, among p > 0) becomes the teacher of round r + 1, which scores the tra
 again (its own training clips), flags, and trains a student per p from the same recipe.
 Every round is compared with the same baseline (the p = 0 runs), paired by seed.
 
+Runs side by side (side_by_side.py, cfg.jobs): on a CPU the independent runs train in
+worker processes of cores / jobs threads each, about 1.7x the throughput of one run with
+every thread on 2 cores. The baseline's other seeds and the complete-label reference train
+beside the teacher; the students and the perfect mask once the flags exist. A script that
+calls run() with jobs >= 2 must do so under `if __name__ == "__main__":` (the workers are
+spawned processes, which import the script's main module).
+
 Treatments (treatments.py): each p > 0 is trained with every treatment of the flags that
 cfg.treatments names (the paper's mask by default; soft, distill, positive teach instead of
 ignoring); the table has a row per round, treatment and p, each paired with the baseline.
@@ -40,7 +47,7 @@ Layout of the work directory:
 
 import dataclasses
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 import numpy as np
@@ -49,8 +56,8 @@ from absl import logging
 from tensorboard.plugins.hparams import api as hp
 
 from tf_skeptical import (evaluation, examples, exporting, files, flagging, inference,
-                          folds, ontology, provenance, scoring, teacher_check, training,
-                          treatments, verdict)
+                          folds, ontology, provenance, scoring, side_by_side, teacher_check,
+                          training, treatments, verdict)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -62,7 +69,6 @@ FOLD_TEACHERS, FOLD_SCORES = "fold_teachers", "fold_scores"
 RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
 PLOT_METRICS, PLOT_FLAGS = "plot_metrics.png", "plot_flags.png"
 REVIEW_PERCENT = 1.0  # the review list holds the flags up to this p
-EVAL_SCORES = "eval_scores.npz"
 METRIC_NAMES = {"d_prime": "d'", "lwlrap": "lwlrap", "mAP": "mAP"}
 
 
@@ -90,6 +96,11 @@ class SweepConfig:
   # Classes with fewer train positives get no flags (flagging.py); 0: every class.
   flag_min_positives: int = 0
   verdict_params: verdict.VerdictParams = verdict.VerdictParams()
+  # Independent runs trained side by side (side_by_side.py); 0: one per core on a CPU.
+  jobs: int = 0
+
+  def resolved_jobs(self) -> int:
+    return self.jobs or side_by_side.auto_jobs(self.train.strategy)
 
   def treatment_specs(self) -> List["treatments.Treatment"]:
     specs = [treatments.parse(t, self.train.distill_weight) for t in self.treatments]
@@ -138,8 +149,46 @@ def complete_dir(work_dir: str, seed_index: int = 0) -> str:
 FLAGS_IDENTITY = ("model_id", "ontology", "min_positives")
 
 
-def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0, add_positives=None,
-           teacher_scores=None):
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One training run of the sweep, as a worker process takes it: a student's flags and
+  its teacher's scores are named by their files and read where the run trains (a few
+  hundred MB at AudioSet's size, not sent between processes); a reference's entries are
+  carried (the missing labels: small)."""
+  model_dir: str
+  cfg: training.TrainConfig
+  p: float = 0.0  # a student: its discard percentage of flags_path
+  flags_path: str = ""
+  discards: Optional[flagging.Discards] = None  # a reference: the entries it masks
+  add_positives: Optional[flagging.Discards] = None  # or adds as positives
+  scores_dirs: Tuple[str, ...] = ()  # the teacher's scores, for treatments that need them
+  flags_id: tuple = ()  # the flags' FLAGS_IDENTITY: a file rewritten by a new teacher differs
+
+
+_LOADED: Dict[str, tuple] = {}  # kind -> (source, value): this process's last of each kind
+
+
+def _loaded(kind: str, source, load):
+  """load(), kept while runs ask for the same source of this kind (one flags file and one
+  set of teacher scores at a time: a round's runs share them)."""
+  if _LOADED.get(kind, (None,))[0] != source:
+    _LOADED.pop(kind, None)  # the old one freed before the new one is read
+    _LOADED[kind] = (source, load())
+  return _LOADED[kind][1]
+
+
+def train_run(train_dir: str, eval_dir: Optional[str], run: Run, verbose: int = 2) -> Dict:
+  """Trains one run of the sweep (or returns its result if trained on the same flags);
+  what a worker process of side_by_side.Runner calls."""
+  treatment = run.cfg.treatment_spec
+  discards, scores = run.discards, None
+  if run.flags_path:
+    discards = _loaded("flags", (run.flags_path, run.flags_id), lambda: flagging.read_flags(
+        run.flags_path)).discards(run.p, with_scores=treatment.needs_flag_scores)
+    if treatment.needs_teacher_scores:
+      scores = _loaded("scores", (run.scores_dirs, run.flags_id),
+                       lambda: _read_scores(run.scores_dirs))
+  model_dir = run.model_dir
   if training.is_trained(model_dir):
     result = files.read_json(os.path.join(model_dir, training.RESULT))
     made_from = result.get("flags") or {}
@@ -151,29 +200,25 @@ def _train(train_dir, eval_dir, model_dir, cfg, discards=None, p=0.0, add_positi
                     "policy): training it again", model_dir)
     files.remove(model_dir)
   logging.info("training %s (%s)", model_dir,
-               f"{cfg.treatment_spec.label} on {p:g}% of implicit negatives" if p else
+               f"{treatment.label} on {run.p:g}% of implicit negatives" if run.p else
                f"masking {discards.count} entries" if discards else
-               f"adding {add_positives.count} positives" if add_positives else
+               f"adding {run.add_positives.count} positives" if run.add_positives else
                "the labels as given")
-  return training.train(train_dir, model_dir, cfg, eval_dir=eval_dir, discards=discards,
-                        verbose=2, extra_result=dict(discard_percent=p),
-                        add_positives=add_positives, teacher_scores=teacher_scores)
+  return training.train(train_dir, model_dir, run.cfg, eval_dir=eval_dir, discards=discards,
+                        verbose=verbose, extra_result=dict(discard_percent=run.p),
+                        add_positives=run.add_positives, teacher_scores=scores)
 
 
-def eval_scores(model_dir: str, eval_dir: str):
-  """A run's eval clip scores: (clip ids, labels, scores), kept in the run's directory
-  beside the model they came from (recomputed when the model changed)."""
-  path = os.path.join(model_dir, EVAL_SCORES)
-  model_id = provenance.file_id(inference.model_path(model_dir))
-  if files.exists(path):
-    with files.open(path, "rb") as f, np.load(f) as z:
-      if str(z["model_id"]) == model_id:
-        return z["clip_ids"], z["labels"], z["scores"]
-  ids, labels, scores = inference.predict_clip_scores(inference.load_model(model_dir),
-                                                      eval_dir, model_name=model_dir)
-  with files.local_output(path) as tmp:
-    np.savez(tmp, clip_ids=ids, labels=labels, scores=scores, model_id=np.str_(model_id))
-  return ids, labels, scores
+def _submit(runner: side_by_side.Runner, train_dir, eval_dir, run: Run):
+  """Submits a run; side by side, Keras' epoch lines would interleave, so each run says
+  only that it is done (side_by_side.Runner logs it)."""
+  return runner.submit(train_run, train_dir, eval_dir, run, 0 if runner.parallel else 2,
+                       name=run.model_dir)
+
+
+def _results(futures) -> List[Dict]:
+  """The results of submitted runs, in the order submitted."""
+  return [future.result() for future in futures]
 
 
 def verdicts(work_dir: str, eval_dir: str, percents: Sequence[float], seeds: int,
@@ -181,7 +226,7 @@ def verdicts(work_dir: str, eval_dir: str, percents: Sequence[float], seeds: int
              round_index: int = 1, treatment: str = treatments.MASK) -> Dict[float, Dict]:
   """Per p > 0 of a round and treatment: the paired gain over the baseline with its
   intervals (verdict.py)."""
-  runs = {p: [eval_scores(run_dir(work_dir, p, i, round_index, treatment), eval_dir)
+  runs = {p: [evaluation.eval_scores(run_dir(work_dir, p, i, round_index, treatment), eval_dir)
               for i in range(seeds)]
           for p in sorted(set(percents) | {0.0})}
   ids, labels, _ = runs[0.0][0]
@@ -204,16 +249,21 @@ def _score(train_dir: str, model_dir: str, scores_dir: str, cfg: SweepConfig,
   scoring.score(train_dir, model_dir, scores_dir, local_workers=cfg.score_workers, fold=fold)
 
 
-def fold_teachers(train_dir: str, work_dir: str, cfg: SweepConfig):
-  """Trains the K out-of-fold teachers (the teacher's recipe, each without its fold) and
-  scores each fold with its own; returns the fold scores' directories and the teachers'
-  combined id."""
+def fold_teachers(train_dir: str, work_dir: str, cfg: SweepConfig,
+                  runner: Optional[side_by_side.Runner] = None):
+  """Trains the K out-of-fold teachers (the teacher's recipe, each without its fold; side
+  by side on runner's workers) and scores each fold with its own; returns the fold scores'
+  directories and the teachers' combined id."""
+  if runner is None:
+    with side_by_side.Runner(cfg.resolved_jobs()) as own:
+      return fold_teachers(train_dir, work_dir, cfg, own)
+  fold_list = [folds.Fold(k, cfg.teacher_folds) for k in range(cfg.teacher_folds)]
+  model_dirs = [os.path.join(work_dir, FOLD_TEACHERS, fold.name) for fold in fold_list]
+  _results([_submit(runner, train_dir, None, Run(model_dir, dataclasses.replace(
+      cfg.train, holdout_folds=fold.count, holdout_fold=fold.index)))
+            for fold, model_dir in zip(fold_list, model_dirs)])
   dirs, ids = [], []
-  for k in range(cfg.teacher_folds):
-    fold = folds.Fold(k, cfg.teacher_folds)
-    model_dir = os.path.join(work_dir, FOLD_TEACHERS, fold.name)
-    _train(train_dir, None, model_dir, dataclasses.replace(
-        cfg.train, holdout_folds=fold.count, holdout_fold=fold.index))
+  for fold, model_dir in zip(fold_list, model_dirs):
     dirs.append(os.path.join(work_dir, FOLD_SCORES, fold.name))
     _score(train_dir, model_dir, dirs[-1], cfg, fold)
     ids.append(provenance.file_id(inference.model_path(model_dir)))
@@ -223,7 +273,11 @@ def fold_teachers(train_dir: str, work_dir: str, cfg: SweepConfig):
 def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepConfig(),
         truth_csv: Optional[str] = None) -> List[Dict]:
   """Runs (or resumes) the whole sweep; returns the results table's rows (round 1's
-  baseline and students, then each later round's students)."""
+  baseline and students, then each later round's students).
+
+  With cfg.jobs >= 2 (0: side_by_side.auto_jobs) independent runs train side by side: the
+  baseline's seeds and the complete-label reference beside the teacher, then every
+  student of a round and the perfect mask once the round's flags exist."""
   files.makedirs(work_dir)
   if max(cfg.percents) > cfg.max_percent:
     raise ValueError(f"largest p {max(cfg.percents)} exceeds max_percent {cfg.max_percent}")
@@ -231,23 +285,43 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
     raise ValueError(f"rounds = {cfg.rounds} needs a p > 0: a round's best student is the "
                      "next round's teacher")
   specs = cfg.treatment_specs()
-  teacher_dir = run_dir(work_dir, 0.0)
-  baseline = [_train(train_dir, eval_dir, teacher_dir, cfg.train)]
   class_map = examples.read_info(train_dir).class_map
   truth = evaluation.read_truth(truth_csv, class_map) if truth_csv else None
+  with side_by_side.Runner(cfg.resolved_jobs()) as runner:
+    return _run(train_dir, eval_dir, work_dir, cfg, truth, truth_csv, specs, class_map,
+                runner)
+
+
+def _seeded(cfg: SweepConfig, i: int) -> training.TrainConfig:
+  return dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
+
+
+def _run(train_dir, eval_dir, work_dir, cfg, truth, truth_csv, specs, class_map, runner):
+  """run()'s stages, with the runner that trains the independent runs."""
+  teacher_dir = run_dir(work_dir, 0.0)
+  baseline = [_submit(runner, train_dir, eval_dir, Run(run_dir(work_dir, 0.0, i),
+                                                       _seeded(cfg, i)))
+              for i in range(cfg.seeds)]  # seed 0 is the teacher
+  entries = evaluation.truth_as_entries(truth) if truth is not None else None
+  references = {}
+  if truth is not None and cfg.complete_reference:
+    references[COMPLETE] = [_submit(runner, train_dir, eval_dir, Run(
+        reference_dir(work_dir, COMPLETE, i), _seeded(cfg, i), add_positives=entries))
+        for i in range(cfg.seeds)]
 
   # Scores and flags are reused only if these teachers made them (a retrained teacher's
   # model differs, and so does its id).
   if cfg.teacher_folds >= 2:
-    scores_dirs, teacher_id = fold_teachers(train_dir, work_dir, cfg)
+    scores_dirs, teacher_id = fold_teachers(train_dir, work_dir, cfg, runner)
   else:
+    baseline[0].result()
     scores_dirs = [os.path.join(work_dir, SCORES)]
     teacher_id = provenance.file_id(inference.model_path(teacher_dir))
     _score(train_dir, teacher_dir, scores_dirs[0], cfg)
   teacher = (f"{cfg.teacher_folds} out-of-fold teachers" if cfg.teacher_folds >= 2
              else "the teacher")
 
-  table, quality, first_flags = [], [], None
+  table, quality = [], []
   for r in range(1, cfg.rounds + 1):
     if r > 1:  # the best student of the last round teaches this one, scoring in-sample
       best = max((row for row in table if row["round"] == r - 1 and row["discard_percent"]),
@@ -259,25 +333,28 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
       scores_dirs = [os.path.join(round_dir(work_dir, r), SCORES)]
       teacher_id = provenance.file_id(inference.model_path(teacher_dir))
       _score(train_dir, teacher_dir, scores_dirs[0], cfg)
-    flags = _flags(scores_dirs, teacher_id, os.path.join(round_dir(work_dir, r), FLAGS),
-                   class_map, cfg)
-    first_flags = first_flags or flags
-    teacher_scores = (_read_scores(scores_dirs) if any(t.needs_teacher_scores for t in specs)
-                      else None)
-    results = {(treatments.MASK, 0.0): baseline} if r == 1 else {}
+    flags_dir = os.path.join(round_dir(work_dir, r), FLAGS)
+    flags = _flags(scores_dirs, teacher_id, flags_dir, class_map, cfg)
+    flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
+    flags_id = tuple(flags.made_from.get(k) for k in FLAGS_IDENTITY)
+    _loaded("flags", (flags_path, flags_id), lambda: flags)  # runs here share this copy
+    if r == 1 and truth is not None and cfg.perfect_mask_reference:
+      perfect = dataclasses.replace(entries, made_from=truth_provenance(flags.made_from,
+                                                                         truth_csv))
+      references[PERFECT_MASK] = [_submit(runner, train_dir, eval_dir, Run(
+          reference_dir(work_dir, PERFECT_MASK, i), _seeded(cfg, i), discards=perfect))
+          for i in range(cfg.seeds)]
+    futures = {(treatments.MASK, 0.0): baseline} if r == 1 else {}
     for i in range(cfg.seeds):
-      seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
-      if i > 0 and r == 1:
-        results[(treatments.MASK, 0.0)].append(_train(
-            train_dir, eval_dir, run_dir(work_dir, 0.0, i), seeded))
       for t in specs:
-        treated = dataclasses.replace(seeded, treatment=t.name, distill_weight=t.distill_weight)
+        treated = dataclasses.replace(_seeded(cfg, i), treatment=t.name,
+                                      distill_weight=t.distill_weight)
         for p in (p for p in cfg.percents if p > 0):
-          results.setdefault((t.label, p), []).append(_train(
-              train_dir, eval_dir, run_dir(work_dir, p, i, r, t.label), treated,
-              flags.discards(p, with_scores=t.needs_flag_scores), p,
-              teacher_scores=teacher_scores))
-    del teacher_scores
+          futures.setdefault((t.label, p), []).append(_submit(runner, train_dir, eval_dir, Run(
+              run_dir(work_dir, p, i, r, t.label), treated, p, flags_path,
+              scores_dirs=tuple(scores_dirs) if t.needs_teacher_scores else (),
+              flags_id=flags_id)))
+    results = {key: _results(fs) for key, fs in futures.items()}
     round_quality = {}
     if truth is not None:
       percents = [p for p in sorted(set(cfg.percents) | {1.0}) if p <= cfg.max_percent]
@@ -294,11 +371,10 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
                          gains[label].get(p) if p else None, r, teacher, label)
               for label, p in order]
 
-  references = {}
-  if truth is not None:
-    references = reference_runs(train_dir, eval_dir, work_dir, cfg, truth,
-                                truth_provenance(first_flags.made_from, truth_csv))
-  write_table(table, work_dir, references)
+  summaries = {name: reference_summary(work_dir, eval_dir, cfg, name, _results(fs),
+                                       entries.count)
+               for name, fs in references.items()}
+  write_table(table, work_dir, summaries)
   plot(table, quality, work_dir)
   write_hparams(table, work_dir)
   return table
@@ -366,33 +442,40 @@ def truth_provenance(flags_made_from: Dict, truth_csv: str) -> Dict:
 def reference_runs(train_dir, eval_dir, work_dir, cfg: SweepConfig, truth: set,
                    made_from: Dict) -> Dict[str, Dict]:
   """The references a student is measured against, with a truth file, each run once per
-  seed and paired with the baseline by seed: COMPLETE, trained on the complete labels (its
-  gain is what the missing labels cost), and PERFECT_MASK, masking exactly the missing
-  labels (what flags of precision and recall 1 would give: the most loss masking can
-  recover, since a mask only removes wrong negatives and never adds the positive).
-  made_from: the perfect mask's provenance (the train set's clip set and class map)."""
+  seed (side by side with cfg.jobs) and paired with the baseline by seed: COMPLETE, trained
+  on the complete labels (its gain is what the missing labels cost), and PERFECT_MASK,
+  masking exactly the missing labels (what flags of precision and recall 1 would give: the
+  most loss masking can recover, since a mask only removes wrong negatives and never adds
+  the positive). made_from: the perfect mask's provenance (truth_provenance). run() trains
+  them beside its other runs; this is for an experiment that wants them alone."""
   entries = evaluation.truth_as_entries(truth)
   kinds = {}
   if cfg.complete_reference:
     kinds[COMPLETE] = dict(add_positives=entries)
   if cfg.perfect_mask_reference:
     kinds[PERFECT_MASK] = dict(discards=dataclasses.replace(entries, made_from=made_from))
-  if not kinds:
-    return {}
-  _, labels, _ = eval_scores(run_dir(work_dir, 0.0), eval_dir)
-  baselines = [eval_scores(run_dir(work_dir, 0.0, i), eval_dir)[2] for i in range(cfg.seeds)]
-  out = {}
-  for name, how in kinds.items():
-    runs = [_train(train_dir, eval_dir, reference_dir(work_dir, name, i),
-                   dataclasses.replace(cfg.train, seed=cfg.train.seed + i), **how)
+  with side_by_side.Runner(cfg.resolved_jobs()) as runner:
+    futures = {name: [_submit(runner, train_dir, eval_dir, Run(
+        reference_dir(work_dir, name, i), _seeded(cfg, i), **how)) for i in range(cfg.seeds)]
+        for name, how in kinds.items()}
+    return {name: reference_summary(work_dir, eval_dir, cfg, name, _results(fs),
+                                    entries.count)
+            for name, fs in futures.items()}
+
+
+def reference_summary(work_dir: str, eval_dir: str, cfg: SweepConfig, name: str,
+                      results: List[Dict], missing_labels: int) -> Dict:
+  """A reference's mean d' and lwlrap over its seeds and its gain over the baseline,
+  paired by seed (verdict.paired_gain)."""
+  _, labels, _ = evaluation.eval_scores(run_dir(work_dir, 0.0), eval_dir)
+  baselines = [evaluation.eval_scores(run_dir(work_dir, 0.0, i), eval_dir)[2]
+               for i in range(cfg.seeds)]
+  scores = [evaluation.eval_scores(reference_dir(work_dir, name, i), eval_dir)[2]
             for i in range(cfg.seeds)]
-    scores = [eval_scores(reference_dir(work_dir, name, i), eval_dir)[2]
-              for i in range(cfg.seeds)]
-    out[name] = dict(d_prime=float(np.mean([r["eval"]["d_prime"] for r in runs])),
-                     lwlrap=float(np.mean([r["eval"]["lwlrap"] for r in runs])),
-                     missing_labels=entries.count,
-                     **verdict.paired_gain(labels, scores, baselines, cfg.verdict_params))
-  return out
+  return dict(d_prime=float(np.mean([r["eval"]["d_prime"] for r in results])),
+              lwlrap=float(np.mean([r["eval"]["lwlrap"] for r in results])),
+              missing_labels=missing_labels,
+              **verdict.paired_gain(labels, scores, baselines, cfg.verdict_params))
 
 
 def write_table(table: List[Dict], work_dir: str, references: Optional[Dict] = None) -> str:

@@ -50,6 +50,11 @@ FLAG_MIN_POSITIVES = flags.DEFINE_integer(
     "flag_min_positives", _D.flag_min_positives,
     "Classes with fewer train positives get no flags (their teacher has too little to rank "
     "by); 0 flags every class.", lower_bound=0)
+JOBS = flags.DEFINE_integer(
+    "jobs", _D.jobs, "Independent training runs side by side, each in its own process with "
+    "cores / jobs threads (on a CPU a small model trains more patches per second that way); "
+    "0 = one per core (at most 4) on a CPU, 1 on an accelerator; 1 = one after another.",
+    lower_bound=0)
 BOOTSTRAP = flags.DEFINE_integer("bootstrap", verdict.VerdictParams.bootstrap,
                                  "Eval-set resamples for the gains' 95% intervals over clips.")
 
@@ -62,5 +67,5 @@ def config_from_flags() -> sweep.SweepConfig:
                            rounds=ROUNDS.value, complete_reference=COMPLETE_REFERENCE.value,
                            perfect_mask_reference=PERFECT_MASK_REFERENCE.value,
                            treatments=tuple(TREATMENTS.value),
-                           flag_min_positives=FLAG_MIN_POSITIVES.value,
+                           flag_min_positives=FLAG_MIN_POSITIVES.value, jobs=JOBS.value,
                            verdict_params=verdict.VerdictParams(bootstrap=BOOTSTRAP.value))

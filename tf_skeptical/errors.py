@@ -1,0 +1,73 @@
+"""Which failures are the user's to fix, and their one-line messages.
+
+A known failure (bad data, mismatched artifacts, a lock, a flag out of range, a full disk,
+a truncated file, or one of these in a worker process) has a message that says what,
+which file and what to do; anything else is a bug and keeps its traceback. The binaries
+print the message as `<binary>: error: <message>` (cli.py).
+"""
+
+import errno
+import os
+import re
+import sys
+import traceback
+from typing import Optional
+
+from absl import flags
+
+
+class RunFailed(RuntimeError):
+  """A call in a worker process (side_by_side.py) failed with a known error; the message
+  is that error's one line."""
+
+
+def _raised_by_us(error: BaseException) -> bool:
+  """Whether the exception was raised in this package's code or the binaries' (where every
+  ValueError or RuntimeError is a message written for the user)."""
+  ours = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+               for m in (sys.modules.get("tf_skeptical"), sys.modules.get("tf_skeptical_bin"))
+               if m is not None and getattr(m, "__file__", None))
+  frames = traceback.extract_tb(error.__traceback__)
+  return bool(frames) and os.path.abspath(frames[-1].filename).startswith(ours)
+
+
+def _full_disk(error: BaseException) -> Optional[str]:
+  """The message for a write that found the disk full, however it was wrapped (an OSError,
+  TensorFlow's ResourceExhaustedError, or either inside a Beam worker's RuntimeError)."""
+  if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    where = error.filename or "an output"
+  else:
+    found = re.search(r"(\S+); No space left on device", str(error))
+    if not found and "No space left on device" not in str(error):
+      return None
+    where = found.group(1) if found else "an output"
+  where = re.sub(r"(^|/)\.tmp\.([^/]+)(/.*)?$", r"\1\2", where)  # the output, not its staging
+  return (f"no space left on the device writing {where}: free some space and run again "
+          "(the run's partial output was removed; any previous output is as it was)")
+
+
+def known_error(error: BaseException) -> Optional[str]:
+  """The one-line message for a failure the user can act on, or None (a bug: keep the
+  traceback)."""
+  import tensorflow as tf
+  from tf_skeptical.bad_input import DataError, tf_error_text
+  from tf_skeptical.examples import FeatureMismatch
+  from tf_skeptical.files import OutputLocked
+  from tf_skeptical.training import NonFiniteLoss
+  if isinstance(error, (DataError, FeatureMismatch, OutputLocked, NonFiniteLoss,
+                        RunFailed, flags.Error)):
+    return str(error)
+  full = _full_disk(error)
+  if full:
+    return full
+  if isinstance(error, tf.errors.OpError):
+    text = tf_error_text(error)
+    if isinstance(error, tf.errors.DataLossError):
+      return (f"a TFRecord file is truncated or corrupt ({text}): copy it again, or write "
+              "it again with the stage that made it")
+    if isinstance(error, tf.errors.InvalidArgumentError) and "teacher score" in text:
+      return text
+    return None
+  if isinstance(error, (ValueError, RuntimeError)) and _raised_by_us(error):
+    return str(error)
+  return None
