@@ -21,9 +21,9 @@ import sys
 from bench import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ("input_pipeline", "masked_step", "scoring_and_flagging", "export", "ceiling",
-              "peers", "teachers", "harder_set", "harder_set_recipes", "treatments", "storage",
-              "scale")
+BENCHMARKS = ("input_pipeline", "masked_step", "training_speed", "scoring_and_flagging",
+              "export", "ceiling", "peers", "teachers", "harder_set", "harder_set_recipes",
+              "treatments", "storage", "scale")
 
 
 def machine() -> str:
@@ -66,7 +66,7 @@ def main():
   failed = []
   root = os.path.dirname(HERE)
   if not only_report and not quick and not os.path.exists(os.path.join(root, DEMO_DONE)):
-    print("-- tfsk_demo (about 55 min on 2 cores): the peers benchmark compares against it",
+    print("-- tfsk_demo (about 15 min on 2 cores): the peers benchmark compares against it",
           flush=True)
     if subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_demo"], cwd=root).returncode:
       failed.append("tfsk_demo")

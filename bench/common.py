@@ -94,6 +94,26 @@ def builtin_examples(work_dir: str, clips: int, clip_seconds: float = 10.0):
   return data, ex
 
 
+def builtin_dataset(work_dir: str, train_clips: int, eval_clips: int):
+  """A built-in dataset with train and eval examples, generated and prepared once: returns
+  (data dir, {"train": examples dir, "eval": examples dir})."""
+  from tf_skeptical import builtin_data, examples, prepare
+  data = os.path.join(work_dir, f"builtin_{train_clips}_{eval_clips}")
+  params = builtin_data.BuiltinDataParams(train_clips=train_clips, eval_clips=eval_clips)
+  if not os.path.exists(os.path.join(data, builtin_data.SUMMARY)):
+    builtin_data.generate(data, params)
+  dirs = {}
+  for split, csv_name in (("train", builtin_data.TRAIN_SEGMENTS),
+                          ("eval", builtin_data.EVAL_SEGMENTS)):
+    dirs[split] = os.path.join(data, "examples", split)
+    if not os.path.exists(os.path.join(dirs[split], examples.MANIFEST)):
+      prepare.prepare_audio(os.path.join(data, csv_name),
+                            os.path.join(data, builtin_data.AUDIO_DIR),
+                            os.path.join(data, builtin_data.CLASS_MAP), dirs[split],
+                            clip_seconds=params.clip_seconds)
+  return data, dirs
+
+
 def demo_benchmark(name: str, description: str, **extra_args):
   """Arguments of a benchmark that trains at the demo's size on a finished demo: returns
   (args, the demo's work dir), or None (after saying why) under --quick or without a
