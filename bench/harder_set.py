@@ -116,7 +116,8 @@ def main():
       percents=tuple(float(p) for p in known.percents.split(",")), max_percent=20.0, score_workers=1, seeds=known.seeds,
       rounds=2, verdict_params=verdict.VerdictParams(bootstrap=known.bootstrap))
   sweep_dir = os.path.join(work, "sweep")
-  table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth_csv)
+  result = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth_csv)
+  table = result.table
   truth = evaluation.read_truth(truth_csv, examples.read_info(train_dir).class_map)
   in_sample = flagging.read_flags(os.path.join(sweep_dir, sweep.FLAGS, flagging.FLAGS_FILE))
   second = flagging.read_flags(os.path.join(sweep.round_dir(sweep_dir, 2), sweep.FLAGS,
@@ -139,8 +140,7 @@ def main():
       rows.append(common.row(f"  gain {verdict.describe(r)}", r["gain"]))
       rows.append(common.row(f"  lwlrap gain {verdict.describe(r, 'lwlrap')}",
                              r["lwlrap_gain"]))
-  refs = sweep.reference_runs(train_dir, eval_dir, sweep_dir, cfg, truth,
-                              sweep.truth_provenance(in_sample.made_from, truth_csv))
+  refs = result.references  # trained by the sweep beside its students
   for name, what in ((sweep.COMPLETE, "complete labels: cost of the missing labels"),
                      (sweep.PERFECT_MASK, "perfect mask: the most masking recovers")):
     for metric in verdict.METRICS:

@@ -182,7 +182,7 @@ def real(known, args):
   name = "sweep" + ("_ontology" if known.ontology else "") + (
       f"_min{known.flag_min_positives}" if known.flag_min_positives else "")
   sweep_dir = os.path.join(work, name)
-  table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth)
+  table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth).table
   rows = analyse(sweep_dir, eval_dir, table, known.seeds, params)
   if known.ontology:
     rows += ontology_vs_plain(sweep_dir, os.path.join(work, "sweep"), eval_dir, known.seeds,
@@ -206,7 +206,7 @@ def harder(known, args):
   name = "sweep_treatments" + ("_ontology" if onto else "") + (
       f"_min{known.flag_min_positives}" if known.flag_min_positives else "")
   sweep_dir = os.path.join(work, name)
-  table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth)
+  table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth).table
   rows = analyse(sweep_dir, eval_dir, table, known.seeds, params)
   if onto:
     rows += ontology_vs_plain(sweep_dir, os.path.join(work, "sweep_treatments"), eval_dir,

@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from tf_skeptical.cli import verbose_requested  # imports no TensorFlow
+from tf_skeptical_bin.cli import verbose_requested  # imports no TensorFlow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose_requested(sys.argv) else "3")
 

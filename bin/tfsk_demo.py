@@ -17,8 +17,9 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import (builtin_data, cli, evaluation, examples, files, flagging, prepare,
-                          sweep, sweep_options, teacher_check, train_options)
+from tf_skeptical import (builtin_data, evaluation, examples, files, flagging, prepare, sweep,
+                          teacher_check)
+from tf_skeptical_bin import cli, sweep_options, train_options
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
 flags.adopt_module_key_flags(sweep_options)  # and the sweep's
@@ -59,11 +60,11 @@ def main(argv):
                             clip_seconds=params.clip_seconds)
   cfg = sweep_options.config_from_flags()
   out = os.path.join(work, "sweep")
-  table = sweep.run(dirs["train"], dirs["eval"], out, cfg,
-                    truth_csv=os.path.join(data, builtin_data.TRUTH))
-  best, tagger = sweep.export_best(table, out, dirs["train"])
+  result = sweep.run(dirs["train"], dirs["eval"], out, cfg,
+                     truth_csv=os.path.join(data, builtin_data.TRUTH))
+  best, tagger = sweep.export_best(result, dirs["train"])
   print("\n" + sweep.results_text(out))
-  print(sweep.best_line(best, table))
+  print(sweep.best_line(best, result.table))
   print(f"Table:   {os.path.join(out, sweep.RESULTS_MD)}")
   for name in (sweep.PLOT_METRICS, sweep.PLOT_FLAGS, evaluation.FLAG_QUALITY):
     print(f"{name + ':':<18}{os.path.join(out, name)}")

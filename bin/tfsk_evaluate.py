@@ -11,7 +11,8 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, evaluation, examples, files, flagging, inference_options
+from tf_skeptical import evaluation, examples, files, flagging
+from tf_skeptical_bin import cli, inference_options
 from tf_skeptical.class_map import read_class_map
 
 flags.adopt_module_key_flags(inference_options)  # --help lists --pooling, --patch_hop_frames

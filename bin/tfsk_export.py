@@ -14,7 +14,8 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import cli, examples, exporting, files
+from tf_skeptical import examples, exporting, files
+from tf_skeptical_bin import cli
 
 MODEL = flags.DEFINE_string("model", None, "Model directory (model.keras) or .keras file.")
 TRAIN = flags.DEFINE_string("train", None, "Train examples directory: class map and, for "

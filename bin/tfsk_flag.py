@@ -11,8 +11,8 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import (cli, examples, files, flagging, ontology, provenance, scoring,
-                          teacher_check)
+from tf_skeptical import examples, files, flagging, ontology, provenance, scoring, teacher_check
+from tf_skeptical_bin import cli
 from tf_skeptical.bad_input import DataError
 from tf_skeptical.class_map import read_class_map
 

@@ -5,7 +5,8 @@
 
 from absl import flags, logging
 
-from tf_skeptical import builtin_data, cli
+from tf_skeptical import builtin_data
+from tf_skeptical_bin import cli
 
 _DEFAULTS = builtin_data.BuiltinDataParams()
 OUTPUT_DIR = flags.DEFINE_string("output_dir", "tfsk_work/builtin",

@@ -18,7 +18,8 @@ import dataclasses
 
 from absl import app, flags, logging
 
-from tf_skeptical import cli, examples, prepare
+from tf_skeptical import examples, prepare
+from tf_skeptical_bin import cli
 from tf_skeptical.params import FrontendParams
 
 SEGMENTS = flags.DEFINE_string("segments", None, "AudioSet-layout segments CSV.")

@@ -7,7 +7,8 @@ On a cluster, append the runner's options, e.g. `--runner=DataflowRunner --proje
 
 from absl import flags, logging
 
-from tf_skeptical import cli, inference_options, scoring
+from tf_skeptical import scoring
+from tf_skeptical_bin import cli, inference_options
 
 flags.adopt_module_key_flags(inference_options)  # --help lists --pooling, --patch_hop_frames
 

@@ -16,7 +16,8 @@ entries (docs/treatments.md), a row each. Re-running skips the stages already co
 
 from absl import flags, logging
 
-from tf_skeptical import cli, sweep, sweep_options, train_options
+from tf_skeptical import sweep
+from tf_skeptical_bin import cli, sweep_options, train_options
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
 flags.adopt_module_key_flags(sweep_options)  # and the sweep's
@@ -32,12 +33,12 @@ flags.mark_flags_as_required(["train", "eval", "work_dir"])
 
 def main(argv):
   del argv
-  table = sweep.run(TRAIN.value, EVAL.value, WORK_DIR.value, sweep_options.config_from_flags(),
-                    TRUTH.value)
-  best, tagger = sweep.export_best(table, WORK_DIR.value, TRAIN.value)
+  result = sweep.run(TRAIN.value, EVAL.value, WORK_DIR.value, sweep_options.config_from_flags(),
+                     TRUTH.value)
+  best, tagger = sweep.export_best(result, TRAIN.value)
   logging.info("results in %s/results.md", WORK_DIR.value)
   print(sweep.results_text(WORK_DIR.value))
-  print(sweep.best_line(best, table))
+  print(sweep.best_line(best, result.table))
   print(f"Tagger: {tagger}" if tagger else
         "Tagger: none (the examples are not log-mel, and a tagger starts from audio)")
 

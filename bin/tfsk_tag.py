@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from tf_skeptical import audio_io, cli, exporting, files
+from tf_skeptical import audio_io, exporting, files
+from tf_skeptical_bin import cli
 from tf_skeptical.bad_input import tf_error_text
 from tf_skeptical.class_map import read_class_map
 from tf_skeptical.params import FrontendParams

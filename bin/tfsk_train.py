@@ -13,7 +13,8 @@ when started again with the same flags.
 
 from absl import flags
 
-from tf_skeptical import cli, flagging, scoring, train_options, training
+from tf_skeptical import flagging, scoring, training
+from tf_skeptical_bin import cli, train_options
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
 

@@ -398,7 +398,8 @@ def test_a_workers_progress_lines_are_kept_as_their_message(monkeypatch):
   """What the local job service forwards from a worker, as Beam formats it: progress lines
   pass as their bare message, the rest is dropped."""
   import logging
-  from tf_skeptical import cli, progress
+  from tf_skeptical import progress
+  from tf_skeptical_bin import cli
   shown = []
   monkeypatch.setattr(progress.logging, "info", lambda fmt, *a: shown.append(fmt % a))
   log = progress.ProgressLog("score: clips", 3000)

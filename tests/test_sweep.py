@@ -42,7 +42,8 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
                           percents=(0.0, 10.0), max_percent=10.0, score_workers=1,
                           seeds=2, jobs=2)  # side by side; the re-runs below in-process
   truth = os.path.join(data, builtin_data.TRUTH)
-  table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
+  result = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
+  table = result.table
   assert [r["discard_percent"] for r in table] == [0.0, 10.0]
   assert all(r["runs"] == 2 for r in table)
   # The table's statistics, recomputed from every run's own result.json.
@@ -64,7 +65,7 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   # The complete-label reference: trained with every known missing label added back.
   truth_count = len(evaluation.read_truth(truth, examples.read_info(train_dir).class_map))
   for i in range(2):
-    ref = files.read_json(os.path.join(sweep.complete_dir(work, i), training.RESULT))
+    ref = files.read_json(os.path.join(sweep.reference_dir(work, sweep.COMPLETE, i), training.RESULT))
     assert ref["added_positives"] == truth_count > 0 and ref["masked_entries"] == 0
   # The perfect mask: as many entries masked as the truth lists, nothing added, and the
   # truth file named as its flags' maker.
@@ -109,7 +110,7 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   monkeypatch.setattr(scoring, "score", refuse)
   monkeypatch.setattr(flagging, "flag_scores", refuse)
   monkeypatch.setattr(inference, "predict_clip_scores", refuse)
-  again = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
+  again = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth).table
   assert again == table or all(
       a["d_prime"] == b["d_prime"] for a, b in zip(again, table))
   monkeypatch.undo()
@@ -152,7 +153,8 @@ def test_second_round_is_taught_by_the_best_first_round_student(harder_set, tmp_
                                                      epochs=3, batch_size=64),
                           percents=(0.0, 5.0, 10.0), max_percent=10.0, score_workers=1,
                           rounds=2, complete_reference=False, jobs=1)
-  table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
+  result = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
+  table = result.table
   assert [(r["round"], r["discard_percent"]) for r in table] == [
       (1, 0.0), (1, 5.0), (1, 10.0), (2, 5.0), (2, 10.0)]
 
@@ -175,8 +177,8 @@ def test_second_round_is_taught_by_the_best_first_round_student(harder_set, tmp_
     p = r["discard_percent"]
     run = sweep.run_dir(work, p, 0, 2)
     assert run.startswith(second)
-    result = files.read_json(os.path.join(run, training.RESULT))
-    assert result["flags"]["model_id"] == teacher_id
+    run_result = files.read_json(os.path.join(run, training.RESULT))
+    assert run_result["flags"]["model_id"] == teacher_id
     assert r["masked_entries"] == int((flags.rank <= np.floor(
         flags.num_implicit[flags.cls] * p / 100 + 1e-9)).sum())
     assert r["gain"] == pytest.approx(d_prime(run) - baseline, abs=1e-5)  # paired, 1 seed
@@ -184,7 +186,7 @@ def test_second_round_is_taught_by_the_best_first_round_student(harder_set, tmp_
   assert os.path.exists(os.path.join(second, evaluation.FLAG_QUALITY))
   assert {"p5_round2", "p10_round2"} <= set(os.listdir(os.path.join(work, "logs")))
   # Embedding examples have no audio frontend: the sweep exports no tagger, and says so.
-  best, tagger = sweep.export_best(table, work, train_dir)
+  best, tagger = sweep.export_best(result, train_dir)
   assert tagger is None and best["d_prime"] == max(r["d_prime"] for r in table)
 
 
@@ -206,7 +208,7 @@ def test_treatments_and_the_ontology_each_get_their_rows_and_runs(harder_set, tm
                           treatments=("mask", "soft", "distill0.5", "positive"),
                           complete_reference=False, perfect_mask_reference=False,
                           jobs=2)  # the teacher's scores read in each worker
-  table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
+  table = sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth).table
   assert [(r["treatment"], r["discard_percent"]) for r in table] == [
       ("", 0.0), ("mask", 10.0), ("soft", 10.0), ("distill0.5", 10.0), ("positive", 10.0)]
   flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))

@@ -116,7 +116,7 @@ def _row(p, d_prime, lwlrap, gain=None, lwlrap_gain=None):
       lwlrap_gain=lwlrap_gain, lwlrap_gain_seed_low=float("nan"),
       lwlrap_gain_seed_high=float("nan"), lwlrap_gain_clip_low=lwlrap_gain - 0.001,
       lwlrap_gain_clip_high=lwlrap_gain + 0.001, lwlrap_significant=True)
-  return sweep._table_row(p, runs, {}, verdict_row, 1, "the teacher")
+  return sweep.report.table_row(p, runs, {}, verdict_row, 1, "the teacher")
 
 
 def test_results_give_the_best_p_share_of_each_reference_hand_worked(tmp_path):

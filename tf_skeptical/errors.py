@@ -3,7 +3,7 @@
 A known failure (bad data, mismatched artifacts, a lock, a flag out of range, a full disk,
 a truncated file, or one of these in a worker process) has a message that says what,
 which file and what to do; anything else is a bug and keeps its traceback. The binaries
-print the message as `<binary>: error: <message>` (cli.py).
+print the message as `<binary>: error: <message>` (bin/cli.py).
 """
 
 import errno

@@ -6,7 +6,8 @@ builds the dataclass, with the training recipe from train_options.
 
 from absl import flags
 
-from tf_skeptical import flagging, sweep, train_options, verdict
+from tf_skeptical import flagging, sweep, verdict
+from tf_skeptical_bin import train_options
 
 _D = sweep.SweepConfig()
 PERCENTS = flags.DEFINE_string(

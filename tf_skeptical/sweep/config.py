@@ -1,0 +1,50 @@
+"""What a sweep is asked to do: its runs, references, rounds and treatments (the absl flags
+of tfsk_sweep and tfsk_demo fill it)."""
+
+import dataclasses
+from typing import List, Sequence
+
+from tf_skeptical import side_by_side, training, treatments, verdict
+
+DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+  train: training.TrainConfig = training.TrainConfig()
+  percents: Sequence[float] = DEMO_PERCENTS
+  max_percent: float = 20.0
+  score_workers: int = 2
+  seeds: int = 1  # training runs per p, seeds train.seed, train.seed + 1, ...
+  # K >= 2: the flags come from K out-of-fold teachers (folds.py), each scoring the clips
+  # it did not train on; 0: from the teacher's scores of its own training clips.
+  teacher_folds: int = 0
+  # With a truth file: also train on the complete labels (the missing ones added back), the
+  # reference for how much the missing labels cost and how much of it masking recovers.
+  complete_reference: bool = True
+  # With a truth file: also train with exactly the missing labels masked (flags of precision
+  # and recall 1), the most that loss masking can recover with any teacher.
+  perfect_mask_reference: bool = True
+  # R >= 2: the best student of each round is the next round's teacher (orchestration.py).
+  rounds: int = 1
+  # What the students make of the flags, each a row per p (treatments.parse: mask, soft,
+  # positive, distill (train.distill_weight) or distill<w>).
+  treatments: Sequence[str] = (treatments.MASK,)
+  # Classes with fewer train positives get no flags (flagging.py); 0: every class.
+  flag_min_positives: int = 0
+  verdict_params: verdict.VerdictParams = verdict.VerdictParams()
+  # Independent runs trained side by side (side_by_side.py); 0: one per core on a CPU.
+  jobs: int = 0
+
+  def resolved_jobs(self) -> int:
+    return self.jobs or side_by_side.auto_jobs(self.train.strategy)
+
+  def treatment_specs(self) -> List["treatments.Treatment"]:
+    specs = [treatments.parse(t, self.train.distill_weight) for t in self.treatments]
+    if not specs or len({t.label for t in specs}) != len(specs):
+      raise ValueError(f"treatments must be distinct and at least one: {self.treatments}")
+    return specs
+
+  def seeded(self, i: int) -> training.TrainConfig:
+    """The training recipe of a p's i-th run (seed train.seed + i)."""
+    return dataclasses.replace(self.train, seed=self.train.seed + i)
