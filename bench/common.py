@@ -80,7 +80,9 @@ def row(metric, value, target=None, holds=None):
 
 def builtin_examples(work_dir: str, clips: int, clip_seconds: float = 10.0):
   """Built-in train clips, generated and prepared once: returns (data dir, examples dir)."""
-  from tf_skeptical import builtin_data, examples, prepare
+  from tf_skeptical.datasets import builtin_data
+  from tf_skeptical.data import examples
+  from tf_skeptical import prepare
   data = os.path.join(work_dir, f"builtin_{clips}x{clip_seconds:g}s")
   if not os.path.exists(os.path.join(data, builtin_data.SUMMARY)):
     builtin_data.generate(data, builtin_data.BuiltinDataParams(
@@ -97,7 +99,9 @@ def builtin_examples(work_dir: str, clips: int, clip_seconds: float = 10.0):
 def builtin_dataset(work_dir: str, train_clips: int, eval_clips: int):
   """A built-in dataset with train and eval examples, generated and prepared once: returns
   (data dir, {"train": examples dir, "eval": examples dir})."""
-  from tf_skeptical import builtin_data, examples, prepare
+  from tf_skeptical.datasets import builtin_data
+  from tf_skeptical.data import examples
+  from tf_skeptical import prepare
   data = os.path.join(work_dir, f"builtin_{train_clips}_{eval_clips}")
   params = builtin_data.BuiltinDataParams(train_clips=train_clips, eval_clips=eval_clips)
   if not os.path.exists(os.path.join(data, builtin_data.SUMMARY)):

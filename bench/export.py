@@ -47,8 +47,8 @@ def yamnet_dft_magnitude(waveform):
 def frontend_rows(windows: np.ndarray, rounds: int) -> list:
   """Our two-stage DFT against YAMNet's DFT matmuls, both as TFLite models of one patch."""
   import tensorflow as tf
-  from tf_skeptical import frontend
-  from tf_skeptical.params import DEFAULT_FRONTEND
+  from tf_skeptical.data import frontend
+  from tf_skeptical.data.params import DEFAULT_FRONTEND
 
   def tflite(fn) -> bytes:
     spec = tf.TensorSpec([windows.shape[1]], tf.float32, name="waveform")
@@ -79,9 +79,11 @@ def main():
   known, rest = extra.parse_known_args()
   sys.argv = [sys.argv[0]] + rest
   args = common.parse_args(__doc__)
-  from tf_skeptical import builtin_data, examples, exporting, models
+  from tf_skeptical.datasets import builtin_data
+  from tf_skeptical.data import examples
+  from tf_skeptical import exporting, models, taggers
   from tf_skeptical.masked_loss import MaskedBCEModel
-  from tf_skeptical.params import DEFAULT_FRONTEND as P
+  from tf_skeptical.data.params import DEFAULT_FRONTEND as P
 
   work = os.path.join(args.work_dir, "export")
   data = os.path.join(work, "audio_data")
@@ -92,7 +94,7 @@ def main():
   model = MaskedBCEModel.wrap(models.build_model("mobilenet_v1", features.input_shape, 527, 1.0),
                               features=features.to_dict())
   model.save(model_path)
-  from tf_skeptical.class_map import ClassMap, write_class_map
+  from tf_skeptical.data.class_map import ClassMap, write_class_map
   cmap_path = os.path.join(work, "classes.csv")
   write_class_map(ClassMap(tuple(f"/m/{i}" for i in range(527)),
                            tuple(f"class {i}" for i in range(527))), cmap_path)
@@ -122,7 +124,7 @@ def main():
   rows += frontend_rows(windows, 3 if args.quick else 5)
   held_out = sorted(glob.glob(known.held_out))[:100]
   if os.path.isdir(known.trained) and held_out:
-    agreement = exporting.int8_agreement(known.trained, exporting.clips(held_out, P),
+    agreement = exporting.int8_agreement(known.trained, taggers.clips(held_out, P),
                                          P.patch_hop_samples)
     mean_diff, top5 = agreement["mean_abs_difference"], agreement["top5_agreement"]
     rows += [common.row(f"int8 vs float mean absolute score difference, {len(held_out)} held-out clips",

@@ -47,7 +47,9 @@ def _parse():
 
 def dataset(work: str, clips: int, eval_clips: int, classes: int):
   """The harder set, simulated and prepared once: (train examples, eval examples, truth)."""
-  from tf_skeptical import audioset_simulation as sim, examples, prepare
+  from tf_skeptical.datasets import audioset_simulation as sim
+  from tf_skeptical.data import examples
+  from tf_skeptical import prepare
   data = os.path.join(work, "sim")
   if not os.path.exists(os.path.join(data, sim.SUMMARY)):
     sim.generate(data, sim.SimulationParams(
@@ -107,7 +109,8 @@ def main():
   if args.quick:
     print("harder_set: trains dozens of students; not a --quick benchmark, skipped")
     return
-  from tf_skeptical import evaluation, examples, flagging, scoring, sweep, training, verdict
+  from tf_skeptical import evaluation, flagging, scoring, sweep, training, verdict
+  from tf_skeptical.data import examples
   work = os.path.join(args.work_dir, "harder_set")
   train_dir, eval_dir, truth_csv = dataset(work, known.clips, known.eval_clips, known.classes)
   cfg = sweep.SweepConfig(

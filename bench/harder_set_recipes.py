@@ -52,7 +52,8 @@ def main():
   if args.quick:
     print("harder_set_recipes: trains minutes-long runs; not a --quick benchmark, skipped")
     return
-  from tf_skeptical import evaluation, examples, flagging, metrics, sweep, training
+  from tf_skeptical import evaluation, flagging, metrics, sweep, training
+  from tf_skeptical.data import examples
   from bench.harder_set import dataset
   work = os.path.join(args.work_dir, "harder_set")
   train_dir, eval_dir, truth_csv = dataset(work, 20000, 3000, 200)

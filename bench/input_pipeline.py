@@ -16,7 +16,8 @@ def main():
   args = common.parse_args(__doc__)
   import keras
   import tensorflow as tf
-  from tf_skeptical import audio_io, frontend, input_pipeline, models
+  from tf_skeptical.data import audio_io, frontend
+  from tf_skeptical import input_pipeline, models
   from tf_skeptical.masked_loss import MaskedBCEModel
 
   clips = 40 if args.quick else 200

@@ -22,7 +22,9 @@ from bench import common
 
 def demo_flags(work: str):
   """A finished demo's in-sample teacher scores, its flags and the truth (clip, class)."""
-  from tf_skeptical import builtin_data, evaluation, examples, flagging, scoring
+  from tf_skeptical.datasets import builtin_data
+  from tf_skeptical import evaluation, flagging, scoring
+  from tf_skeptical.data import examples
   sweep = os.path.join(work, "sweep")
   cmap = examples.read_info(os.path.join(work, "examples", "train")).class_map
   return (scoring.read_scores(os.path.join(sweep, "scores")),

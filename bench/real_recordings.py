@@ -19,7 +19,7 @@ its label with `parent_missing_rate` (AudioSet's raters often gave the child alo
 eval labels are complete. Deterministic by seed (the packages' files, sorted, and the seed).
 
 Writes audio/, train_segments.csv, eval_segments.csv, class_labels_indices.csv,
-train_missing_labels.csv, generation.json (builtin_data's names), ontology.json and
+train_missing_labels.csv, generation.json (the names of tf_skeptical.datasets.layout), ontology.json and
 sources.csv (each recording's package, path, class and split).
 """
 
@@ -35,7 +35,6 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 PACKAGES = ("tuxpaint-stamps-default", "hydrogen-drumkits")
-ONTOLOGY = "ontology.json"
 SOURCES = "sources.csv"
 
 # AudioSet classes (mid, display name) and each one's parents among them (AudioSet's
@@ -219,7 +218,7 @@ def _load(path: str) -> np.ndarray:
       x = (x.astype(np.float64) - (128 if x.dtype.kind == "u" else 0)) / 2 ** (bits - 1)
   else:
     import tensorflow as tf
-    from tf_skeptical import audio_io
+    from tf_skeptical.data import audio_io
     x, rate = audio_io.decode_audio(tf.constant(path))
     x, rate = x.numpy(), int(rate.numpy())
   x = np.asarray(x, np.float64)
@@ -253,10 +252,12 @@ def _readable(paths):
 def generate(out_dir: str, root: str, p: RealParams = RealParams()) -> dict:
   """Writes the dataset into out_dir (module docstring); returns generation.json."""
   from tqdm import tqdm
-  from tf_skeptical import builtin_data, files, ontology
-  from tf_skeptical.builtin_data import Event
-  from tf_skeptical.class_map import ClassMap, write_class_map
-  from tf_skeptical.segments import Segment, write_segments
+  from tf_skeptical.datasets import builtin_data, layout
+  from tf_skeptical.util import files
+  from tf_skeptical.data import ontology
+  from tf_skeptical.datasets.builtin_data import Event
+  from tf_skeptical.data.class_map import ClassMap, write_class_map
+  from tf_skeptical.data.segments import Segment, write_segments
   rng = np.random.default_rng(p.seed)
   found = recordings(root)
   names = sorted({c for _, _, c in found} | {a for _, _, c in found for a in _ancestors()[c]},
@@ -279,13 +280,13 @@ def generate(out_dir: str, root: str, p: RealParams = RealParams()) -> dict:
       split = "eval" if k < held else "train"
       split_of[paths[i]] = split
       pools[split].setdefault(cls, []).append(paths[i])
-  files.makedirs(os.path.join(out_dir, builtin_data.AUDIO_DIR))
-  write_class_map(cmap, os.path.join(out_dir, builtin_data.CLASS_MAP))
+  files.makedirs(os.path.join(out_dir, layout.AUDIO_DIR))
+  write_class_map(cmap, os.path.join(out_dir, layout.CLASS_MAP))
   parent = [-1] * len(names)
   for n in names:  # ontology.json wants one parent each; these classes have at most one
     if CLASSES[n][1]:
       parent[index[n]] = index[CLASSES[n][1][0]]
-  ontology.write_ontology(os.path.join(out_dir, ONTOLOGY), cmap.mids, names, parent)
+  ontology.write_ontology(os.path.join(out_dir, layout.ONTOLOGY), cmap.mids, names, parent)
   with files.atomic_write(os.path.join(out_dir, SOURCES)) as f:
     w = csv.writer(f)
     w.writerow(["package", "path", "class", "split"])
@@ -346,15 +347,15 @@ def generate(out_dir: str, root: str, p: RealParams = RealParams()) -> dict:
       x = rng.standard_normal(n) * 10 ** (rng.uniform(-50, -40) / 20)
       for e, sound, start in evs:
         builtin_data.add_event(x, sound, start, e.level_db, 16000)
-      builtin_data.write_pcm_wav(os.path.join(out_dir, builtin_data.AUDIO_DIR,
+      builtin_data.write_pcm_wav(os.path.join(out_dir, layout.AUDIO_DIR,
                                               clip_id + ".wav"), x, 16000, 1)
       segments[split].append(Segment(clip_id, 0.0, p.clip_seconds, tuple(sorted(observed)),
                                      (), 0))
-  write_segments(segments["train"], cmap, os.path.join(out_dir, builtin_data.TRAIN_SEGMENTS),
+  write_segments(segments["train"], cmap, os.path.join(out_dir, layout.TRAIN_SEGMENTS),
                  header="real recordings, train: labels miss some present events")
-  write_segments(segments["eval"], cmap, os.path.join(out_dir, builtin_data.EVAL_SEGMENTS),
+  write_segments(segments["eval"], cmap, os.path.join(out_dir, layout.EVAL_SEGMENTS),
                  header="real recordings, eval: complete labels")
-  with files.atomic_write(os.path.join(out_dir, builtin_data.TRUTH)) as f:
+  with files.atomic_write(os.path.join(out_dir, layout.TRUTH)) as f:
     w = csv.writer(f)
     w.writerow(["clip_id", "mid", "display_name"])
     w.writerows(truth)
@@ -366,28 +367,30 @@ def generate(out_dir: str, root: str, p: RealParams = RealParams()) -> dict:
                  unreadable_recordings=len(skipped),
                  train_missing_labels=len(truth),
                  train_positives_per_class=dict(zip(names, positives.tolist())))
-  files.write_json(os.path.join(out_dir, builtin_data.SUMMARY), summary)  # last: complete
+  files.write_json(os.path.join(out_dir, layout.SUMMARY), summary)  # last: complete
   return summary
 
 
 def prepared(work_dir: str, p: RealParams = RealParams()):
   """The set generated and prepared once under work_dir: (train examples, eval examples,
   truth CSV, ontology.json)."""
-  from tf_skeptical import builtin_data, examples, prepare
+  from tf_skeptical.datasets import layout
+  from tf_skeptical.data import examples
+  from tf_skeptical import prepare
   data = os.path.join(work_dir, "data")
-  if not os.path.exists(os.path.join(data, builtin_data.SUMMARY)):
+  if not os.path.exists(os.path.join(data, layout.SUMMARY)):
     generate(data, fetch(os.path.join(work_dir, "debs")), p)
   out = []
-  for split, csv_name in (("train", builtin_data.TRAIN_SEGMENTS),
-                          ("eval", builtin_data.EVAL_SEGMENTS)):
+  for split, csv_name in (("train", layout.TRAIN_SEGMENTS),
+                          ("eval", layout.EVAL_SEGMENTS)):
     ex = os.path.join(work_dir, "examples", split)
     if not os.path.exists(os.path.join(ex, examples.MANIFEST)):
       prepare.prepare_audio(os.path.join(data, csv_name),
-                            os.path.join(data, builtin_data.AUDIO_DIR),
-                            os.path.join(data, builtin_data.CLASS_MAP), ex,
+                            os.path.join(data, layout.AUDIO_DIR),
+                            os.path.join(data, layout.CLASS_MAP), ex,
                             clip_seconds=p.clip_seconds)
     out.append(ex)
-  return out[0], out[1], os.path.join(data, builtin_data.TRUTH), os.path.join(data, ONTOLOGY)
+  return out[0], out[1], os.path.join(data, layout.TRUTH), os.path.join(data, layout.ONTOLOGY)
 
 
 def main():

@@ -22,7 +22,8 @@ AUDIOSET_CLIPS = 2_040_000
 def bench_scoring(args):
   """AudioSet's shape: 10-second clips (19 patches each) and MobileNetV1 at width 1.0
   (untrained: speed does not depend on the weights)."""
-  from tf_skeptical import examples, models, scoring
+  from tf_skeptical.data import examples
+  from tf_skeptical import models, scoring
   from tf_skeptical.masked_loss import MaskedBCEModel
   clips = 16 if args.quick else 100
   data, ex = common.builtin_examples(args.work_dir, clips)

@@ -20,7 +20,10 @@ def main():
   if given is None:
     return
   _, work = given
-  from tf_skeptical import builtin_data, evaluation, examples, files, prepare, sweep, training, verdict
+  from tf_skeptical.datasets import builtin_data
+  from tf_skeptical import evaluation, prepare, sweep, training, verdict
+  from tf_skeptical.data import examples
+  from tf_skeptical.util import files
   sweep_dir = os.path.join(work, "sweep")
   data = os.path.join(work, "builtin")
   out = os.path.join(work, "storage_bench")

@@ -33,8 +33,9 @@ def main():
   if given is None:
     return
   known, work = given
-  from tf_skeptical import (builtin_data, evaluation, examples, flagging, scoring, sweep,
-                            training)
+  from tf_skeptical.datasets import builtin_data
+  from tf_skeptical import evaluation, flagging, scoring, sweep, training
+  from tf_skeptical.data import examples
   sweep_dir = os.path.join(work, "sweep")
   train_dir = os.path.join(work, "examples", "train")
   cmap = examples.read_info(train_dir).class_map

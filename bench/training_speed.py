@@ -38,7 +38,8 @@ def _args():
 def plain_fit_seconds(train_dir: str, epochs: int) -> float:
   """Seconds of plain Keras fit: the same model, batches and steps, the built-in BCE."""
   import keras
-  from tf_skeptical import examples, input_pipeline, models
+  from tf_skeptical.data import examples
+  from tf_skeptical import input_pipeline, models
   info = examples.read_info(train_dir)
   steps = -(-info.num_clips * info.patches_per_clip(96) // BATCH)
   keras.utils.set_random_seed(0)
@@ -91,7 +92,8 @@ def demo_minutes(work: str) -> float:
 
 def main():
   demo, args = _args()
-  from tf_skeptical import builtin_data, side_by_side
+  from tf_skeptical.datasets import builtin_data
+  from tf_skeptical import side_by_side
   train_clips, eval_clips = (300, 100) if args.quick else (3000, 1000)
   data, dirs = common.builtin_dataset(args.work_dir, train_clips, eval_clips)
   truth = os.path.join(data, builtin_data.TRUTH)

@@ -201,7 +201,8 @@ def real(known, args):
 
 def harder(known, args):
   from bench import harder_set
-  from tf_skeptical import audioset_simulation as sim, sweep, training, verdict
+  from tf_skeptical.datasets import audioset_simulation as sim
+  from tf_skeptical import sweep, training, verdict
   work = os.path.join(args.work_dir, "harder_set")
   train_dir, eval_dir, truth = harder_set.dataset(work, known.clips, 3000, known.classes)
   onto = os.path.join(work, "sim", sim.ONTOLOGY) if known.ontology else ""
@@ -232,7 +233,8 @@ def partial_corrections(train_dir, eval_dir, sweep_dir, cfg, truth_csv):
   """The complete labels given back to the head classes only, and to the tail classes only
   (each paired by seed with the baseline, on all classes, head and tail): which classes'
   missing labels the d' and lwlrap of this set depend on."""
-  from tf_skeptical import evaluation, examples, side_by_side, sweep, verdict
+  from tf_skeptical import evaluation, side_by_side, sweep, verdict
+  from tf_skeptical.data import examples
   from tf_skeptical.sweep import runs
   split, _ = class_split(sweep_dir)
   truth = evaluation.read_truth(truth_csv, examples.read_info(train_dir).class_map)

@@ -12,7 +12,8 @@ import traceback
 
 from absl import app, flags
 
-from tf_skeptical import errors, progress
+from tf_skeptical import errors
+from tf_skeptical.util import progress
 
 TRACEBACK = flags.DEFINE_bool(
     "traceback", False, "On a known error, print the Python traceback as well as the "

@@ -17,8 +17,10 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import (builtin_data, evaluation, examples, files, flagging, prepare, sweep,
-                          teacher_check)
+from tf_skeptical.datasets import builtin_data
+from tf_skeptical import evaluation, flagging, prepare, sweep, teacher_check
+from tf_skeptical.data import examples
+from tf_skeptical.util import files
 from tf_skeptical_bin import cli, sweep_options, train_options
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too

@@ -11,9 +11,11 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import evaluation, examples, files, flagging
+from tf_skeptical import evaluation, flagging
+from tf_skeptical.data import examples
+from tf_skeptical.util import files
 from tf_skeptical_bin import cli, inference_options
-from tf_skeptical.class_map import read_class_map
+from tf_skeptical.data.class_map import read_class_map
 
 flags.adopt_module_key_flags(inference_options)  # --help lists --pooling, --patch_hop_frames
 

@@ -14,7 +14,9 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import examples, exporting, files
+from tf_skeptical.data import examples
+from tf_skeptical import exporting, prepare
+from tf_skeptical.util import files
 from tf_skeptical_bin import cli
 
 MODEL = flags.DEFINE_string("model", None, "Model directory (model.keras) or .keras file.")
@@ -50,7 +52,7 @@ def main(argv):
     raise flags.ValidationError("give --train, or --class_map and --calibration_audio")
   class_map = CLASS_MAP.value or os.path.join(TRAIN.value, examples.CLASS_MAP)
   audio = (files.glob(CALIBRATION.value) if CALIBRATION.value
-           else exporting.calibration_audio(TRAIN.value))
+           else prepare.source_audio(TRAIN.value))
   meta = exporting.export(MODEL.value, class_map, OUTPUT_DIR.value, calibration_files=audio,
                           cfg=exporting.ExportConfig(calibration_windows=WINDOWS.value,
                                                      float_layers=tuple(FLOAT_LAYERS.value),

@@ -11,10 +11,12 @@ import os
 
 from absl import flags, logging
 
-from tf_skeptical import examples, files, flagging, ontology, provenance, scoring, teacher_check
+from tf_skeptical.data import examples, ontology
+from tf_skeptical.util import files, provenance
+from tf_skeptical import flagging, scoring, teacher_check
 from tf_skeptical_bin import cli
-from tf_skeptical.bad_input import DataError
-from tf_skeptical.class_map import read_class_map
+from tf_skeptical.util.bad_input import DataError
+from tf_skeptical.data.class_map import read_class_map
 
 SCORES = flags.DEFINE_string("scores", None, "Scores directory from tfsk_score.")
 CLASS_MAP = flags.DEFINE_string(

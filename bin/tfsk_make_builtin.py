@@ -5,7 +5,7 @@
 
 from absl import flags, logging
 
-from tf_skeptical import builtin_data
+from tf_skeptical.datasets import builtin_data
 from tf_skeptical_bin import cli
 
 _DEFAULTS = builtin_data.BuiltinDataParams()

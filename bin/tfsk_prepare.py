@@ -18,9 +18,10 @@ import dataclasses
 
 from absl import app, flags, logging
 
-from tf_skeptical import examples, prepare
+from tf_skeptical.data import examples
+from tf_skeptical import prepare
 from tf_skeptical_bin import cli
-from tf_skeptical.params import FrontendParams
+from tf_skeptical.data.params import FrontendParams
 
 SEGMENTS = flags.DEFINE_string("segments", None, "AudioSet-layout segments CSV.")
 AUDIO_DIR = flags.DEFINE_string(

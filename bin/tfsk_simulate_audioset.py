@@ -10,7 +10,7 @@ tfsk_evaluate --flags and tfsk_sweep --truth. `python -m bench.scale` runs all o
 
 from absl import flags, logging
 
-from tf_skeptical import audioset_simulation
+from tf_skeptical.datasets import audioset_simulation
 from tf_skeptical_bin import cli
 
 _D = audioset_simulation.SimulationParams()

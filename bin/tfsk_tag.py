@@ -14,11 +14,13 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from tf_skeptical import audio_io, exporting, files
+from tf_skeptical.data import audio_io
+from tf_skeptical import exporting, taggers
+from tf_skeptical.util import files
 from tf_skeptical_bin import cli
-from tf_skeptical.bad_input import tf_error_text
-from tf_skeptical.class_map import read_class_map
-from tf_skeptical.params import FrontendParams
+from tf_skeptical.util.bad_input import tf_error_text
+from tf_skeptical.data.class_map import read_class_map
+from tf_skeptical.data.params import FrontendParams
 
 TAGGER = flags.DEFINE_string("tagger", None, "Export directory from tfsk_export.")
 RUNTIME = flags.DEFINE_enum("runtime", "saved_model", ["saved_model", "tflite_float",
@@ -32,10 +34,10 @@ def scorer(tagger_dir: str, runtime: str, window: int, hop: int):
   if runtime == "saved_model":
     serve = tf.saved_model.load(os.path.join(tagger_dir, exporting.SAVED_MODEL)).signatures[
         "serving_default"]
-    return lambda w: exporting.saved_model_scores(serve, w, window, hop)
+    return lambda w: taggers.saved_model_scores(serve, w, window, hop)
   model = os.path.join(tagger_dir, exporting.FLOAT_TFLITE if runtime == "tflite_float"
                        else exporting.INT8_TFLITE)
-  return lambda w: exporting.tflite_scores(model, w, hop)
+  return lambda w: taggers.tflite_scores(model, w, hop)
 
 
 def main(argv):

@@ -8,7 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from tf_skeptical import builtin_data, prepare
+from tf_skeptical.datasets import builtin_data
+from tf_skeptical import prepare
 
 TINY = builtin_data.BuiltinDataParams(num_classes=6, train_clips=48, eval_clips=24,
                                       clip_seconds=1.5, missing_rate=0.05, seed=3)
@@ -66,7 +67,7 @@ def tiny_tagger(tiny_examples, tmp_path_factory):
                  verbose=0)
   out = str(tmp_path_factory.mktemp("export") / "tagger")
   exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"), out,
-                   calibration_files=exporting.calibration_audio(train_dir),
+                   calibration_files=prepare.source_audio(train_dir),
                    cfg=exporting.ExportConfig(calibration_windows=150))
   return out, inference.load_model(model_dir)
 

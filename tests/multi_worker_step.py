@@ -18,7 +18,7 @@ def main(out: str):
                                     else "default")
   import keras
   import tensorflow as tf
-  from tf_skeptical import examples
+  from tf_skeptical.data import examples
   rng = np.random.default_rng(0)
   x = rng.standard_normal((GLOBAL_BATCH, 10, 128)).astype(np.float32)
   y = {"labels": (rng.random((GLOBAL_BATCH, NUM_CLASSES)) < 0.3).astype(np.float32),

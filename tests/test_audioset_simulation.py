@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import audioset_embeddings, audioset_simulation as sim
-from tf_skeptical.class_map import read_class_map
+from tf_skeptical.data import audioset_embeddings
+from tf_skeptical.datasets import audioset_simulation as sim
+from tf_skeptical.data.class_map import read_class_map
 
 P = sim.SimulationParams(train_clips=900, eval_clips=100, num_classes=40, clips_per_shard=256,
                          chunk=300, smallest_class=0.005, seed=3)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import audioset_embeddings
-from tf_skeptical.class_map import ClassMap, write_class_map
+from tf_skeptical.data import audioset_embeddings
+from tf_skeptical.data.class_map import ClassMap, write_class_map
 
 # End-to-end: trains, exports or runs the binaries (.ci/run runs these on one Python only).
 pytestmark = pytest.mark.end_to_end

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import audio_io, exporting, inference, training
-from tf_skeptical.params import DEFAULT_FRONTEND
+from tf_skeptical.data import audio_io
+from tf_skeptical import exporting, inference, taggers, training
+from tf_skeptical.data.params import DEFAULT_FRONTEND
 
 HOP = DEFAULT_FRONTEND.patch_hop_samples  # 7680
 
@@ -35,7 +36,7 @@ def test_keras_saved_model_and_tflite_agree(exported, samples):
   ref = inference.waveform_patch_scores(model, w)
   sm = tf.saved_model.load(os.path.join(out, exporting.SAVED_MODEL))
   got = sm.signatures["serving_default"](waveform=tf.constant(w))
-  flt = exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w, HOP)
+  flt = taggers.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w, HOP)
   expected_patches = max(1, 1 + (samples - 15600) // 7680)
   assert ref.shape == got["scores"].shape == flt.shape == (expected_patches, 6)
   assert np.abs(got["scores"].numpy() - ref).max() <= 1e-4
@@ -49,9 +50,9 @@ def test_int8_close_to_float_on_the_tiny_model(exported, tiny_data):
   data, _ = tiny_data
   eval_clips = sorted(glob.glob(os.path.join(data, "audio", "eval*.wav")))[:16]
   waveforms = [audio_io.load_clip(tf.constant(p)).numpy() for p in eval_clips]
-  f = np.concatenate([exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w, HOP)
+  f = np.concatenate([taggers.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w, HOP)
                       for w in waveforms])
-  q = np.concatenate([exporting.tflite_scores(os.path.join(out, exporting.INT8_TFLITE), w, HOP)
+  q = np.concatenate([taggers.tflite_scores(os.path.join(out, exporting.INT8_TFLITE), w, HOP)
                       for w in waveforms])
   # A guard against a broken quantization (quantizing the waveform or the final slice gave
   # 0.149 here); this 48-clip model quantizes worse (0.03-0.05 over five training seeds)
@@ -87,7 +88,7 @@ def test_agreement_hand_worked_with_ties():
                 [.9, .8, .7, .6, .5, .1, .0]])
   q = np.array([[.9, .8, .7, .6, .2, .3, .0],     # class 4 fell below class 5: 4 of 5
                 [.9, .8, .7, .5, .5, .5, .0]])    # 3, 4, 5 tie at 5th place: all 5 count
-  a = exporting.agreement(f, q)
+  a = taggers.agreement(f, q)
   assert a["top5_agreement"] == pytest.approx((4 / 5 + 5 / 5) / 2)
   assert a["mean_abs_difference"] == pytest.approx(np.abs(f - q).mean())
   assert a["patches"] == 2
@@ -97,7 +98,8 @@ def test_agreement_hand_worked_with_ties():
 def demo_size_export(tmp_path_factory):
   """A tagger trained as users train one (400 clips of the built-in data, 24 classes,
   MobileNetV1 w0.25, 30 epochs: about a minute), exported, and 100 held-out clips."""
-  from tf_skeptical import builtin_data, prepare
+  from tf_skeptical.datasets import builtin_data
+  from tf_skeptical import prepare
   root = tmp_path_factory.mktemp("demo_size")
   data = str(root / "data")
   builtin_data.generate(data, builtin_data.BuiltinDataParams(train_clips=400, eval_clips=100,
@@ -111,7 +113,7 @@ def demo_size_export(tmp_path_factory):
       model="mobilenet_v1", width=0.25, epochs=30, batch_size=32, train_hop_frames=48), verbose=0)
   out = str(root / "tagger")
   exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"), out,
-                   calibration_files=exporting.calibration_audio(train_dir),
+                   calibration_files=prepare.source_audio(train_dir),
                    cfg=exporting.ExportConfig(calibration_windows=200))
   return out, sorted(glob.glob(os.path.join(data, "audio", "eval*.wav")))
 
@@ -121,7 +123,7 @@ def test_int8_meets_the_targets_on_held_out_clips(demo_size_export):
   over three training seeds: 0.006-0.007 and 94.7-96.5% (with every network layer int8,
   0.009-0.013 and 90.5-93.9%, and once 89.7% on CI)."""
   out, held_out = demo_size_export
-  a = exporting.int8_agreement(out, exporting.clips(held_out, DEFAULT_FRONTEND), HOP)
+  a = exporting.int8_agreement(out, taggers.clips(held_out, DEFAULT_FRONTEND), HOP)
   assert a["patches"] == 300
   assert a["mean_abs_difference"] <= 0.02
   assert a["top5_agreement"] >= 0.90
@@ -157,7 +159,7 @@ def test_runtime_equals_tflite_and_streams_the_same(exported, tmp_path):
   tagger = runtime.Tagger(out)
   np.testing.assert_array_equal(
       tagger.scores(w16),
-      exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w16, HOP))
+      taggers.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w16, HOP))
   # A 22.05 kHz stereo file: streaming in small chunks gives what the whole file gives.
   w22 = (0.2 * rng.standard_normal((int(22050 * 3.3), 2))).astype(np.float32)
   path = str(tmp_path / "long.wav")

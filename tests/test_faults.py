@@ -12,12 +12,13 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY, TINY_TRAIN, write_float_wav
-from tf_skeptical import (audio_io, builtin_data, class_map, examples, exporting, files,
-                          flagging, inference, models, prepare, provenance, scoring, segments,
-                          training)
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.data import audio_io, class_map, examples, segments
+from tf_skeptical.datasets import builtin_data
+from tf_skeptical import exporting, flagging, inference, models, prepare, scoring, taggers, training
+from tf_skeptical.util import files, provenance
+from tf_skeptical.util.bad_input import DataError
 from tf_skeptical.masked_loss import MaskedBCEModel
-from tf_skeptical.params import DEFAULT_FRONTEND
+from tf_skeptical.data.params import DEFAULT_FRONTEND
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
@@ -264,7 +265,7 @@ def test_chunked_saved_model_scores_equal_one_call():
   x = np.random.default_rng(0).standard_normal(1234).astype(np.float32)
   whole = serve(tf.constant(x))["scores"].numpy()
   calls.clear()
-  chunked = exporting.saved_model_scores(lambda waveform: serve(waveform), x, 100, 40,
+  chunked = taggers.saved_model_scores(lambda waveform: serve(waveform), x, 100, 40,
                                          patches_per_call=5)
   np.testing.assert_allclose(chunked, whole, rtol=1e-6)
   assert max(calls) == 100 + 4 * 40 and len(calls) == int(np.ceil(len(whole) / 5))
@@ -295,7 +296,7 @@ def test_model_and_class_map_of_another_dataset_are_refused(tiny_teacher, tiny_e
   cmap.write_text("index,mid,display_name\n" + "".join(f"{i},/m/x{i},x{i}\n" for i in range(6)))
   with pytest.raises(provenance.ProvenanceMismatch, match="made from another class map"):
     exporting.export(model_dir, str(cmap), str(tmp_path / "tagger"),
-                     calibration_files=exporting.calibration_audio(train_dir))
+                     calibration_files=prepare.source_audio(train_dir))
   assert not (tmp_path / "tagger").exists()
 
 
@@ -398,7 +399,7 @@ def test_a_workers_progress_lines_are_kept_as_their_message(monkeypatch):
   """What the local job service forwards from a worker, as Beam formats it: progress lines
   pass as their bare message, the rest is dropped."""
   import logging
-  from tf_skeptical import progress
+  from tf_skeptical.util import progress
   from tf_skeptical_bin import cli
   shown = []
   monkeypatch.setattr(progress.logging, "info", lambda fmt, *a: shown.append(fmt % a))

@@ -5,7 +5,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import files
+from tf_skeptical.util import files
 
 
 @pytest.fixture(params=["local", "url"])

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from tf_skeptical import files, folds, inference, input_pipeline, provenance, scoring, sweep
+from tf_skeptical.util import files, provenance
+from tf_skeptical import folds, inference, input_pipeline, scoring, sweep
 from tf_skeptical import training
 
 from conftest import TINY_TRAIN

@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_io as tfio
 
-from tf_skeptical import audio_io, segments
-from tf_skeptical.bad_input import DataError
-from tf_skeptical.class_map import read_class_map
+from tf_skeptical.data import audio_io, segments
+from tf_skeptical.util.bad_input import DataError
+from tf_skeptical.data.class_map import read_class_map
 
 
 def write(path, text):
@@ -118,7 +118,7 @@ def test_fit_length_crops_and_pads():
 def test_wire_written_examples_equal_the_protobuf_classes(seed):
   """example_wire's records parse as the tf.train.Example the protobuf classes build, for
   random features: empty lists, large and negative ints, non-ASCII bytes."""
-  from tf_skeptical import example_wire as wire
+  from tf_skeptical.util import example_wire as wire
   rng = np.random.default_rng(seed)
   floats = rng.standard_normal(int(rng.integers(0, 600))).astype(np.float32)
   ints = [int(v) for v in rng.integers(-2**63, 2**63 - 1, int(rng.integers(0, 5)),
@@ -137,7 +137,7 @@ def test_wire_written_examples_equal_the_protobuf_classes(seed):
 
 
 def test_wire_written_sequence_example_equals_the_protobuf_classes():
-  from tf_skeptical import audioset_embeddings
+  from tf_skeptical.data import audioset_embeddings
   rng = np.random.default_rng(0)
   codes = rng.integers(0, 256, (10, 128), dtype=np.uint8)
   got = tf.train.SequenceExample.FromString(audioset_embeddings.make_sequence_example(

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import frontend
-from tf_skeptical.params import DEFAULT_FRONTEND as P, FrontendParams
+from tf_skeptical.data import frontend
+from tf_skeptical.data.params import DEFAULT_FRONTEND as P, FrontendParams
 
 
 def numpy_log_mel(x):

@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY, TINY_TRAIN
-from tf_skeptical import (builtin_data, evaluation, examples, exporting, inference, prepare,
-                          scoring, training)
-from tf_skeptical.params import FrontendParams
+from tf_skeptical.datasets import builtin_data
+from tf_skeptical import evaluation, exporting, inference, prepare, scoring, taggers, training
+from tf_skeptical.data import examples
+from tf_skeptical.data.params import FrontendParams
 
 # 48 mel bands, 64-frame patches cut every 32 frames: nothing like YAMNet's 64 / 96 / 48.
 OTHER = FrontendParams(mel_bands=48, mel_max_hz=7000.0, patch_frames=64, patch_hop_frames=32)
@@ -60,7 +61,7 @@ def test_non_default_frontend_end_to_end(other_examples, tiny_data):
   data, _ = tiny_data
   out = str(root / "tagger")
   meta = exporting.export(model_dir, os.path.join(train_dir, examples.CLASS_MAP), out,
-                          calibration_files=exporting.calibration_audio(train_dir),
+                          calibration_files=prepare.source_audio(train_dir),
                           cfg=exporting.ExportConfig(calibration_windows=30))
   window = (64 - 1) * 160 + 400
   assert meta["frontend"] == dataclasses.asdict(OTHER)
@@ -74,7 +75,7 @@ def test_non_default_frontend_end_to_end(other_examples, tiny_data):
   assert served["scores"].shape == (patches, 6) and served["log_mel"].shape[1] == 48
   np.testing.assert_allclose(served["scores"].numpy(), inference.waveform_patch_scores(model, w),
                              atol=1e-4)
-  flt = exporting.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w, 5120)
+  flt = taggers.tflite_scores(os.path.join(out, exporting.FLOAT_TFLITE), w, 5120)
   np.testing.assert_allclose(flt, served["scores"].numpy(), atol=1e-4)
 
 

@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY
-from tf_skeptical import (audio_io, builtin_data, examples, inference, prepare, scoring,
-                          segments)
+from tf_skeptical.data import audio_io, examples, segments
+from tf_skeptical.datasets import builtin_data
+from tf_skeptical import inference, prepare, scoring
 
 
 def test_later_stages_do_not_import_training():

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from tf_skeptical import exporting, tflite_metadata
-from tf_skeptical.builtin_data import AUDIO_DIR
-from tf_skeptical.class_map import read_class_map
+from tf_skeptical.datasets.builtin_data import AUDIO_DIR
+from tf_skeptical.data.class_map import read_class_map
 
 mp_audio = pytest.importorskip("mediapipe.tasks.python.audio.audio_classifier")
 from mediapipe.tasks.metadata import metadata_schema_py_generated as mp_schema  # noqa: E402

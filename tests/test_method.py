@@ -5,8 +5,9 @@ import os
 
 import pytest
 
-from tf_skeptical import (builtin_data, class_map, evaluation, flagging, prepare, scoring,
-                          teacher_check, training)
+from tf_skeptical.datasets import builtin_data
+from tf_skeptical.data import class_map
+from tf_skeptical import evaluation, flagging, prepare, scoring, teacher_check, training
 
 # End-to-end: trains, exports or runs the binaries (.ci/run runs these on one Python only).
 pytestmark = pytest.mark.end_to_end

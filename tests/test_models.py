@@ -72,7 +72,7 @@ def test_mirrored_strategy_step_equals_single_device_step():
 
 
 def test_balanced_weights_favour_rare_classes(tiny_examples):
-  from tf_skeptical import examples
+  from tf_skeptical.data import examples
   train_dir, _ = tiny_examples
   weights = training.balanced_clip_weights(train_dir)
   clips = list(examples.iterate(train_dir))

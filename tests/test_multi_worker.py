@@ -73,7 +73,8 @@ def test_two_workers_take_the_single_worker_step(tmp_path):
 def test_tfsk_train_runs_on_two_workers_and_only_the_chief_writes(tmp_path):
   """The binary under TF_CONFIG: both workers train (file-sharded input), the chief writes
   --model_dir, the other worker's copy goes to scratch and is removed."""
-  from tf_skeptical import audioset_simulation as sim, prepare, training
+  from tf_skeptical.datasets import audioset_simulation as sim
+  from tf_skeptical import prepare, training
   p = sim.SimulationParams(train_clips=200, eval_clips=10, num_classes=9, clips_per_shard=50,
                            chunk=100, smallest_class=0.05, seed=2)
   sim.generate(str(tmp_path / "sim"), p)

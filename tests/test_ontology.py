@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from tf_skeptical import audioset_simulation as sim, flagging, ontology, scoring
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.datasets import audioset_simulation as sim
+from tf_skeptical import flagging, scoring
+from tf_skeptical.data import ontology
+from tf_skeptical.util.bad_input import DataError
 
 # /m/root (not a class) -> Music (0) -> Guitar (1) -> Electric guitar (2); Music -> Drum (3);
 # Speech (4) alone; Animal (5) -> Dog (6), and Dog also under Pets (7): two parents.

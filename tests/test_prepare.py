@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import (audioset_embeddings, builtin_data, evaluation, examples, flagging,
-                          frontend, input_pipeline, prepare)
-from tf_skeptical.audio_io import load_clip
-from tf_skeptical.bad_input import DataError
-from tf_skeptical.class_map import read_class_map
-from tf_skeptical.params import DEFAULT_FRONTEND as P
-from tf_skeptical.segments import read_segments
+from tf_skeptical.data import audioset_embeddings, examples, frontend
+from tf_skeptical.datasets import builtin_data
+from tf_skeptical import evaluation, flagging, input_pipeline, prepare
+from tf_skeptical.data.audio_io import load_clip
+from tf_skeptical.util.bad_input import DataError
+from tf_skeptical.data.class_map import read_class_map
+from tf_skeptical.data.params import DEFAULT_FRONTEND as P
+from tf_skeptical.data.segments import read_segments
 
 from conftest import TINY
 
@@ -155,7 +156,7 @@ def bad_dataset(tmp_path, tiny_data):
     shutil.copy(os.path.join(data, "audio", f"train{i:06d}.wav"), audio / f"ok{i}.wav")
   (audio / "corrupt.wav").write_bytes(b"RIFF\x00\x01junk-not-audio")
   (audio / "empty.flac").write_bytes(b"")
-  from tf_skeptical.audio_io import write_wav
+  from tf_skeptical.data.audio_io import write_wav
   write_wav(str(audio / "short.wav"), np.zeros(8000, np.float32), 16000)  # 0.5 s
   shutil.copy(os.path.join(data, builtin_data.CLASS_MAP), tmp_path / "classes.csv")
   mid = "/tfsk/001"

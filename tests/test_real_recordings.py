@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from bench import real_recordings as real
-from tf_skeptical import audio_io, ontology
-from tf_skeptical.class_map import read_class_map
+from tf_skeptical.data import audio_io, ontology
+from tf_skeptical.data.class_map import read_class_map
+from tf_skeptical.datasets import layout
 
 KITS = "hydrogen-drumkits/usr/share/hydrogen/data/drumkits"
 STAMPS = "tuxpaint-stamps-default/usr/share/tuxpaint/stamps"
@@ -57,7 +58,7 @@ def test_labels_missing_labels_and_splits(root, tmp_path):
   names = list(cmap.display_names)
   assert set(names) == {"Snare drum", "Bass drum", "Hi-hat", "Cymbal", "Drum", "Percussion",
                         "Musical instrument", "Music"}
-  tree = ontology.read_ontology(os.path.join(out, real.ONTOLOGY), cmap.mids)
+  tree = ontology.read_ontology(os.path.join(out, layout.ONTOLOGY), cmap.mids)
   up = {names[c]: {names[a] for a in tree.ancestors[c]} for c in range(len(names))}
   assert up["Snare drum"] == {"Drum", "Percussion", "Musical instrument", "Music"}
   assert up["Hi-hat"] == {"Percussion", "Musical instrument", "Music"}

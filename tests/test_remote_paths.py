@@ -12,8 +12,10 @@ import tensorflow as tf
 
 import ram_filesystem  # noqa: F401  (registers ram:// with Beam)
 from conftest import TINY, TINY_TRAIN
-from tf_skeptical import (builtin_data, evaluation, examples, exporting, files, flagging,
-                          prepare, scoring, training)
+from tf_skeptical.datasets import builtin_data
+from tf_skeptical import evaluation, exporting, flagging, prepare, scoring, training
+from tf_skeptical.data import examples
+from tf_skeptical.util import files
 
 # End-to-end: trains, exports or runs the binaries (.ci/run runs these on one Python only).
 pytestmark = pytest.mark.end_to_end
@@ -79,7 +81,7 @@ def test_pipeline_on_urls_matches_local_and_writes_nothing_locally(in_empty_dir,
 
   tagger = f"{ROOT}/tagger"
   exporting.export(student, f"{train_dir}/{examples.CLASS_MAP}", tagger,
-                   calibration_files=exporting.calibration_audio(train_dir),
+                   calibration_files=prepare.source_audio(train_dir),
                    cfg=exporting.ExportConfig(calibration_windows=20))
   assert files.size(f"{tagger}/{exporting.INT8_TFLITE}") > 0
   assert files.read_json(f"{tagger}/{exporting.SANITY}")["failures"] == []

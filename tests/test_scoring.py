@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tf_skeptical import examples, flagging, inference, scoring
+from tf_skeptical.data import examples
+from tf_skeptical import flagging, inference, scoring
 
 
 def reference_scores(model_dir, examples_dir, hop=48):
@@ -48,6 +49,6 @@ def test_beam_scores_equal_predict_and_rerun_is_identical(tiny_teacher, tiny_exa
 
 
 def test_incomplete_scores_are_refused(tmp_path):
-  from tf_skeptical.bad_input import DataError
+  from tf_skeptical.util.bad_input import DataError
   with pytest.raises(DataError, match="no scores.json"):
     scoring.read_scores(str(tmp_path))

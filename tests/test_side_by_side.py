@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tf_skeptical import errors, side_by_side
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.util.bad_input import DataError
 
 
 def where_and_threads(tag):

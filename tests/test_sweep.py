@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import (audioset_simulation as sim, builtin_data, evaluation, examples, files,
-                          flagging, inference, input_pipeline, ontology, prepare, provenance,
-                          scoring, sweep, training, treatments)
+from tf_skeptical.datasets import audioset_simulation as sim, builtin_data
+from tf_skeptical import (evaluation, flagging, inference, input_pipeline, prepare, scoring,
+                          sweep, training, treatments)
+from tf_skeptical.data import examples, ontology
+from tf_skeptical.util import files, provenance
 
 from conftest import TINY_TRAIN
 from test_flagging import hand_worked

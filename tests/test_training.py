@@ -23,7 +23,7 @@ def test_tiny_model_improves_eval_d_prime(tiny_teacher, tiny_examples):
   history = result["history"]["val_d_prime"]
   assert len(history) == TINY_TRAIN["epochs"]
   # An untrained model of the same shape ranks at chance; the trained one well above it.
-  from tf_skeptical import examples
+  from tf_skeptical.data import examples
   info = examples.read_info(tiny_examples[0])
   untrained = training.compile_model(info, training.TrainConfig(**TINY_TRAIN), 10)
   _, labels, scores = inference.predict_clip_scores(untrained, tiny_examples[1])

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_skeptical import (audioset_embeddings, audioset_simulation as sim, flagging, folds,
-                          input_pipeline, ontology, prepare, scoring, treatments)
+from tf_skeptical.data import audioset_embeddings, ontology
+from tf_skeptical.datasets import audioset_simulation as sim
+from tf_skeptical import flagging, folds, input_pipeline, prepare, scoring, treatments
 
 NUM_CLASSES = 12
 

@@ -21,8 +21,9 @@ import pytest
 
 from conftest import write_float_wav
 
-from tf_skeptical import audio_io, exporting
-from tf_skeptical.builtin_data import AUDIO_DIR
+from tf_skeptical.data import audio_io
+from tf_skeptical import exporting
+from tf_skeptical.datasets.builtin_data import AUDIO_DIR
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 WEB = os.path.join(ROOT, "export", "web")

@@ -50,9 +50,9 @@ def known_error(error: BaseException) -> Optional[str]:
   """The one-line message for a failure the user can act on, or None (a bug: keep the
   traceback)."""
   import tensorflow as tf
-  from tf_skeptical.bad_input import DataError, tf_error_text
-  from tf_skeptical.examples import FeatureMismatch
-  from tf_skeptical.files import OutputLocked
+  from tf_skeptical.util.bad_input import DataError, tf_error_text
+  from tf_skeptical.data.examples import FeatureMismatch
+  from tf_skeptical.util.files import OutputLocked
   from tf_skeptical.training import NonFiniteLoss
   if isinstance(error, (DataError, FeatureMismatch, OutputLocked, NonFiniteLoss,
                         RunFailed, flags.Error)):

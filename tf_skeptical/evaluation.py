@@ -12,8 +12,10 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import examples, files, inference, metrics, provenance
-from tf_skeptical.class_map import ClassMap
+from tf_skeptical.data import examples
+from tf_skeptical.util import files, provenance
+from tf_skeptical import inference, metrics
+from tf_skeptical.data.class_map import ClassMap
 from tf_skeptical.flagging import Discards, Flags
 
 EVAL_JSON = "eval.json"

@@ -32,12 +32,11 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import tf_skeptical
-from tf_skeptical import (audio_io, examples, files, frontend, inference, models, provenance,
-                          tflite_metadata)
-from tf_skeptical.class_map import CLASS_MAP_FILE, read_class_map
-from tf_skeptical.params import FrontendParams
-from tf_skeptical.prepare import audio_files
-from tf_skeptical.segments import read_segments
+from tf_skeptical import inference, models, taggers, tflite_metadata
+from tf_skeptical.data import examples, frontend
+from tf_skeptical.data.class_map import CLASS_MAP_FILE, read_class_map
+from tf_skeptical.data.params import FrontendParams
+from tf_skeptical.util import files, provenance
 
 SAVED_MODEL = "saved_model"
 FLOAT_TFLITE = "tagger_float.tflite"
@@ -102,29 +101,6 @@ def sanity_signals(params: FrontendParams, seconds: float = 2.0) -> dict:
           "tone_1khz": (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)}
 
 
-def windows(waveform: np.ndarray, window: int, hop: int) -> np.ndarray:
-  """[N] waveform -> [patches, window] at the SavedModel's hop (zero-padded if short)."""
-  if len(waveform) < window:
-    waveform = np.pad(waveform, (0, window - len(waveform)))
-  starts = range(0, len(waveform) - window + 1, hop)
-  return np.stack([waveform[s:s + window] for s in starts]).astype(np.float32)
-
-
-def calibration_audio(train_examples: str, max_files: int = 1000, seed: int = 0) -> list:
-  """Up to max_files audio files of the clips a train examples directory was prepared from
-  (its manifest names the segments CSV and the audio folder), in random order; [] for
-  examples prepared from embeddings. Only train clips: eval audio often shares the folder."""
-  info = examples.read_info(train_examples)
-  audio_dir, source = info.extra.get("audio_dir"), info.extra.get("source")
-  if not audio_dir or not source:
-    return []
-  segments, _ = read_segments(source, info.class_map, skip_bad_rows=True)
-  ids = [s.clip_id for s in segments]
-  random.Random(seed).shuffle(ids)
-  audio = audio_files(audio_dir)
-  return [audio[i] for i in ids if i in audio][:max_files]
-
-
 def split_audio(paths: Sequence[str], cfg: ExportConfig):
   """Shuffled training clips -> (calibration clips, held-out check clips). With under 5
   clips nothing is held out and the check reuses the calibration clips."""
@@ -136,12 +112,6 @@ def split_audio(paths: Sequence[str], cfg: ExportConfig):
   return order[held_out:], (order[:held_out] or order)
 
 
-def clips(paths: Sequence[str], params: FrontendParams):
-  """Decoded mono waveforms of audio files at the frontend's rate, one at a time."""
-  for path in paths:
-    yield audio_io.load_clip(tf.constant(path), None, params).numpy()
-
-
 def _representative(paths: Sequence[str], count: int, params: FrontendParams):
   """`count` windows (every window of a clip, clips in the given order, cycling), for int8
   calibration."""
@@ -150,7 +120,8 @@ def _representative(paths: Sequence[str], count: int, params: FrontendParams):
   def gen():
     made = 0
     while True:
-      for w in (w for clip in clips(paths, params) for w in windows(clip, window, hop)):
+      for w in (w for clip in taggers.clips(paths, params)
+                for w in taggers.windows(clip, window, hop)):
         yield [w]
         made += 1
         if made == count:
@@ -230,53 +201,16 @@ def _convert_int8(saved_model: str, float_model: bytes, representative,
   return debugger.get_nondebug_quantized_model()
 
 
-def tflite_scores(model_path: str, waveform: np.ndarray, hop: int,
-                  threads: int = 1) -> np.ndarray:
-  """Per-patch scores of a TFLite tagger (ai-edge-litert) at `hop` samples between patches
-  (metadata.json's hop_samples), for checks and tfsk_tag."""
-  runner = Interpreter(model_path=model_path, num_threads=threads).get_signature_runner("patch")
-  window = int(runner.get_input_details()["waveform"]["shape"][0])
-  return np.stack([runner(waveform=w)["scores"] for w in windows(waveform, window, hop)])
-
-
-def saved_model_scores(serve, waveform: np.ndarray, window: int, hop: int,
-                       patches_per_call: int = 256) -> np.ndarray:
-  """Per-patch scores of the SavedModel's serving signature, a bounded number of patches per
-  call, so that an hour of audio needs no more memory than a few minutes (the patches are
-  the ones one call on the whole waveform would cut)."""
-  count = 1 + max(0, len(waveform) - window) // hop
-  out = []
-  for first in range(0, count, patches_per_call):
-    n = min(patches_per_call, count - first)
-    part = waveform[first * hop:first * hop + window + (n - 1) * hop]
-    out.append(serve(waveform=tf.constant(part, tf.float32))["scores"].numpy())
-  return np.concatenate(out)
-
-
 def _int8_against_float(export_dir: str, signal: np.ndarray, hop: int) -> tuple:
-  flt = tflite_scores(os.path.join(export_dir, FLOAT_TFLITE), signal, hop)
-  return flt, tflite_scores(os.path.join(export_dir, INT8_TFLITE), signal, hop)
-
-
-def agreement(float_scores: np.ndarray, int8_scores: np.ndarray) -> dict:
-  """[patches, C] float and int8 scores -> mean |difference|, and top-5 agreement: the
-  share of the float model's top 5 classes that int8 also ranks in its top 5, ties included
-  (int8 scores are discrete: about 1 patch in 6 has a tie at 5th place, whose order argsort
-  would settle by class index)."""
-  k = min(5, float_scores.shape[1])
-  float_top = np.argsort(-float_scores, axis=1)[:, :k]
-  int8_kth = np.sort(int8_scores, axis=1)[:, -k]
-  shared = (np.take_along_axis(int8_scores, float_top, axis=1) >= int8_kth[:, None]).mean(1)
-  return dict(patches=int(float_scores.shape[0]),
-              mean_abs_difference=float(np.abs(int8_scores - float_scores).mean()),
-              top5_agreement=float(shared.mean()))
+  flt = taggers.tflite_scores(os.path.join(export_dir, FLOAT_TFLITE), signal, hop)
+  return flt, taggers.tflite_scores(os.path.join(export_dir, INT8_TFLITE), signal, hop)
 
 
 def int8_agreement(export_dir: str, waveforms, hop: int) -> dict:
   """`agreement` of an export directory's int8 and float TFLite models over waveforms."""
   flt, q = (np.concatenate(a) for a in zip(*(_int8_against_float(export_dir, w, hop)
                                               for w in waveforms)))
-  return agreement(flt, q)
+  return taggers.agreement(flt, q)
 
 
 def check(export_dir: str, model: keras.Model, check_files: Sequence[str],
@@ -315,7 +249,7 @@ def check(export_dir: str, model: keras.Model, check_files: Sequence[str],
     for key in ("saved_model_vs_keras", "tflite_float_vs_saved_model"):
       if r[key] > cfg.parity_tolerance:
         failures.append(f"{name}: {key} = {r[key]:.2e} > {cfg.parity_tolerance}")
-  held_out = int8_agreement(export_dir, clips(check_files, params), hop)
+  held_out = int8_agreement(export_dir, taggers.clips(check_files, params), hop)
   report["held_out_clips"] = dict(held_out, clips=len(check_files))
   diff = held_out["mean_abs_difference"]
   if diff > cfg.int8_tolerance:

@@ -26,8 +26,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from tf_skeptical import files, provenance
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.util import files, provenance
+from tf_skeptical.util.bad_input import DataError
 
 FLAGS_FILE = "flags.npz"
 SUMMARY = "summary.csv"

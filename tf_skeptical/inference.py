@@ -14,8 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import examples, files, frontend, input_pipeline, provenance
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.data import examples, frontend
+from tf_skeptical.util import files, provenance
+from tf_skeptical import input_pipeline
+from tf_skeptical.util.bad_input import DataError
 from tf_skeptical.masked_loss import MaskedBCEModel
 
 MODEL_FILE = "model.keras"  # a model directory's trained model

@@ -11,7 +11,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import examples, frontend, treatments
+from tf_skeptical.data import examples, frontend
+from tf_skeptical import treatments
 from tf_skeptical.flagging import Discards
 from tf_skeptical.folds import Fold
 from tf_skeptical.treatments import Treatment

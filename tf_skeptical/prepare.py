@@ -14,21 +14,22 @@ previous output). The manifest records the clip set's and the class map's ids
 import dataclasses
 import json
 import os
+import random
 from typing import Optional, Sequence
 
 import apache_beam as beam
 import tensorflow as tf
 
-from tf_skeptical import (audio_io, audioset_embeddings, examples, files, frontend, provenance,
-                          shard_writer)
-from tf_skeptical.audio_io import AUDIO_EXTENSIONS
-from tf_skeptical.bad_input import (DataError, Skip, tf_error_text,
-                                    worker_errors_as_data_errors, write_skip_report)
-from tf_skeptical.beam_options import counter, pipeline_options
-from tf_skeptical.class_map import read_class_map, write_class_map
-from tf_skeptical.params import DEFAULT_FRONTEND, FrontendParams
-from tf_skeptical.progress import ProgressLog
-from tf_skeptical.segments import read_segments
+from tf_skeptical.data import audio_io, audioset_embeddings, examples, frontend
+from tf_skeptical.util import files, provenance, shard_writer
+from tf_skeptical.data.audio_io import AUDIO_EXTENSIONS
+from tf_skeptical.util.bad_input import (DataError, Skip, tf_error_text,
+                                         worker_errors_as_data_errors, write_skip_report)
+from tf_skeptical.util.beam_options import counter, pipeline_options
+from tf_skeptical.data.class_map import read_class_map, write_class_map
+from tf_skeptical.data.params import DEFAULT_FRONTEND, FrontendParams
+from tf_skeptical.util.progress import ProgressLog
+from tf_skeptical.data.segments import read_segments
 
 CLIPS_PER_SHARD = 1000
 SKIPPED = "skipped"
@@ -292,3 +293,18 @@ def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: st
   return _run_job(build, output_dir, class_map, files.absolute(tfrecord_pattern),
                   clips_per_shard, features, audioset_embeddings.SECONDS_PER_CLIP,
                   [], beam_args, local_workers, feature_storage=feature_storage)
+
+
+def source_audio(train_examples: str, max_files: int = 1000, seed: int = 0) -> list:
+  """Up to max_files audio files of the clips a train examples directory was prepared from
+  (its manifest names the segments CSV and the audio folder), in random order; [] for
+  examples prepared from embeddings. Only train clips: eval audio often shares the folder."""
+  info = examples.read_info(train_examples)
+  audio_dir, source = info.extra.get("audio_dir"), info.extra.get("source")
+  if not audio_dir or not source:
+    return []
+  segments, _ = read_segments(source, info.class_map, skip_bad_rows=True)
+  ids = [s.clip_id for s in segments]
+  random.Random(seed).shuffle(ids)
+  audio = audio_files(audio_dir)
+  return [audio[i] for i in ids if i in audio][:max_files]

@@ -18,11 +18,12 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import (example_wire, examples, files, folds, inference, input_pipeline, provenance,
-                          shard_writer)
-from tf_skeptical.bad_input import DataError, worker_errors_as_data_errors
-from tf_skeptical.beam_options import counter, pipeline_options
-from tf_skeptical.progress import ProgressLog
+from tf_skeptical.util import example_wire, files, provenance, shard_writer
+from tf_skeptical.data import examples
+from tf_skeptical import folds, inference, input_pipeline
+from tf_skeptical.util.bad_input import DataError, worker_errors_as_data_errors
+from tf_skeptical.util.beam_options import counter, pipeline_options
+from tf_skeptical.util.progress import ProgressLog
 
 SCORES_PREFIX = "scores"
 MANIFEST = "scores.json"

@@ -28,7 +28,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 from absl import logging
 
-from tf_skeptical import files
+from tf_skeptical.util import files
 from tf_skeptical.flagging import Flags, class_lists, flag_count, implicit_negatives
 
 CHECK_FILE = "teacher_check.json"

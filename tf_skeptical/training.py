@@ -24,8 +24,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_skeptical import (evaluation, examples, files, folds, inference, input_pipeline,
-                          metrics, models, ontology, provenance, treatments)
+from tf_skeptical import (evaluation, folds, inference, input_pipeline, metrics, models,
+                          treatments)
+from tf_skeptical.data import examples, ontology
+from tf_skeptical.util import files, provenance
 from tf_skeptical.flagging import Discards
 from tf_skeptical.large_loss_rejection import RejectionSchedule
 from tf_skeptical.masked_loss import MaskedBCEModel

@@ -25,8 +25,10 @@ from typing import Dict, List, Optional, Sequence
 
 from absl import logging
 
-from tf_skeptical import (evaluation, examples, exporting, files, flagging, inference,
-                          ontology, provenance, side_by_side, teacher_check, treatments)
+from tf_skeptical import (evaluation, exporting, flagging, inference, prepare, side_by_side,
+                          teacher_check, treatments)
+from tf_skeptical.data import examples, ontology
+from tf_skeptical.util import files, provenance
 from tf_skeptical.sweep import layout, report
 from tf_skeptical.sweep.config import SweepConfig
 from tf_skeptical.sweep.runs import (FLAGS_IDENTITY, Run, fold_teachers, loaded, read_scores,
@@ -231,5 +233,5 @@ def export_best(result: SweepResult, train_dir: str):
       != provenance.file_id(inference.model_path(model))):
     logging.info("exporting the best run (p = %s) to %s", report.run_name(best), tagger)
     exporting.export(model, os.path.join(train_dir, examples.CLASS_MAP), tagger,
-                     calibration_files=exporting.calibration_audio(train_dir))
+                     calibration_files=prepare.source_audio(train_dir))
   return best, tagger

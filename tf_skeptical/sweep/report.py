@@ -10,7 +10,8 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from tf_skeptical import evaluation, files, treatments, verdict
+from tf_skeptical import evaluation, treatments, verdict
+from tf_skeptical.util import files
 from tf_skeptical.sweep import layout
 
 matplotlib.use("Agg")

@@ -7,8 +7,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 
-from tf_skeptical import (files, flagging, folds, inference, provenance, scoring, side_by_side,
-                          training)
+from tf_skeptical.util import files, provenance
+from tf_skeptical import flagging, folds, inference, scoring, side_by_side, training
 from tf_skeptical.sweep import layout
 from tf_skeptical.sweep.config import SweepConfig
 

@@ -12,7 +12,7 @@ untouched.
 import tensorflow as tf
 from tensorflow_io.python.ops import core_ops
 
-from tf_skeptical.params import DEFAULT_FRONTEND, FrontendParams
+from tf_skeptical.data.params import DEFAULT_FRONTEND, FrontendParams
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 

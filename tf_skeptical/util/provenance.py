@@ -15,8 +15,8 @@ its teacher before reusing them.
 import hashlib
 from typing import Iterable, Sequence
 
-from tf_skeptical import files
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.util import files
+from tf_skeptical.util.bad_input import DataError
 
 _MOD = 2 ** 63  # hashes and their sums stay within Beam's signed 64-bit integer coder
 

@@ -9,9 +9,9 @@ import csv
 import dataclasses
 from typing import List, Tuple
 
-from tf_skeptical import files
-from tf_skeptical.bad_input import DataError
-from tf_skeptical.class_map import ClassMap, indices_of
+from tf_skeptical.util import files
+from tf_skeptical.util.bad_input import DataError
+from tf_skeptical.data.class_map import ClassMap, indices_of
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,16 +17,12 @@ from typing import Callable, List, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from tf_skeptical import files
-from tf_skeptical.class_map import ClassMap, write_class_map
-from tf_skeptical.segments import Segment, write_segments
+from tf_skeptical.util import files
+from tf_skeptical.data.class_map import ClassMap, write_class_map
+from tf_skeptical.data.segments import Segment, write_segments
+from tf_skeptical.datasets.layout import (AUDIO_DIR, CLASS_MAP, EVAL_SEGMENTS, SUMMARY, TRAIN_SEGMENTS,
+                                          TRUTH)
 
-CLASS_MAP = "class_labels_indices.csv"
-TRAIN_SEGMENTS = "train_segments.csv"
-EVAL_SEGMENTS = "eval_segments.csv"
-TRUTH = "train_missing_labels.csv"
-SUMMARY = "generation.json"
-AUDIO_DIR = "audio"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,8 +21,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from tf_skeptical import files
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.util import files
+from tf_skeptical.util.bad_input import DataError
 
 
 @dataclasses.dataclass(frozen=True)

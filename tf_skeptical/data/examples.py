@@ -19,10 +19,10 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import example_wire, files
-from tf_skeptical.bad_input import DataError
-from tf_skeptical.class_map import CLASS_MAP_FILE, ClassMap, read_class_map
-from tf_skeptical.params import FrontendParams
+from tf_skeptical.util import example_wire, files
+from tf_skeptical.util.bad_input import DataError
+from tf_skeptical.data.class_map import CLASS_MAP_FILE, ClassMap, read_class_map
+from tf_skeptical.data.params import FrontendParams
 
 MANIFEST = "manifest.json"
 CLASS_MAP = CLASS_MAP_FILE

@@ -9,8 +9,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical import example_wire
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.util import example_wire
+from tf_skeptical.util.bad_input import DataError
 
 EMBEDDING_DIMS = 128
 SECONDS_PER_CLIP = 10

@@ -39,15 +39,12 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tf_skeptical import audioset_embeddings, files, ontology
-from tf_skeptical.class_map import HEADER
+from tf_skeptical.data import audioset_embeddings, ontology
+from tf_skeptical.util import files
+from tf_skeptical.data.class_map import HEADER
+from tf_skeptical.datasets.layout import CLASS_MAP, EVAL, ONTOLOGY, SUMMARY, TRAIN, TRUTH
 
 AUDIOSET_TRAIN_CLIPS, AUDIOSET_EVAL_CLIPS, AUDIOSET_CLASSES = 2_041_789, 20_371, 527
-CLASS_MAP = "class_labels_indices.csv"
-TRUTH = "train_missing_labels.csv"
-SUMMARY = "generation.json"
-ONTOLOGY = "ontology.json"
-TRAIN, EVAL = "train", "eval"
 
 
 @dataclasses.dataclass(frozen=True)

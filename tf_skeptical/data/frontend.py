@@ -7,7 +7,7 @@ it converts to TFLite builtin ops only. Tests hold it to numpy and to tf.signal.
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical.params import DEFAULT_FRONTEND, FrontendParams
+from tf_skeptical.data.params import DEFAULT_FRONTEND, FrontendParams
 
 
 def _mel_matrix(params: FrontendParams):

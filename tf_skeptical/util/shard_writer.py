@@ -21,7 +21,7 @@ from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from tf_skeptical import files
+from tf_skeptical.util import files
 
 _TMP = ".part-"
 NAMES = "shard_names"

@@ -5,8 +5,8 @@ import dataclasses
 import functools
 from typing import Dict, Sequence, Tuple
 
-from tf_skeptical import files
-from tf_skeptical.bad_input import DataError
+from tf_skeptical.util import files
+from tf_skeptical.util.bad_input import DataError
 
 HEADER = ("index", "mid", "display_name")
 CLASS_MAP_FILE = "class_map.csv"  # the class map's name inside examples and export directories

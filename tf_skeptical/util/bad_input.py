@@ -11,7 +11,7 @@ import dataclasses
 import re
 from typing import Iterable, Optional
 
-from tf_skeptical import files
+from tf_skeptical.util import files
 
 
 class DataError(ValueError):
