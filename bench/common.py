@@ -5,8 +5,10 @@ measured in the same run, alternating between them, and the median over rounds.
 """
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -14,7 +16,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")  # speed and size: ratios measured side by side
+EXPERIMENTS = os.path.join(ROOT, "experiments")  # what the method does to a tagger
 
 
 def parse_args(description: str):
@@ -47,27 +51,28 @@ def alternate(a, b, rounds: int):
   return statistics.median(ratios), ratios
 
 
-def report(name: str, rows: list) -> None:
-  """Prints rows (metric, value, target, holds) and saves them for bench/RESULTS.md."""
+def report(name: str, rows: list, home: str = BENCH) -> None:
+  """Prints rows (metric, value, target, holds) and saves them for home's RESULTS.md (home:
+  BENCH or EXPERIMENTS)."""
   print(f"\n== {name}")
   for r in rows:
     target = r.get("target", "")
     holds = "" if r.get("holds") is None else ("holds" if r["holds"] else "MISSES")
     print(f"  {r['metric']:<58} {r['value']:>10.3f}  {target:<10} {holds}")
-  os.makedirs(RESULTS_DIR, exist_ok=True)
-  with open(os.path.join(RESULTS_DIR, name + ".json"), "w") as f:
+  results = os.path.join(home, "results")
+  os.makedirs(results, exist_ok=True)
+  with open(os.path.join(results, name + ".json"), "w") as f:
     json.dump(dict(rows=rows, commit=commit(), args=sys.argv[1:],
                    date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())), f, indent=2)
 
 
 def commit() -> str:
   """The repository's commit, marked when code (not docs) has uncommitted changes."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   try:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                           capture_output=True, check=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            ":(exclude)*.md"], cwd=root, text=True,
+                            ":(exclude)*.md"], cwd=ROOT, text=True,
                            capture_output=True, check=True).stdout.strip()
     return head + (" (with uncommitted changes)" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
@@ -118,6 +123,19 @@ def builtin_dataset(work_dir: str, train_clips: int, eval_clips: int):
   return data, dirs
 
 
+DEMO_DONE = os.path.join("tfsk_work", "sweep", "results.csv")
+
+
+def ensure_demo(why: str) -> None:
+  """Runs tfsk_demo (about 15 minutes on 2 cores) into the repository's tfsk_work unless it
+  has finished there; what needs it skips, and says so, if it fails."""
+  if os.path.exists(os.path.join(ROOT, DEMO_DONE)):
+    return
+  print(f"-- tfsk_demo: {why}", flush=True)
+  if subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_demo"], cwd=ROOT).returncode:
+    print("tfsk_demo failed: what reads it will skip", flush=True)
+
+
 def demo_benchmark(name: str, description: str, **extra_args):
   """Arguments of a benchmark that trains at the demo's size on a finished demo: returns
   (args, the demo's work dir), or None (after saying why) under --quick or without a
@@ -136,3 +154,83 @@ def demo_benchmark(name: str, description: str, **extra_args):
     print(f"{name}: no finished demo in {known.demo_dir} (run tfsk_demo first); skipped")
     return None
   return known, known.demo_dir
+
+
+def machine() -> str:
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def _sections(path: str) -> dict:
+  """The sections of an existing RESULTS.md by benchmark name; those of a file written
+  before sections named their own run say which run they came from."""
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    text = f.read()
+  head, *parts = text.split("\n## ")
+  origin = ", ".join(l[2:] for l in head.splitlines() if l.startswith(("- date", "- commit",
+                                                                        "- size")))
+  out = {}
+  for part in parts:
+    name, _, body = part.partition("\n")
+    if origin and not body.lstrip().startswith("Commit "):
+      body = f"\nFrom the full run of {origin}.\n" + body
+    out[name.strip()] = f"## {name.strip()}\n{body.rstrip()}\n"
+  return out
+
+
+def run_all(home: str, names, title: str, preamble: str) -> None:
+  """`python -m bench` and `python -m experiments`: runs each module of home in its own
+  process (the command line passed on), or with --report none, and writes home/RESULTS.md
+  from the stored results (a section kept as it was for a module not run since); exits 1
+  if any run failed."""
+  only_report = "--report" in sys.argv[1:]
+  package = os.path.basename(home)
+  failed = []
+  for name in () if only_report else names:
+    stale = os.path.join(home, "results", name + ".json")
+    if os.path.exists(stale):
+      os.remove(stale)
+    print(f"-- {package}.{name}", flush=True)
+    if subprocess.run([sys.executable, "-m", f"{package}.{name}"] + sys.argv[1:],
+                      cwd=ROOT).returncode:
+      failed.append(name)
+  lines = [f"# {title}", "", f"- machine: {machine()}",
+           f"- written: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+           f"at commit {commit()}", "", preamble, ""]
+  out = os.path.join(home, "RESULTS.md")
+  earlier = _sections(out) if only_report else {}
+  for name in names:
+    path = os.path.join(home, "results", name + ".json")
+    stored = None
+    if os.path.exists(path):
+      with open(path) as f:
+        stored = json.load(f)
+      if isinstance(stored, list):  # written before runs recorded their commit and arguments
+        stored = dict(rows=stored, commit="unrecorded", date="unrecorded", args=[])
+    if only_report and stored is None and name in earlier:
+      lines.append(earlier[name])  # no run of this module since: its section as it was
+      continue
+    lines.append(f"## {name}\n")
+    if stored is None:
+      lines.append("not run" + (" (failed)" if name in failed else " (its inputs are "
+                                 "missing; see its docstring)") + "\n")
+      continue
+    command = " ".join([f"python -m {package}.{name}"] + stored["args"])
+    lines.append(f"Commit {stored['commit']}, {stored['date']}: `{command}`\n")
+    lines += ["| measure | value | target | holds |", "|---|---:|---|---|"]
+    for r in stored["rows"]:
+      holds = "" if r["holds"] is None else ("yes" if r["holds"] else "**no**")
+      lines.append(f"| {r['metric']} | {r['value']:.3f} | {r['target']} | {holds} |")
+    lines.append("")
+  with open(out + ".tmp", "w") as f:
+    f.write("\n".join(lines) + "\n")
+  os.replace(out + ".tmp", out)
+  print(f"wrote {out}")
+  sys.exit(1 if failed else 0)

@@ -1,4 +1,4 @@
-"""The real-recordings set's generator (bench.real_recordings) on recordings the test writes
+"""The real-recordings set's generator (experiments.real_recordings) on recordings the test writes
 in the packages' layouts: each recording's class, labels with their ancestors, missing
 labels exactly the complete labels less the given ones, disjoint train and eval
 recordings, and the same files for the same seed. Nothing is downloaded."""
@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from bench import real_recordings as real
+from experiments import real_recordings as real
 from tf_skeptical.data import audio_io, ontology
 from tf_skeptical.data.class_map import read_class_map
 from tf_skeptical.datasets import layout

@@ -1,20 +1,21 @@
 """Which teacher finds the missing labels best: in-sample, out-of-fold, and cleanlab on
 out-of-fold probabilities, at equal per-class budgets, on a finished demo (known truth).
 
-  python -m bench.teachers --demo_dir=tfsk_work [--folds=5]
+  python -m experiments.teachers --demo_dir=tfsk_work [--folds=5]
 
 In-sample: the demo teacher's scores of its own training clips (the paper's teacher).
 Out-of-fold: K teachers with the demo teacher's recipe, each trained without one fold and
 scoring it (folds.py); trained here once, into <demo_dir>/teachers_bench.
 cleanlab: its multi-label issue finder on the out-of-fold probabilities, at its own budget
-and at ours (bench/peers.py's comparison, on these probabilities).
+and at ours (experiments/peers.py's comparison, on these probabilities).
 Round 2 (when the demo ran with --rounds=2): the flags of the best round-1 student.
 """
 
 import json
 import os
 
-from bench import common, peers
+from bench import common
+from experiments import peers
 
 PERCENTS = (0.5, 1.0, 2.0, 4.0)
 
@@ -54,7 +55,7 @@ def main():
     rows += quality_rows("round 2 (best round-1 student as teacher)",
                          flagging.read_flags(second), truth)
   rows += peers.flag_rows(oof_scores, oof, truth, label="on out-of-fold probabilities: ")
-  common.report("teachers", rows)
+  common.report("teachers", rows, common.EXPERIMENTS)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def main():
   rows = flag_rows(*demo_flags(known.demo_dir))
   if not args.quick:
     rows += student_rows(known.demo_dir, known.llr_per_epoch, known.llr_max)
-  common.report("peers", rows)
+  common.report("peers", rows, common.EXPERIMENTS)
 
 
 if __name__ == "__main__":

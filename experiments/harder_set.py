@@ -2,7 +2,7 @@
 ontology (a present child makes its parent present, and the parent is often the label
 missing), at embedding level, so that every choice trains in minutes on 2 cores.
 
-  python -m bench.harder_set [--clips=20000] [--classes=200] [--seeds=3] [--folds=3] [--percents=0,2,4]
+  python -m experiments.harder_set [--clips=20000] [--classes=200] [--seeds=3] [--folds=3] [--percents=0,2,4]
 
 Generates the set (`tfsk_simulate_audioset --child_share=0.5`), prepares it, runs the sweep
 with two rounds and the complete-label reference (sweep.py, `embedding_mlp`), trains K
@@ -24,8 +24,9 @@ import os
 
 import numpy as np
 
-from bench import common, peers
-from bench.teachers import quality_rows
+from bench import common
+from experiments import peers
+from experiments.teachers import quality_rows
 
 
 def _parse():
@@ -149,7 +150,7 @@ def main():
     for metric in verdict.METRICS:
       rows.append(common.row(f"{what}, {metric} {verdict.describe(refs[name], metric)}",
                              refs[name][verdict.METRICS[metric] + "gain"]))
-  common.report("harder_set", rows)
+  common.report("harder_set", rows, common.EXPERIMENTS)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 given, complete labels, perfect mask) under other training recipes, and per-class AUC by
 role in the ontology and by frequency.
 
-  python -m bench.harder_set_recipes [--recipes=w0.5e8,w0.5e16,w2e8] [--seed=0]
+  python -m experiments.harder_set_recipes [--recipes=w0.5e8,w0.5e16,w2e8] [--seed=0]
 
-Needs `python -m bench.harder_set` to have run (same --work_dir): it reuses its data, its
+Needs `python -m experiments.harder_set` to have run (same --work_dir): it reuses its data, its
 flags' provenance and its default-recipe runs (w0.5e8: embedding_mlp width 0.5, 8 epochs).
 Other recipes train one seed of each treatment. Reports, per recipe and treatment: d',
 lwlrap, and the mean eval AUC of the parents (classes with a child), the children, the
@@ -54,7 +54,7 @@ def main():
     return
   from tf_skeptical import evaluation, flagging, metrics, sweep, training
   from tf_skeptical.data import examples
-  from bench.harder_set import dataset
+  from experiments.harder_set import dataset
   work = os.path.join(args.work_dir, "harder_set")
   train_dir, eval_dir, truth_csv = dataset(work, 20000, 3000, 200)
   sweep_dir = os.path.join(work, "sweep")
@@ -87,7 +87,7 @@ def main():
                common.row("  lwlrap", metrics.lwlrap(labels, scores))]
       rows += [common.row(f"  AUC of {g} ({int(m.sum())})", np.nanmean(auc[m]))
                for g, m in groups.items()]
-  common.report("harder_set_recipes", rows)
+  common.report("harder_set_recipes", rows, common.EXPERIMENTS)
 
 
 if __name__ == "__main__":

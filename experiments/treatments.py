@@ -1,12 +1,12 @@
 """The treatments of flagged entries (mask, soft, distill, positive) against plain training,
 with both references, overall and on head and tail classes, on one dataset.
 
-  python -m bench.treatments --set=builtin --demo_dir=tfsk_work
-  python -m bench.treatments --set=harder [--seeds=5] [--percents=0,2] [--ontology]
-  python -m bench.treatments --set=real [--seeds=5] [--treatments=mask,soft,positive]
+  python -m experiments.treatments --set=builtin --demo_dir=tfsk_work
+  python -m experiments.treatments --set=harder [--seeds=5] [--percents=0,2] [--ontology]
+  python -m experiments.treatments --set=real [--seeds=5] [--treatments=mask,soft,positive]
 
 builtin: reads a finished demo sweep (`tfsk_demo --treatments=mask,soft,distill,positive
---percents=0,2 --seeds=5`). harder: simulates the harder set (bench.harder_set's data: an
+--percents=0,2 --seeds=5`). harder: simulates the harder set (experiments.harder_set's data: an
 ontology, parents often missing), and runs the sweep with every treatment at embedding
 level, with class-balanced sampling (PANNs' AudioSet recipe; --balanced=0 for the
 unbalanced one, under which the tail classes lose whenever the head classes' labels are
@@ -14,7 +14,7 @@ corrected); without the ontology it also gives the complete labels back to the h
 only and to the tail classes only. --ontology trains and flags with the set's ontology.json
 (labels propagated to ancestors, no flag on a labelled class's ancestor), in a sweep
 directory of its own, and compares its baseline with the plain one, paired by seed. real: the real-recordings set
-(bench.real_recordings: Debian packages' recordings, downloaded once), prepared and swept
+(experiments.real_recordings: Debian packages' recordings, downloaded once), prepared and swept
 with the demo's recipe (MobileNetV1 w0.25, 8 epochs; --balanced=1 for class-balanced
 sampling); --ontology as for harder.
 
@@ -24,7 +24,7 @@ classes, on the head (classes with more train positives than the median class) a
 tail (the rest); then the goal: significant in both metrics (every interval above 0), at
 least half of the complete labels' lwlrap gain, and more d' than the perfect mask.
 Writes <sweep dir>/treatments.md, and its rows (marked with the set) into
-bench/results/treatments.json beside the other sets' (bench/RESULTS.md, `python -m bench
+experiments/results/treatments.json beside the other sets' (experiments/RESULTS.md, `python -m experiments
 --report`).
 """
 
@@ -38,7 +38,7 @@ import numpy as np
 from bench import common
 
 HEAD, TAIL = "head", "tail"
-COMMAND = "python -m bench.treatments"  # as run (set by _parse), recorded with its rows
+COMMAND = "python -m experiments.treatments"  # as run (set by _parse), recorded with its rows
 
 
 def _parse():
@@ -59,7 +59,7 @@ def _parse():
   extra.add_argument("--balanced", type=int, choices=(0, 1), default=None)
   known, rest = extra.parse_known_args()
   global COMMAND
-  COMMAND = " ".join(["python -m bench.treatments"] + sys.argv[1:])
+  COMMAND = " ".join(["python -m experiments.treatments"] + sys.argv[1:])
   sys.argv = [sys.argv[0]] + rest
   return known, common.parse_args(__doc__)
 
@@ -174,8 +174,8 @@ def builtin(known, args):
 
 
 def real(known, args):
-  """The real-recordings set (bench.real_recordings), at the demo's size and recipe."""
-  from bench import real_recordings
+  """The real-recordings set (experiments.real_recordings), at the demo's size and recipe."""
+  from experiments import real_recordings
   from tf_skeptical import sweep, training, verdict
   work = os.path.join(args.work_dir, "real_recordings")
   train_dir, eval_dir, truth, onto_path = real_recordings.prepared(work)
@@ -200,7 +200,7 @@ def real(known, args):
 
 
 def harder(known, args):
-  from bench import harder_set
+  from experiments import harder_set
   from tf_skeptical.datasets import audioset_simulation as sim
   from tf_skeptical import sweep, training, verdict
   work = os.path.join(args.work_dir, "harder_set")
@@ -302,14 +302,14 @@ def main():
       ", balanced" if balanced else ", unbalanced") + (", ontology" if known.ontology else "") + (
       f", flag_min_positives {known.flag_min_positives}" if known.flag_min_positives else "")
   # One stored result for every set: this set's rows replace its earlier ones.
-  path = os.path.join(common.RESULTS_DIR, "treatments.json")
+  path = os.path.join(common.EXPERIMENTS, "results", "treatments.json")
   kept = []
   if os.path.exists(path):
     with open(path) as f:
       kept = [r for r in json.load(f)["rows"] if not r["metric"].startswith(f"[{label}] ")]
   rows = [dict(r, metric=f"[{label}] {r['metric']}") for r in rows]
   rows.insert(0, common.row(f"[{label}] {COMMAND}", known.seeds))  # the command, and seeds
-  common.report("treatments", kept + rows)
+  common.report("treatments", kept + rows, common.EXPERIMENTS)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A dataset of real recordings with known missing labels, in the built-in set's layout.
 
-  python -m bench.real_recordings --out_dir=/tmp/real [--train_clips=3000] [--eval_clips=1000]
+  python -m experiments.real_recordings --out_dir=/tmp/real [--train_clips=3000] [--eval_clips=1000]
 
 Sources: recordings that Debian packages ship with their licences (each package's
 usr/share/doc/<package>/copyright): `tuxpaint-stamps-default` (animal, household, tool,
