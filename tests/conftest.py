@@ -1,5 +1,7 @@
-"""Shared fixtures: a tiny built-in dataset, prepared once per test session."""
+"""Shared fixtures: a tiny built-in dataset, prepared once per test session; a hand-made
+ontology tree."""
 
+import json
 import os
 import struct
 
@@ -10,6 +12,7 @@ import pytest
 
 from tf_skeptical.datasets import builtin_data
 from tf_skeptical import prepare
+from tf_skeptical.data import ontology
 
 TINY = builtin_data.BuiltinDataParams(num_classes=6, train_clips=48, eval_clips=24,
                                       clip_seconds=1.5, missing_rate=0.05, seed=3)
@@ -87,3 +90,28 @@ def write_float_wav(path, samples, rate=16000, dtype="<f4", extensible=False):
   body += b"data" + struct.pack("<I", len(data)) + data
   with open(path, "wb") as f:
     f.write(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+# A hand-made ontology: /m/root (not a class) -> Music (0) -> Guitar (1) -> Electric guitar
+# (2); Music -> Drum (3); Speech (4) alone; Animal (5) -> Dog (6), and Dog also under Pets
+# (7): two parents.
+MIDS = ["/m/music", "/m/guitar", "/m/eguitar", "/m/drum", "/m/speech", "/m/animal", "/m/dog",
+        "/m/pets"]
+NODES = [
+    {"id": "/m/root", "name": "Root", "child_ids": ["/m/music", "/m/animal"]},
+    {"id": "/m/music", "name": "Music", "child_ids": ["/m/guitar", "/m/drum"]},
+    {"id": "/m/guitar", "name": "Guitar", "child_ids": ["/m/eguitar"]},
+    {"id": "/m/eguitar", "name": "Electric guitar", "child_ids": []},
+    {"id": "/m/drum", "name": "Drum", "child_ids": []},
+    {"id": "/m/speech", "name": "Speech", "child_ids": []},
+    {"id": "/m/animal", "name": "Animal", "child_ids": ["/m/dog"]},
+    {"id": "/m/pets", "name": "Pets", "child_ids": ["/m/dog"]},
+    {"id": "/m/dog", "name": "Dog", "child_ids": []},
+]
+
+
+@pytest.fixture
+def tree(tmp_path):
+  path = tmp_path / "ontology.json"
+  path.write_text(json.dumps(NODES))
+  return ontology.read_ontology(str(path), MIDS)

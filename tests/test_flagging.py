@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tf_skeptical import flagging
+from tf_skeptical import flagging, scoring
 from tf_skeptical.scoring import csr_from_lists as _csr
 
 
@@ -163,3 +163,38 @@ def test_flag_quality_equals_set_lookups(seed):
     assert r["flagged"] == int(sel.sum()) and r["truly_missing"] == hits
     assert r["recall"] == pytest.approx(hits / scored_truth)
     assert r["base_rate"] == pytest.approx(scored_truth / f.num_implicit.sum())
+
+
+def test_flags_never_fall_on_ancestors_of_labelled_classes(tree):
+  rng = np.random.default_rng(0)
+  n = 200
+  ids = np.array([f"c{i:04d}" for i in range(n)])
+  rows = [np.array(rng.choice(8, rng.integers(0, 3), replace=False), np.int64)
+          for _ in range(n)]
+  pos = scoring.csr_from_lists(rows)
+  empty = scoring.csr_from_lists([np.zeros(0, np.int64)] * n)
+  # The teacher scores each class high wherever a child is labelled: the likeliest flags.
+  scores = rng.random((n, 8)).astype(np.float32)
+  for i, r in enumerate(rows):
+    for c in r:
+      scores[i, tree.ancestors[c]] = 1.0
+  s = scoring.Scores(ids, np.asfortranarray(scores), pos, empty, {})
+  known = {(i, a) for i, r in enumerate(rows) for c in r for a in tree.ancestors[c]}
+  with_tree = flagging.flag_scores(s, 20.0, tree)
+  flagged = set(zip(with_tree.clip.tolist(), with_tree.cls.tolist()))
+  assert flagged and not flagged & known
+  without = flagging.flag_scores(s, 20.0)
+  assert set(zip(without.clip.tolist(), without.cls.tolist())) & known
+  assert with_tree.made_from["ontology"] == tree.path
+
+
+def test_min_positives_leaves_few_positive_classes_unflagged():
+  n = 100
+  ids = np.array([f"c{i:03d}" for i in range(n)])
+  rows = [np.array([0] if i < 10 else ([1] if i < 12 else []), np.int64) for i in range(n)]
+  empty = scoring.csr_from_lists([np.zeros(0, np.int64)] * n)
+  scores = np.asfortranarray(np.random.default_rng(1).random((n, 3)).astype(np.float32))
+  s = scoring.Scores(ids, scores, scoring.csr_from_lists(rows), empty, {})
+  flags = flagging.flag_scores(s, 10.0, min_positives=5)
+  assert sorted(set(flags.cls.tolist())) == [0]  # 10 positives; class 1 has 2, class 2 none
+  assert len(flagging.flag_scores(s, 10.0).cls) == 9 + 9 + 10

@@ -60,14 +60,14 @@ def test_non_default_frontend_end_to_end(other_examples, tiny_data):
   # The exported tagger runs the same frontend: its window, hop, bands and patch count.
   data, _ = tiny_data
   out = str(root / "tagger")
-  meta = exporting.export(model_dir, os.path.join(train_dir, examples.CLASS_MAP), out,
-                          calibration_files=prepare.source_audio(train_dir),
-                          cfg=exporting.ExportConfig(calibration_windows=30))
+  exporting.export(model_dir, os.path.join(train_dir, examples.CLASS_MAP), out,
+                   calibration_files=prepare.source_audio(train_dir),
+                   cfg=exporting.ExportConfig(calibration_windows=30))
+  with open(os.path.join(out, exporting.METADATA)) as f:
+    meta = json.load(f)  # what a device-side runtime reads
   window = (64 - 1) * 160 + 400
   assert meta["frontend"] == dataclasses.asdict(OTHER)
   assert (meta["window_samples"], meta["hop_samples"], meta["mel_bands"]) == (window, 5120, 48)
-  with open(os.path.join(out, exporting.METADATA)) as f:
-    assert json.load(f) == meta
   w = (0.1 * np.random.default_rng(0).standard_normal(30000)).astype(np.float32)
   served = tf.saved_model.load(os.path.join(out, exporting.SAVED_MODEL)).signatures[
       "serving_default"](waveform=tf.constant(w))

@@ -1,4 +1,4 @@
-"""prepare: round trips, AudioSet embeddings, the built-in data's truth, and every bad input."""
+"""prepare: round trips, AudioSet embeddings, storage precision, and every bad input."""
 
 import csv
 import os
@@ -10,40 +10,12 @@ import tensorflow as tf
 
 from tf_skeptical.data import audioset_embeddings, examples, frontend
 from tf_skeptical.datasets import builtin_data
-from tf_skeptical import evaluation, flagging, input_pipeline, prepare
+from tf_skeptical import prepare
 from tf_skeptical.data.audio_io import load_clip
 from tf_skeptical.util.bad_input import DataError
-from tf_skeptical.data.class_map import read_class_map
-from tf_skeptical.data.params import DEFAULT_FRONTEND as P
 from tf_skeptical.data.segments import read_segments
 
 from conftest import TINY
-
-
-def test_generator_truth(tiny_data):
-  data, summary = tiny_data
-  cmap = read_class_map(os.path.join(data, builtin_data.CLASS_MAP))
-  train, _ = read_segments(os.path.join(data, builtin_data.TRAIN_SEGMENTS), cmap)
-  truth = evaluation.read_truth(os.path.join(data, builtin_data.TRUTH), cmap)
-  observed = {(s.clip_id, c) for s in train for c in s.positives}
-  assert not truth & observed  # a missing label is not observed
-  assert truth  # and some exist
-  negatives = {(s.clip_id, c) for s in train for c in s.explicit_negatives}
-  assert not truth & negatives and not observed & negatives
-  implicit = sum(TINY.num_classes - len(s.positives) - len(s.explicit_negatives) for s in train)
-  assert summary["train_implicit_negatives"] == implicit
-  assert len(truth) / implicit == pytest.approx(TINY.missing_rate, abs=0.02)
-
-
-def test_generator_missing_rate_matches_request(tmp_path):
-  p = builtin_data.BuiltinDataParams(train_clips=400, eval_clips=1, missing_rate=0.02, seed=5)
-  s = builtin_data.generate(str(tmp_path), p)
-  assert s["missing_rate_of_implicit_negatives"] == pytest.approx(0.02, abs=0.004)
-  # Observed labels are a subset of the true ones: truth = true - observed.
-  assert s["train_true_labels"] - s["train_missing_labels"] == sum(
-      len(x.positives) for x in read_segments(
-          os.path.join(tmp_path, builtin_data.TRAIN_SEGMENTS),
-          builtin_data.class_map(p.num_classes))[0])
 
 
 def test_examples_round_trip(tiny_data, tiny_examples):
@@ -64,54 +36,6 @@ def test_examples_round_trip(tiny_data, tiny_examples):
     samples = int(TINY.clip_seconds * 16000)
     ref = frontend.log_mel(load_clip(tf.constant(wav), samples)).numpy()
     np.testing.assert_allclose(clip["features"], ref, atol=1e-5)
-
-
-def test_training_dataset_masks_only_discarded_entries(tiny_examples):
-  train_dir, _ = tiny_examples
-  clips = list(examples.iterate(train_dir))
-  target = clips[3]["clip_id"]
-  discards = flagging.Discards.from_lists((target,), ((1, 4),))
-  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, discards=discards,
-                                      repeat=False, seed=0)
-  per_clip = P.num_patches(P.num_frames(int(TINY.clip_seconds * P.sample_rate)))
-  assert per_clip == 2  # 148 frames: patches start at 0 and 48
-  n_patches = n_masked = 0
-  for x, y in ds:
-    n_patches += x.shape[0]
-    assert x.shape[1:] == (96, 64)
-    masked = y["mask"].numpy() == 0
-    for row in np.flatnonzero(masked.any(axis=1)):
-      assert list(np.flatnonzero(masked[row])) == [1, 4]
-      n_masked += 1
-  assert n_patches == TINY.train_clips * per_clip // 8 * 8  # whole batches only
-  assert n_masked == per_clip  # every patch of the target clip, and no other
-  lookup = input_pipeline.mask_lookup(discards, TINY.num_classes)
-  np.testing.assert_array_equal(lookup(tf.constant(target)), [1, 0, 1, 1, 0, 1])
-  np.testing.assert_array_equal(lookup(tf.constant(clips[0]["clip_id"])), np.ones(6))
-
-
-def test_training_dataset_adds_the_given_positives_and_only_them(tiny_examples):
-  """The complete-label reference: known missing labels become positives, unmasked."""
-  train_dir, _ = tiny_examples
-  clips = {c["clip_id"]: c for c in examples.iterate(train_dir)}
-  target = sorted(clips)[5]
-  given = np.flatnonzero(clips[target]["positives"])
-  absent = [c for c in range(TINY.num_classes) if c not in given][:2]
-  added = flagging.Discards.from_lists((target,), (tuple(absent),))
-  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, add_positives=added,
-                                      repeat=False, seed=0)
-  want = {k: c["positives"] for k, c in clips.items()}
-  want[target] = want[target].copy()
-  want[target][absent] = 1
-  rows = {tuple(v) for v in want.values()}
-  seen_target = 0
-  for _, y in ds:
-    assert (y["mask"].numpy() == 1).all()
-    for labels in y["labels"].numpy():
-      assert tuple(labels) in rows
-      seen_target += tuple(labels) == tuple(want[target])
-  # Both patches of the target clip (and of any clip whose labels equal its new ones).
-  assert seen_target == 2 * sum(tuple(w) == tuple(want[target]) for w in want.values())
 
 
 def test_embedding_tfrecords_in_audioset_layout(tmp_path):

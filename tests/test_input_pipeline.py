@@ -1,5 +1,6 @@
-"""The training input for embedding examples, which parses, filters and labels whole
-batches: every batch row against a reference computed from the source records in numpy."""
+"""The training input: masks and added positives on log-mel clips, and for embedding
+examples, which are parsed, filtered and labelled a whole batch at a time, every batch row
+against a reference computed from the source records in numpy."""
 
 import glob
 
@@ -10,6 +11,10 @@ import tensorflow as tf
 from tf_skeptical.data import audioset_embeddings, ontology
 from tf_skeptical.datasets import audioset_simulation as sim
 from tf_skeptical import flagging, folds, input_pipeline, prepare, scoring, treatments
+from tf_skeptical.data import examples
+from tf_skeptical.data.params import DEFAULT_FRONTEND as P
+
+from conftest import TINY
 
 NUM_CLASSES = 12
 
@@ -150,3 +155,51 @@ def test_labels_propagate_up_an_ontology(embedding_examples):
       assert set(np.flatnonzero(y["implicit"][row] == 0)) == want
       checked += len(want - given)
   assert checked > 0  # some clips gained an ancestor
+
+
+def test_training_dataset_masks_only_discarded_entries(tiny_examples):
+  train_dir, _ = tiny_examples
+  clips = list(examples.iterate(train_dir))
+  target = clips[3]["clip_id"]
+  discards = flagging.Discards.from_lists((target,), ((1, 4),))
+  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, discards=discards,
+                                      repeat=False, seed=0)
+  per_clip = P.num_patches(P.num_frames(int(TINY.clip_seconds * P.sample_rate)))
+  assert per_clip == 2  # 148 frames: patches start at 0 and 48
+  n_patches = n_masked = 0
+  for x, y in ds:
+    n_patches += x.shape[0]
+    assert x.shape[1:] == (96, 64)
+    masked = y["mask"].numpy() == 0
+    for row in np.flatnonzero(masked.any(axis=1)):
+      assert list(np.flatnonzero(masked[row])) == [1, 4]
+      n_masked += 1
+  assert n_patches == TINY.train_clips * per_clip // 8 * 8  # whole batches only
+  assert n_masked == per_clip  # every patch of the target clip, and no other
+  lookup = input_pipeline.mask_lookup(discards, TINY.num_classes)
+  np.testing.assert_array_equal(lookup(tf.constant(target)), [1, 0, 1, 1, 0, 1])
+  np.testing.assert_array_equal(lookup(tf.constant(clips[0]["clip_id"])), np.ones(6))
+
+
+def test_training_dataset_adds_the_given_positives_and_only_them(tiny_examples):
+  """The complete-label reference: known missing labels become positives, unmasked."""
+  train_dir, _ = tiny_examples
+  clips = {c["clip_id"]: c for c in examples.iterate(train_dir)}
+  target = sorted(clips)[5]
+  given = np.flatnonzero(clips[target]["positives"])
+  absent = [c for c in range(TINY.num_classes) if c not in given][:2]
+  added = flagging.Discards.from_lists((target,), (tuple(absent),))
+  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, add_positives=added,
+                                      repeat=False, seed=0)
+  want = {k: c["positives"] for k, c in clips.items()}
+  want[target] = want[target].copy()
+  want[target][absent] = 1
+  rows = {tuple(v) for v in want.values()}
+  seen_target = 0
+  for _, y in ds:
+    assert (y["mask"].numpy() == 1).all()
+    for labels in y["labels"].numpy():
+      assert tuple(labels) in rows
+      seen_target += tuple(labels) == tuple(want[target])
+  # Both patches of the target clip (and of any clip whose labels equal its new ones).
+  assert seen_target == 2 * sum(tuple(w) == tuple(want[target]) for w in want.values())
