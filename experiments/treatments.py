@@ -89,6 +89,20 @@ def gains_by_part(labels, students, baselines, split, params):
   return out
 
 
+def gain_rows(what: str, g, show: bool = True):
+  """Report rows of gains_by_part's result: each metric's gain on all, head and tail classes,
+  with its intervals in the row's name (printed too, with show)."""
+  from tf_skeptical import verdict
+  rows = []
+  for part in ("all", HEAD, TAIL):
+    for metric, k in verdict.METRICS.items():
+      line = f"{what}, {part} classes: {metric} gain {verdict.describe(g[part], metric)}"
+      if show:
+        print(line)
+      rows.append(common.row(line, g[part][k + "gain"]))
+  return rows
+
+
 def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
   """Rows for the report and the markdown table: every treatment's rows and the
   references, overall, head and tail; and the goal's verdict per treatment."""
@@ -125,10 +139,7 @@ def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
     lines.append(f"| {name} | {cell(g['all'])} | {cell(g['all'], 'lwlrap')} | "
                  f"{cell(g[HEAD])} | {cell(g[TAIL])} | {cell(g[HEAD], 'lwlrap')} | "
                  f"{cell(g[TAIL], 'lwlrap')} |")
-    for part in ("all", HEAD, TAIL):
-      for metric, k in verdict.METRICS.items():
-        rows.append(common.row(f"{name}, {part} classes: {metric} gain "
-                               f"{verdict.describe(g[part], metric)}", g[part][k + "gain"]))
+    rows += gain_rows(f"{name}", g, show=False)
   lines.append("\n* every interval above 0.\n")
   complete = gains.get("complete", {}).get("all")
   perfect = gains.get("perfect mask", {}).get("all")
@@ -233,7 +244,7 @@ def partial_corrections(train_dir, eval_dir, sweep_dir, cfg, truth_csv):
   """The complete labels given back to the head classes only, and to the tail classes only
   (each paired by seed with the baseline, on all classes, head and tail): which classes'
   missing labels the d' and lwlrap of this set depend on."""
-  from tf_skeptical import evaluation, side_by_side, sweep, verdict
+  from tf_skeptical import evaluation, side_by_side, sweep
   from tf_skeptical.data import examples
   from tf_skeptical.sweep import runs
   split, _ = class_split(sweep_dir)
@@ -257,19 +268,15 @@ def partial_corrections(train_dir, eval_dir, sweep_dir, cfg, truth_csv):
     g = gains_by_part(labels, _scores(sweep_dir, eval_dir, model_dirs), baselines, split,
                       cfg.verdict_params)
     missing = sum(1 for _, c in truth if c in set(split[part].tolist()))
-    for scope in ("all", HEAD, TAIL):
-      for metric, k in verdict.METRICS.items():
-        line = (f"complete labels of the {part} classes only ({missing} missing labels), "
-                f"{scope} classes: {metric} {verdict.describe(g[scope], metric)}")
-        print(line)
-        rows.append(common.row(line, g[scope][k + "gain"]))
+    rows += gain_rows(f"complete labels of the {part} classes only ({missing} missing labels)",
+                      g)
   return rows
 
 
 def ontology_vs_plain(onto_dir, plain_dir, eval_dir, seeds, params):
   """The propagated baseline against the plain one, paired by seed, on all classes, head and
   tail: what the ontology does on its own (nothing when the plain sweep has not run)."""
-  from tf_skeptical import evaluation, sweep, verdict
+  from tf_skeptical import evaluation, sweep
   if not all(os.path.exists(os.path.join(sweep.run_dir(plain_dir, 0.0, i), "result.json"))
              for i in range(seeds)):
     return []
@@ -278,14 +285,7 @@ def ontology_vs_plain(onto_dir, plain_dir, eval_dir, seeds, params):
   g = gains_by_part(labels, *[_scores(d, eval_dir, [sweep.run_dir(d, 0.0, i)
                                                     for i in range(seeds)])
                               for d in (onto_dir, plain_dir)], split, params)
-  rows = []
-  for part in ("all", HEAD, TAIL):
-    for metric, k in verdict.METRICS.items():
-      line = (f"ontology baseline vs plain baseline, {part} classes: {metric} "
-              f"{verdict.describe(g[part], metric)}")
-      print(line)
-      rows.append(common.row(line, g[part][k + "gain"]))
-  return rows
+  return gain_rows("ontology baseline vs plain baseline", g)
 
 
 def main():
