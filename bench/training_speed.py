@@ -9,12 +9,15 @@ In one run, on the same built-in examples and the same MobileNetV1 w0.25:
   training.train (the masked loss, its callbacks, evaluation, backups, the saved model),
   alternating; the run's result.json says where its time went (setup, training steps,
   evaluation, the rest);
+- the same run as before 2026-12-03, with clip-level evaluation after every epoch: its
+  whole-run rate and time shares beside today's;
 - a small sweep (p = 0 and 2, 2 seeds, both references: 8 runs) with one job, then with one
   job per core: the side-by-side wall time against the sum of the same runs alone, and the
   sweep's patches per second against plain fit's.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -54,12 +57,16 @@ def plain_fit_seconds(train_dir: str, epochs: int) -> float:
   return time.perf_counter() - start
 
 
-def run_seconds(train_dir: str, eval_dir: str, out: str, epochs: int) -> dict:
-  """One training.train run from scratch: its result's seconds (training.py)."""
+def run_seconds(train_dir: str, eval_dir: str, out: str, epochs: int,
+                eval_every: int = 0) -> dict:
+  """One training.train run from scratch (evaluating every eval_every epochs; 0: the
+  default): its result's seconds (training.py)."""
   from tf_skeptical import training
   shutil.rmtree(out, ignore_errors=True)
-  result = training.train(train_dir, out, training.TrainConfig(width=WIDTH, epochs=epochs),
-                          eval_dir=eval_dir, verbose=0)
+  cfg = training.TrainConfig(width=WIDTH, epochs=epochs)
+  if eval_every:
+    cfg = dataclasses.replace(cfg, eval_every_epochs=eval_every)
+  result = training.train(train_dir, out, cfg, eval_dir=eval_dir, verbose=0)
   return dict(result["seconds"], patches=epochs * result["steps_per_epoch"] * BATCH)
 
 
@@ -99,11 +106,14 @@ def main():
   truth = os.path.join(data, builtin_data.TRUTH)
   epochs = 2 if args.quick else 3
 
-  plain, runs = [], []
-  for k in range(2):  # alternating, so that drift touches both alike
+  plain, runs, before = [], [], []
+  for k in range(2):  # alternating, so that drift touches all alike
     plain.append(plain_fit_seconds(dirs["train"], epochs))
     runs.append(run_seconds(dirs["train"], dirs["eval"],
                             os.path.join(args.work_dir, "speed_run"), epochs))
+    # Before: clip-level evaluation after every epoch (the default until 2026-12-03).
+    before.append(run_seconds(dirs["train"], dirs["eval"],
+                              os.path.join(args.work_dir, "speed_run"), epochs, eval_every=1))
   patches = runs[0]["patches"]
   plain_rate = patches / min(plain)
   best = min(runs, key=lambda r: r["total"])
@@ -115,8 +125,13 @@ def main():
                  step_ratio >= 0.90),
       common.row("one whole run (setup, evaluation, save) / plain Keras fit, patches/s",
                  run_ratio, ">= 0.75", run_ratio >= 0.75)]
-  for part in ("setup", "first_epoch_steps", "train_steps", "evaluation", "other_in_fit"):
-    rows.append(common.row(f"  share of the run's time: {part}", best[part] / best["total"]))
+  old = min(before, key=lambda r: r["total"])
+  for label, r in (("", best), ("before (evaluation after every epoch): ", old)):
+    if label:
+      rows.append(common.row(f"{label}one whole run / plain Keras fit, patches/s",
+                             (patches / r["total"]) / plain_rate))
+    for part in ("setup", "first_epoch_steps", "train_steps", "evaluation", "other_in_fit"):
+      rows.append(common.row(f"  {label}share of the run's time: {part}", r[part] / r["total"]))
   rows.append(common.row("  (context) plain Keras fit, patches/s", plain_rate))
 
   sweep_epochs = 1 if args.quick else 2
@@ -134,8 +149,8 @@ def main():
                  "runs alone", ratio, "<= 0.70", ratio <= 0.70),
       common.row(f"the sweep's patches/s with {jobs} jobs / plain Keras fit's", sweep_rate,
                  ">= 1.00", sweep_rate >= 1.0),
-      common.row("  sweep wall time, 1 job / the sum of its runs alone (scoring, flags, "
-                 "report)", alone_wall / alone_sum)]
+      common.row("  before (one run at a time): sweep wall time, 1 job / the sum of its runs "
+                 "alone (scoring, flags, report)", alone_wall / alone_sum)]
   if demo:
     minutes = demo_minutes(args.work_dir)
     rows.append(common.row("tfsk_demo wall minutes, fresh work dir (absolute: drifts)",
