@@ -5,8 +5,8 @@ with both references, overall and on head and tail classes, on one dataset.
   python -m experiments.treatments --set=harder [--seeds=5] [--percents=0,2] [--ontology]
   python -m experiments.treatments --set=real [--seeds=5] [--treatments=mask,soft,positive]
 
-builtin: reads a finished demo sweep (`tfsk_demo --treatments=mask,soft,distill,positive
---percents=0,2 --seeds=5`). harder: simulates the harder set (experiments.harder_set's data: an
+builtin: reads a finished demo sweep (`tfsk_demo --full`: mask, soft and positive at p =
+2%, 5 seeds). harder: simulates the harder set (experiments.harder_set's data: an
 ontology, parents often missing), and runs the sweep with every treatment at embedding
 level, with class-balanced sampling (PANNs' AudioSet recipe; --balanced=0 for the
 unbalanced one, under which the tail classes lose whenever the head classes' labels are
@@ -173,8 +173,8 @@ def builtin(known, args):
   sweep_dir = os.path.join(known.demo_dir, "sweep")
   eval_dir = os.path.join(known.demo_dir, "examples", "eval")
   if not os.path.exists(os.path.join(sweep_dir, sweep.RESULTS_CSV)):
-    print(f"treatments: no finished demo in {known.demo_dir} (run tfsk_demo "
-          "--treatments=mask,soft,distill,positive first); skipped")
+    print(f"treatments: no finished demo in {known.demo_dir} (run tfsk_demo --full "
+          "first); skipped")
     return None
   with open(os.path.join(sweep_dir, sweep.RESULTS_CSV)) as f:
     table = [dict(r, discard_percent=float(r["discard_percent"]), round=int(r["round"]))

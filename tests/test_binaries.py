@@ -47,7 +47,7 @@ PLAN = [("tfsk_make_builtin", 0), ("tfsk_simulate_audioset", 0), ("tfsk_prepare"
         ("tfsk_prepare", 2), ("tfsk_train", 0), ("tfsk_score", 0), ("tfsk_flag", 0),
         ("tfsk_train", 1), ("tfsk_train", 2), ("tfsk_evaluate", 0), ("tfsk_evaluate", 1), ("tfsk_export", 0),
         ("tfsk_tag", 0), ("tfsk_tag", 1), ("tfsk_sweep", 0), ("tfsk_demo", 0),
-        ("tfsk_demo", 1)]
+        ("tfsk_demo", 1), ("tfsk_demo", 2)]
 
 
 def documented_usage(binary: str) -> list:
@@ -124,3 +124,5 @@ def test_documented_usage_runs_in_order(tmp_path):
   assert outputs[("tfsk_tag", 0)].count("clip (mean of") == 2
   assert outputs[("tfsk_tag", 1)].count("clip (mean of") == 1
   assert "Best discard percentage" in outputs[("tfsk_demo", 1)]
+  # --full adds the soft and positive students; the explicit --seeds and --percents win.
+  assert "| positive | 5 |" in outputs[("tfsk_demo", 2)]
