@@ -106,7 +106,7 @@ def gain_rows(what: str, g, show: bool = True):
 def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
   """Rows for the report and the markdown table: every treatment's rows and the
   references, overall, head and tail; and the goal's verdict per treatment."""
-  from tf_skeptical import evaluation, sweep, verdict
+  from tf_skeptical import evaluation, sweep
   split, counts = class_split(sweep_dir)
   _, labels, _ = evaluation.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
   baselines = _scores(sweep_dir, eval_dir, [sweep.run_dir(sweep_dir, 0.0, i)
@@ -122,29 +122,44 @@ def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
       runs[name.replace("_", " ")] = dirs
   gains = {name: gains_by_part(labels, _scores(sweep_dir, eval_dir, dirs), baselines, split,
                                params) for name, dirs in runs.items()}
+  for name in ("complete", "perfect mask"):
+    if name in gains:
+      gains[name]["reference"] = True
   lines = [f"Head: the {split[HEAD].size} classes with more train positives than the median "
            f"class ({np.median(counts):g}); tail: the other {split[TAIL].size}. {seeds} seeds; "
-           "95% intervals [seeds; eval clips].\n",
-           "| run | d' gain | lwlrap gain | head d' | tail d' | head lwlrap | tail lwlrap |",
-           "|---|---|---|---|---|---|---|"]
+           "95% intervals [seeds; eval clips].\n"]
+  text, rows = report_gains(gains, gains.get("complete"), gains.get("perfect mask"), lines)
+  with open(os.path.join(sweep_dir, "treatments.md"), "w") as f:
+    f.write(text)
+  print(text)
+  return rows
 
-  def cell(g, metric="d_prime"):
-    k = verdict.METRICS[metric]
-    mark = " *" if g[k + "significant"] and g[k + "gain"] > 0 else ""
-    return (f"{g[k + 'gain']:+.3f} [{g[k + 'gain_seed_low']:+.3f}, {g[k + 'gain_seed_high']:+.3f}; "
-            f"{g[k + 'gain_clip_low']:+.3f}, {g[k + 'gain_clip_high']:+.3f}]{mark}")
 
+def _cell(g, metric="d_prime"):
+  from tf_skeptical import verdict
+  k = verdict.METRICS[metric]
+  mark = " *" if g[k + "significant"] and g[k + "gain"] > 0 else ""
+  return (f"{g[k + 'gain']:+.3f} [{g[k + 'gain_seed_low']:+.3f}, {g[k + 'gain_seed_high']:+.3f}; "
+          f"{g[k + 'gain_clip_low']:+.3f}, {g[k + 'gain_clip_high']:+.3f}]{mark}")
+
+
+def report_gains(gains, complete, perfect, lines, what: str = ""):
+  """The markdown table of gains (name -> gains_by_part), the goal's verdict for each run that
+  is not a reference (against complete's and perfect's gains_by_part, either may be None),
+  and their report rows (names prefixed with what); returns (text, rows)."""
+  lines = list(lines) + [
+      "| run | d' gain | lwlrap gain | head d' | tail d' | head lwlrap | tail lwlrap |",
+      "|---|---|---|---|---|---|---|"]
   rows = []
   for name, g in gains.items():
-    lines.append(f"| {name} | {cell(g['all'])} | {cell(g['all'], 'lwlrap')} | "
-                 f"{cell(g[HEAD])} | {cell(g[TAIL])} | {cell(g[HEAD], 'lwlrap')} | "
-                 f"{cell(g[TAIL], 'lwlrap')} |")
-    rows += gain_rows(f"{name}", g, show=False)
+    lines.append(f"| {name} | {_cell(g['all'])} | {_cell(g['all'], 'lwlrap')} | "
+                 f"{_cell(g[HEAD])} | {_cell(g[TAIL])} | {_cell(g[HEAD], 'lwlrap')} | "
+                 f"{_cell(g[TAIL], 'lwlrap')} |")
+    rows += gain_rows(f"{what}{name}", g, show=False)
   lines.append("\n* every interval above 0.\n")
-  complete = gains.get("complete", {}).get("all")
-  perfect = gains.get("perfect mask", {}).get("all")
+  complete, perfect = (r and r["all"] for r in (complete, perfect))
   for name, g in gains.items():
-    if name in ("complete", "perfect mask"):
+    if g.get("reference"):
       continue
     g = g["all"]
     checks = [("significant d' gain", g["significant"] and g["gain"] > 0),
@@ -157,14 +172,10 @@ def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
       checks.append((f"d' {g['gain']:+.3f} vs the perfect mask's {perfect['gain']:+.3f}",
                      g["gain"] > perfect["gain"]))
     met = all(ok for _, ok in checks)
-    lines.append(f"- {name}: {'meets the goal' if met else 'misses the goal'} ("
-                 + "; ".join(f"{what}: {'yes' if ok else 'no'}" for what, ok in checks) + ")")
-    rows.append(common.row(f"{name}: meets the goal (1 = yes)", float(met)))
-  text = "\n".join(lines) + "\n"
-  with open(os.path.join(sweep_dir, "treatments.md"), "w") as f:
-    f.write(text)
-  print(text)
-  return rows
+    lines.append(f"- {what}{name}: {'meets the goal' if met else 'misses the goal'} ("
+                 + "; ".join(f"{c}: {'yes' if ok else 'no'}" for c, ok in checks) + ")")
+    rows.append(common.row(f"{what}{name}: meets the goal (1 = yes)", float(met)))
+  return "\n".join(lines) + "\n", rows
 
 
 def builtin(known, args):
@@ -206,7 +217,7 @@ def real(known, args):
   if known.ontology:
     plain = "sweep" + ("_balanced" if known.balanced else "")
     rows += ontology_vs_plain(sweep_dir, os.path.join(work, plain), eval_dir, known.seeds,
-                              params)
+                              params, table)
   return rows
 
 
@@ -234,7 +245,7 @@ def harder(known, args):
   if onto:
     plain = "sweep_treatments" + ("" if balanced else "_unbalanced")
     rows += ontology_vs_plain(sweep_dir, os.path.join(work, plain), eval_dir, known.seeds,
-                              params)
+                              params, table)
   else:
     rows += partial_corrections(train_dir, eval_dir, sweep_dir, cfg, truth)
   return rows
@@ -273,19 +284,43 @@ def partial_corrections(train_dir, eval_dir, sweep_dir, cfg, truth_csv):
   return rows
 
 
-def ontology_vs_plain(onto_dir, plain_dir, eval_dir, seeds, params):
-  """The propagated baseline against the plain one, paired by seed, on all classes, head and
-  tail: what the ontology does on its own (nothing when the plain sweep has not run)."""
+def ontology_vs_plain(onto_dir, plain_dir, eval_dir, seeds, params, table):
+  """What a user gets from the ontology, against plain training on the labels as given (the
+  plain sweep's baseline, paired by seed): the propagated baseline alone, and the ontology
+  with each treatment of `table` (the ontology sweep's rows), with the goal's verdict against
+  the plain sweep's references. Appended to the ontology sweep's treatments.md; nothing when
+  the plain sweep has not run these seeds."""
   from tf_skeptical import evaluation, sweep
-  if not all(os.path.exists(os.path.join(sweep.run_dir(plain_dir, 0.0, i), "result.json"))
-             for i in range(seeds)):
+  plain_runs = [sweep.run_dir(plain_dir, 0.0, i) for i in range(seeds)]
+  if not all(os.path.exists(os.path.join(d, "result.json")) for d in plain_runs):
     return []
   split, _ = class_split(onto_dir)
   _, labels, _ = evaluation.eval_scores(sweep.run_dir(onto_dir, 0.0), eval_dir)
-  g = gains_by_part(labels, *[_scores(d, eval_dir, [sweep.run_dir(d, 0.0, i)
-                                                    for i in range(seeds)])
-                              for d in (onto_dir, plain_dir)], split, params)
-  return gain_rows("ontology baseline vs plain baseline", g)
+  runs = {"ontology alone (its baseline)": [sweep.run_dir(onto_dir, 0.0, i)
+                                            for i in range(seeds)]}
+  for r in table:
+    if r["discard_percent"] > 0 and r.get("round", 1) == 1:
+      runs[f"ontology + {r['treatment']}, p = {r['discard_percent']:g}%"] = [
+          sweep.row_dir(onto_dir, r, i) for i in range(seeds)]
+  for name in (sweep.COMPLETE, sweep.PERFECT_MASK):
+    dirs = [sweep.reference_dir(plain_dir, name, i) for i in range(seeds)]
+    if all(os.path.exists(os.path.join(d, "result.json")) for d in dirs):
+      runs[f"plain {name.replace('_', ' ')}"] = dirs
+  baselines = _scores(plain_dir, eval_dir, plain_runs)
+  gains = {name: gains_by_part(labels, _scores(onto_dir, eval_dir, dirs), baselines, split,
+                               params) for name, dirs in runs.items()}
+  for name in ("plain complete", "plain perfect mask"):
+    if name in gains:
+      gains[name]["reference"] = True
+  text, rows = report_gains(
+      gains, gains.get("plain complete"), gains.get("plain perfect mask"),
+      ["\n## Against plain training (the labels as given, no ontology)\n",
+       f"Each run paired by seed with the plain sweep's baseline ({plain_dir}); the "
+       "references are the plain sweep's.\n"], what="against plain training: ")
+  with open(os.path.join(onto_dir, "treatments.md"), "a") as f:
+    f.write(text)
+  print(text)
+  return rows
 
 
 def main():
