@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny built-in dataset, prepared once per test session; a hand-made
-ontology tree."""
+"""Shared fixtures: a tiny built-in dataset, prepared once per test session (one copy for all
+of the session's xdist workers); a hand-made ontology tree."""
 
+import fcntl
 import json
 import os
+import shutil
 import struct
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,28 +20,46 @@ TINY = builtin_data.BuiltinDataParams(num_classes=6, train_clips=48, eval_clips=
                                       clip_seconds=1.5, missing_rate=0.05, seed=3)
 
 
+def built_once(tmp_path_factory, name: str, build) -> str:
+  """A directory that build(path) fills once for the whole test session: the first xdist
+  worker to ask builds it under a lock, the others wait and read it (a tiny model trained
+  once, not once per worker). A build that fails leaves nothing behind for the next one."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # the session's directory, shared by its workers
+  path, done = root / name, root / (name + ".done")
+  with open(root / (name + ".lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(path, ignore_errors=True)
+      path.mkdir()
+      build(str(path))
+      done.touch()
+  return str(path)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("builtin"))
-  summary = builtin_data.generate(out, TINY)
-  return out, summary
+  out = built_once(tmp_path_factory, "builtin", lambda path: builtin_data.generate(path, TINY))
+  with open(os.path.join(out, builtin_data.SUMMARY)) as f:
+    return out, json.load(f)
 
 
 @pytest.fixture(scope="session")
 def tiny_examples(tiny_data, tmp_path_factory):
   """(train_dir, eval_dir) prepared from the tiny built-in dataset."""
   data, _ = tiny_data
-  root = tmp_path_factory.mktemp("examples")
-  dirs = []
-  for split, csv_name in (("train", builtin_data.TRAIN_SEGMENTS),
-                          ("eval", builtin_data.EVAL_SEGMENTS)):
-    out = str(root / split)
-    prepare.prepare_audio(os.path.join(data, csv_name),
-                          os.path.join(data, builtin_data.AUDIO_DIR),
-                          os.path.join(data, builtin_data.CLASS_MAP), out,
-                          clip_seconds=TINY.clip_seconds)
-    dirs.append(out)
-  return tuple(dirs)
+  splits = (("train", builtin_data.TRAIN_SEGMENTS), ("eval", builtin_data.EVAL_SEGMENTS))
+
+  def build(root):
+    for split, csv_name in splits:
+      prepare.prepare_audio(os.path.join(data, csv_name),
+                            os.path.join(data, builtin_data.AUDIO_DIR),
+                            os.path.join(data, builtin_data.CLASS_MAP),
+                            os.path.join(root, split), clip_seconds=TINY.clip_seconds)
+
+  root = built_once(tmp_path_factory, "examples", build)
+  return tuple(os.path.join(root, split) for split, _ in splits)
 
 
 # 12 epochs: at 8 the tiny model's eval d' still jumps between epochs (seed 0 ended at 0.44
@@ -53,10 +73,10 @@ def tiny_teacher(tiny_examples, tmp_path_factory):
   """A tiny MobileNet trained a few epochs on the tiny data: (model_dir, result)."""
   from tf_skeptical import training
   train_dir, eval_dir = tiny_examples
-  model_dir = str(tmp_path_factory.mktemp("teacher"))
-  result = training.train(train_dir, model_dir, training.TrainConfig(**TINY_TRAIN),
-                          eval_dir=eval_dir, verbose=0)
-  return model_dir, result
+  model_dir = built_once(tmp_path_factory, "teacher", lambda path: training.train(
+      train_dir, path, training.TrainConfig(**TINY_TRAIN), eval_dir=eval_dir, verbose=0))
+  with open(os.path.join(model_dir, training.RESULT)) as f:
+    return model_dir, json.load(f)
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +85,18 @@ def tiny_tagger(tiny_examples, tmp_path_factory):
   a user would ship), exported: (export_dir, the Keras model)."""
   from tf_skeptical import exporting, inference, training
   train_dir, _ = tiny_examples
-  model_dir = str(tmp_path_factory.mktemp("export_model"))
-  training.train(train_dir, model_dir, training.TrainConfig(**dict(TINY_TRAIN, epochs=40)),
-                 verbose=0)
-  out = str(tmp_path_factory.mktemp("export") / "tagger")
-  exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"), out,
-                   calibration_files=prepare.source_audio(train_dir),
-                   cfg=exporting.ExportConfig(calibration_windows=150))
-  return out, inference.load_model(model_dir)
+
+  def build(root):
+    model_dir = os.path.join(root, "model")
+    training.train(train_dir, model_dir, training.TrainConfig(**dict(TINY_TRAIN, epochs=40)),
+                   verbose=0)
+    exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"),
+                     os.path.join(root, "tagger"),
+                     calibration_files=prepare.source_audio(train_dir),
+                     cfg=exporting.ExportConfig(calibration_windows=150))
+
+  root = built_once(tmp_path_factory, "export", build)
+  return os.path.join(root, "tagger"), inference.load_model(os.path.join(root, "model"))
 
 
 def write_float_wav(path, samples, rate=16000, dtype="<f4", extensible=False):
