@@ -52,7 +52,7 @@ def test_sigkill_resumes_and_finishes(tiny_examples, tmp_path):
   mid-write too, then once after its last epoch, before result.json."""
   train_dir, eval_dir = tiny_examples
   model_dir = str(tmp_path / "run")
-  epochs = 12  # kills at epochs 2, 5 and 8 leave 4 to train
+  epochs = 6  # kills at epochs 1, 3 and 4 leave 2 to train
   cmd = [sys.executable, "-m", "tf_skeptical_bin.tfsk_train", f"--train={train_dir}",
          f"--model_dir={model_dir}", "--width=0.25", f"--epochs={epochs}", "--batch_size=8",
          "--backup_every_steps=1", f"--eval={eval_dir}"]
@@ -66,7 +66,7 @@ def test_sigkill_resumes_and_finishes(tiny_examples, tmp_path):
     except (OSError, ValueError):
       return 0
 
-  for kill_at in (2, 5, 8):
+  for kill_at in (1, 3, 4):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 240
