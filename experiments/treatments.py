@@ -103,6 +103,23 @@ def gain_rows(what: str, g, show: bool = True):
   return rows
 
 
+def run_groups(table, sweep_dir, reference_sweep_dir, seeds, prefix="", reference_prefix=""):
+  """{name: one model dir per seed}: each first-round treatment and p of `table` (in
+  sweep_dir), then the complete-label and perfect-mask references of reference_sweep_dir
+  where all their seeds have finished."""
+  from tf_skeptical import sweep
+  runs = {}
+  for r in table:
+    if r["discard_percent"] > 0 and r.get("round", 1) == 1:
+      runs[f"{prefix}{r['treatment']}, p = {r['discard_percent']:g}%"] = [
+          sweep.row_dir(sweep_dir, r, i) for i in range(seeds)]
+  for name in (sweep.COMPLETE, sweep.PERFECT_MASK):
+    dirs = [sweep.reference_dir(reference_sweep_dir, name, i) for i in range(seeds)]
+    if all(os.path.exists(os.path.join(d, "result.json")) for d in dirs):
+      runs[reference_prefix + name.replace("_", " ")] = dirs
+  return runs
+
+
 def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
   """Rows for the report and the markdown table: every treatment's rows and the
   references, overall, head and tail; and the goal's verdict per treatment."""
@@ -111,15 +128,7 @@ def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
   _, labels, _ = evaluation.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
   baselines = _scores(sweep_dir, eval_dir, [sweep.run_dir(sweep_dir, 0.0, i)
                                             for i in range(seeds)])
-  runs = {}
-  for r in table:
-    if r["discard_percent"] > 0 and r.get("round", 1) == 1:
-      runs[f"{r['treatment']}, p = {r['discard_percent']:g}%"] = [
-          sweep.row_dir(sweep_dir, r, i) for i in range(seeds)]
-  for name in (sweep.COMPLETE, sweep.PERFECT_MASK):
-    dirs = [sweep.reference_dir(sweep_dir, name, i) for i in range(seeds)]
-    if all(os.path.exists(os.path.join(d, "result.json")) for d in dirs):
-      runs[name.replace("_", " ")] = dirs
+  runs = run_groups(table, sweep_dir, sweep_dir, seeds)
   gains = {name: gains_by_part(labels, _scores(sweep_dir, eval_dir, dirs), baselines, split,
                                params) for name, dirs in runs.items()}
   for name in ("complete", "perfect mask"):
@@ -298,14 +307,7 @@ def ontology_vs_plain(onto_dir, plain_dir, eval_dir, seeds, params, table):
   _, labels, _ = evaluation.eval_scores(sweep.run_dir(onto_dir, 0.0), eval_dir)
   runs = {"ontology alone (its baseline)": [sweep.run_dir(onto_dir, 0.0, i)
                                             for i in range(seeds)]}
-  for r in table:
-    if r["discard_percent"] > 0 and r.get("round", 1) == 1:
-      runs[f"ontology + {r['treatment']}, p = {r['discard_percent']:g}%"] = [
-          sweep.row_dir(onto_dir, r, i) for i in range(seeds)]
-  for name in (sweep.COMPLETE, sweep.PERFECT_MASK):
-    dirs = [sweep.reference_dir(plain_dir, name, i) for i in range(seeds)]
-    if all(os.path.exists(os.path.join(d, "result.json")) for d in dirs):
-      runs[f"plain {name.replace('_', ' ')}"] = dirs
+  runs.update(run_groups(table, onto_dir, plain_dir, seeds, "ontology + ", "plain "))
   baselines = _scores(plain_dir, eval_dir, plain_runs)
   gains = {name: gains_by_part(labels, _scores(onto_dir, eval_dir, dirs), baselines, split,
                                params) for name, dirs in runs.items()}
