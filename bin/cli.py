@@ -4,6 +4,7 @@ range, a full disk, a truncated file) is one line, `<binary>: error: <what, whic
 what to do>`, and exit status 1; `--traceback` shows the Python traceback too. An
 unexpected exception keeps its traceback."""
 
+import importlib.util
 import logging
 import os
 import re
@@ -21,20 +22,44 @@ TRACEBACK = flags.DEFINE_bool(
 
 
 def quiet_tensorflow() -> None:
-  """Hides the local Beam runner's INFO lines (its per-worker chatter) and its workers' own
-  reports of an exception (with traceback: the exception reaches the binary, which reports
-  it once), so that the binaries' own progress stays readable; --verbosity=1 (absl's
-  flag, or -v 1) shows them again."""
+  """Hides TensorFlow's Python INFO lines, the local Beam runner's INFO lines (its
+  per-worker chatter) and its workers' own reports of an exception (with traceback: the
+  exception reaches the binary, which reports it once), so that the binaries' own progress
+  stays readable; --verbosity=1 (absl's flag, or -v 1) shows them again. The converter's
+  and LiteRT's C++ lines follow TF_CPP_MIN_LOG_LEVEL (util/native_output.py)."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   if verbose_requested(sys.argv):
     return
   logging.getLogger("apache_beam").setLevel(logging.WARNING)
+  # TensorFlow's own INFO lines (a SavedModel's assets and fingerprint written, inputs
+  # renamed in a signature) say nothing a user acts on; most go through absl's logger,
+  # which the binaries' own progress lines share.
+  logging.getLogger("tensorflow").setLevel(logging.WARNING)
+  logging.getLogger("absl").addFilter(InfoFromPackagesDropped(("tensorflow", "keras")))
   # The runner's and its workers' logs, except the workers' progress lines (progress.py),
   # which the local job service forwards and this shows as the plain message.
   logging.getLogger("apache_beam.runners").setLevel(logging.CRITICAL)
   forwarded = logging.getLogger("apache_beam.runners.portability.local_job_service")
   forwarded.setLevel(logging.INFO)
   forwarded.addFilter(WorkerProgressOnly())
+
+
+class InfoFromPackagesDropped(logging.Filter):
+  """Drops records below WARNING that code inside the named packages logged."""
+
+  def __init__(self, packages):
+    super().__init__()
+    self._roots = tuple(os.path.join(root, "") for name in packages
+                        for root in _package_directories(name))
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or not record.pathname.startswith(self._roots)
+
+
+def _package_directories(name: str) -> list:
+  """Where an installed package's modules live, found without importing it."""
+  spec = importlib.util.find_spec(name)
+  return list(spec.submodule_search_locations or []) if spec else []
 
 
 class WorkerProgressOnly(logging.Filter):

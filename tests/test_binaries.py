@@ -93,14 +93,14 @@ def write_embedding_records(folder):
 def test_documented_usage_runs_in_order(tmp_path):
   write_embedding_records(tmp_path)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  outputs = {}
+  outputs, logs = {}, {}
   for binary, index in PLAN:
     args = documented_usage(binary)[index][1:] + SIZE_FLAGS[binary]
     done = subprocess.run([sys.executable, "-m", f"tf_skeptical_bin.{binary}", *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (f"{binary} {' '.join(args)}\n"
                                   f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    outputs[(binary, index)] = done.stdout
+    outputs[(binary, index)], logs[(binary, index)] = done.stdout, done.stderr
 
   def exists(*names):
     for name in names:
@@ -126,3 +126,7 @@ def test_documented_usage_runs_in_order(tmp_path):
   assert "Best discard percentage" in outputs[("tfsk_demo", 1)]
   # --full adds the soft and positive students; the explicit --seeds and --percents win.
   assert "| positive | 5 |" in outputs[("tfsk_demo", 2)]
+  # Quiet: neither TensorFlow's INFO lines nor the converter's and LiteRT's C++ lines.
+  for key in (("tfsk_export", 0), ("tfsk_tag", 0), ("tfsk_demo", 1)):
+    for chatter in ("fully_quantize", "XNNPACK", "Assets written", "fingerprint"):
+      assert chatter not in logs[key], (key, chatter, logs[key][-2000:])

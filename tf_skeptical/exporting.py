@@ -36,7 +36,7 @@ from tf_skeptical import inference, models, taggers, tflite_metadata
 from tf_skeptical.data import examples, frontend
 from tf_skeptical.data.class_map import CLASS_MAP_FILE, read_class_map
 from tf_skeptical.data.params import FrontendParams
-from tf_skeptical.util import files, provenance
+from tf_skeptical.util import files, native_output, provenance
 
 SAVED_MODEL = "saved_model"
 FLOAT_TFLITE = "tagger_float.tflite"
@@ -315,10 +315,11 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
     files.copy(class_map_csv, os.path.join(tmp, CLASS_MAP))
     _write_saved_model(model, params, os.path.join(tmp, SAVED_MODEL),
                        os.path.join(tmp, CLASS_MAP))
-    float_model = _converter(os.path.join(tmp, SAVED_MODEL)).convert()
-    int8_model = _convert_int8(os.path.join(tmp, SAVED_MODEL), float_model,
-                               _representative(calibration, cfg.calibration_windows, params),
-                               cfg.float_layers)
+    with native_output.held_native_output():  # the converter's C++ progress lines
+      float_model = _converter(os.path.join(tmp, SAVED_MODEL)).convert()
+      int8_model = _convert_int8(os.path.join(tmp, SAVED_MODEL), float_model,
+                                 _representative(calibration, cfg.calibration_windows, params),
+                                 cfg.float_layers)
     for name, tflite in ((FLOAT_TFLITE, float_model), (INT8_TFLITE, int8_model)):
       files.write_bytes(os.path.join(tmp, name),
                         tflite_metadata.with_metadata(tflite, tflite_meta))

@@ -12,6 +12,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from tf_skeptical.data import audio_io
 from tf_skeptical.data.params import FrontendParams
+from tf_skeptical.util import native_output
 
 
 def windows(waveform: np.ndarray, window: int, hop: int) -> np.ndarray:
@@ -32,9 +33,10 @@ def tflite_scores(model_path: str, waveform: np.ndarray, hop: int,
                   threads: int = 1) -> np.ndarray:
   """Per-patch scores of a TFLite tagger (ai-edge-litert) at `hop` samples between patches
   (metadata.json's hop_samples), for checks and tfsk_tag."""
-  runner = Interpreter(model_path=model_path, num_threads=threads).get_signature_runner("patch")
-  window = int(runner.get_input_details()["waveform"]["shape"][0])
-  return np.stack([runner(waveform=w)["scores"] for w in windows(waveform, window, hop)])
+  with native_output.held_native_output():  # LiteRT's "Created ... XNNPACK delegate" line
+    runner = Interpreter(model_path=model_path, num_threads=threads).get_signature_runner("patch")
+    window = int(runner.get_input_details()["waveform"]["shape"][0])
+    return np.stack([runner(waveform=w)["scores"] for w in windows(waveform, window, hop)])
 
 
 def saved_model_scores(serve, waveform: np.ndarray, window: int, hop: int,

@@ -6,7 +6,10 @@ from typing import List, Sequence
 
 from tf_skeptical import side_by_side, training, treatments, verdict
 
-DEMO_PERCENTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+# Around the built-in data's 2% missing rate, either side of it: with the references and 2
+# seeds, 12 training runs: the demo's verdict within 15 minutes on 2 cores. p = 0.5% was
+# dropped for the time; 4% stays to show what flagging past the missing rate costs.
+DEMO_PERCENTS = (0.0, 1.0, 2.0, 4.0)
 
 
 @dataclasses.dataclass(frozen=True)
