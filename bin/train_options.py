@@ -32,6 +32,10 @@ EVAL_EVERY = flags.DEFINE_integer(
     "(the result's numbers); 1 = a TensorBoard point every epoch.", lower_bound=1)
 BALANCED = flags.DEFINE_bool("balanced", _D.balanced,
                              "Class-balanced sampling (rare classes are seen more often).")
+DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic_input", _D.deterministic_input,
+    "The same --seed gives the same batches in the same order (a little slower): runs "
+    "compared by seed then differ only by their labels and flags.")
 STRATEGY = flags.DEFINE_enum(
     "strategy", _D.strategy, list(training.STRATEGIES),
     "tf.distribute strategy: default (one device), mirrored (this machine's devices), or "
@@ -76,7 +80,7 @@ def config_from_flags() -> TrainConfig:
       batch_size=BATCH.value, learning_rate=LR.value, bn_momentum=BN_MOMENTUM.value,
       schedule=SCHEDULE.value, train_hop_frames=TRAIN_HOP.value, pooling=POOLING.value,
       eval_every_epochs=EVAL_EVERY.value,
-      balanced=BALANCED.value, strategy=STRATEGY.value, mixed_precision=MIXED.value,
+      balanced=BALANCED.value, deterministic_input=DETERMINISTIC.value, strategy=STRATEGY.value, mixed_precision=MIXED.value,
       backup_every_steps=BACKUP_STEPS.value, seed=SEED.value,
       reject_per_epoch=REJECT_PER_EPOCH.value, reject_max=REJECT_MAX.value,
       treatment=TREATMENT.value, distill_weight=DISTILL_WEIGHT.value,

@@ -16,7 +16,8 @@ only and to the tail classes only. --ontology trains and flags with the set's on
 directory of its own, and compares its baseline with the plain one, paired by seed. real: the real-recordings set
 (experiments.real_recordings: Debian packages' recordings, downloaded once), prepared and swept
 with the demo's recipe (MobileNetV1 w0.25, 8 epochs; --balanced=1 for class-balanced
-sampling); --ontology as for harder.
+sampling); --ontology as for harder. --deterministic_input=1 (harder and real): every run of
+a seed gets the same batches in the same order, in sweep directories of their own.
 
 For every treatment at every p and both references (complete labels, perfect mask): the d'
 and lwlrap gains over the baseline with 95% intervals over seeds and eval clips, on all
@@ -57,6 +58,10 @@ def _parse():
   # Class-balanced sampling (training.balanced_clip_weights; PANNs' AudioSet recipe): on
   # by default for the harder set, whose long tail the unbalanced recipe sacrifices.
   extra.add_argument("--balanced", type=int, choices=(0, 1), default=None)
+  # Batches in the same order for every run of a seed (training.TrainConfig
+  # deterministic_input): a student and its baseline of one seed differ only by their
+  # targets, so their paired gain carries less of the batch order's noise.
+  extra.add_argument("--deterministic_input", type=int, choices=(0, 1), default=0)
   known, rest = extra.parse_known_args()
   global COMMAND
   COMMAND = " ".join(["python -m experiments.treatments"] + sys.argv[1:])
@@ -204,6 +209,11 @@ def builtin(known, args):
                  verdict.VerdictParams(bootstrap=known.bootstrap))
 
 
+def _in_order(known) -> str:
+  """The sweep directories' suffix for --deterministic_input."""
+  return "_deterministic" if known.deterministic_input else ""
+
+
 def real(known, args):
   """The real-recordings set (experiments.real_recordings), at the demo's size and recipe."""
   from experiments import real_recordings
@@ -213,18 +223,18 @@ def real(known, args):
   params = verdict.VerdictParams(bootstrap=known.bootstrap)
   cfg = sweep.SweepConfig(
       train=training.TrainConfig(width=0.25, epochs=known.epochs, balanced=bool(known.balanced),
-                                 ontology=onto_path if known.ontology else ""),
+                                 ontology=onto_path if known.ontology else "",
+                                 deterministic_input=bool(known.deterministic_input)),
       percents=tuple(float(p) for p in known.percents.split(",")), seeds=known.seeds,
       treatments=tuple(known.treatments.split(",")),
       flag_min_positives=known.flag_min_positives, verdict_params=params)
-  name = "sweep" + ("_balanced" if known.balanced else "") + (
-      "_ontology" if known.ontology else "") + (
+  plain = "sweep" + ("_balanced" if known.balanced else "") + _in_order(known)
+  name = plain + ("_ontology" if known.ontology else "") + (
       f"_min{known.flag_min_positives}" if known.flag_min_positives else "")
   sweep_dir = os.path.join(work, name)
   table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth).table
   rows = analyse(sweep_dir, eval_dir, table, known.seeds, params)
   if known.ontology:
-    plain = "sweep" + ("_balanced" if known.balanced else "")
     rows += ontology_vs_plain(sweep_dir, os.path.join(work, plain), eval_dir, known.seeds,
                               params, table)
   return rows
@@ -241,18 +251,18 @@ def harder(known, args):
   params = verdict.VerdictParams(bootstrap=known.bootstrap)
   cfg = sweep.SweepConfig(
       train=training.TrainConfig(model="embedding_mlp", width=0.5, epochs=known.epochs,
-                                 batch_size=256, ontology=onto, balanced=balanced),
+                                 batch_size=256, ontology=onto, balanced=balanced,
+                                 deterministic_input=bool(known.deterministic_input)),
       percents=tuple(float(p) for p in known.percents.split(",")), max_percent=20.0,
       score_workers=1, seeds=known.seeds, treatments=tuple(known.treatments.split(",")),
       flag_min_positives=known.flag_min_positives, verdict_params=params)
-  name = "sweep_treatments" + ("" if balanced else "_unbalanced") + (
-      "_ontology" if onto else "") + (
+  plain = "sweep_treatments" + ("" if balanced else "_unbalanced") + _in_order(known)
+  name = plain + ("_ontology" if onto else "") + (
       f"_min{known.flag_min_positives}" if known.flag_min_positives else "")
   sweep_dir = os.path.join(work, name)
   table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth).table
   rows = analyse(sweep_dir, eval_dir, table, known.seeds, params)
   if onto:
-    plain = "sweep_treatments" + ("" if balanced else "_unbalanced")
     rows += ontology_vs_plain(sweep_dir, os.path.join(work, plain), eval_dir, known.seeds,
                               params, table)
   else:
@@ -336,7 +346,9 @@ def main():
   balanced = known.balanced is None if known.set == "harder" else bool(known.balanced)
   label = known.set + (
       "" if balanced == (known.set == "harder") else
-      ", balanced" if balanced else ", unbalanced") + (", ontology" if known.ontology else "") + (
+      ", balanced" if balanced else ", unbalanced") + (
+      ", deterministic input" if known.deterministic_input else "") + (
+      ", ontology" if known.ontology else "") + (
       f", flag_min_positives {known.flag_min_positives}" if known.flag_min_positives else "")
   # One stored result for every set: this set's rows replace its earlier ones.
   path = os.path.join(common.EXPERIMENTS, "results", "treatments.json")

@@ -203,3 +203,44 @@ def test_training_dataset_adds_the_given_positives_and_only_them(tiny_examples):
       seen_target += tuple(labels) == tuple(want[target])
   # Both patches of the target clip (and of any clip whose labels equal its new ones).
   assert seen_target == 2 * sum(tuple(w) == tuple(want[target]) for w in want.values())
+
+
+def _clip_order(directory, hop_frames, batches, seed, weights=None):
+  ds = input_pipeline.training_dataset(directory, 8, hop_frames=hop_frames, seed=seed,
+                                      with_clip_ids=True, clip_weights=weights,
+                                      deterministic=True)
+  return [tuple(y["clip_id"]) for _, y in ds.take(batches).as_numpy_iterator()]
+
+
+@pytest.mark.parametrize("resampled", [False, True])
+def test_deterministic_input_repeats_a_seeds_batches(embedding_examples, tiny_examples,
+                                                     resampled):
+  """deterministic=True: a seed's batch order is the same on every run, and another seed's
+  is not; with clip resampling, so are the draws (keyed by position in the stream)."""
+  for directory, hop in ((embedding_examples[0], 1), (tiny_examples[0], 48)):
+    ids = [c["clip_id"] for c in examples.iterate(directory)]
+    weights = {k: 0.5 for k in ids} if resampled else None
+    first = _clip_order(directory, hop, 12, seed=3, weights=weights)
+    assert first == _clip_order(directory, hop, 12, seed=3, weights=weights)
+    assert first != _clip_order(directory, hop, 12, seed=4, weights=weights)
+
+
+def test_resampling_keeps_each_clip_at_its_weight(embedding_examples):
+  """Over many passes, a clip of weight w is seen about w times a pass (binomial bounds)."""
+  ex, source = embedding_examples
+  ids = sorted(source)
+  weights = {k: (0.25 if i % 2 else 1.0) for i, k in enumerate(ids)}
+  passes = 40
+  ds = input_pipeline.training_dataset(ex, 8, hop_frames=1, seed=0, repeat=True,
+                                      with_clip_ids=True, clip_weights=weights)
+  counts = dict.fromkeys(ids, 0)
+  want_total = passes * sum(weights.values())
+  for _, y in ds.take(int(want_total) // 8).as_numpy_iterator():
+    for key in y["clip_id"]:
+      counts[key.decode()] += 1
+  low = [counts[k] for k in ids if weights[k] < 1]
+  high = [counts[k] for k in ids if weights[k] == 1]
+  # Each clip's share of the draws is weight / sum(weights); the low-weight clips' mean
+  # count against the full-weight clips' is 0.25 (+- a few binomial standard errors).
+  ratio = np.mean(low) / np.mean(high)
+  assert abs(ratio - 0.25) < 0.05, ratio

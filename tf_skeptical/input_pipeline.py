@@ -93,15 +93,18 @@ def teacher_score_lookup(scores, num_classes: int):
   return lookup
 
 
-def records(examples_dir: str, *, shuffle_files: bool = False, seed: Optional[int] = None):
+def records(examples_dir: str, *, shuffle_files: bool = False, seed: Optional[int] = None,
+            deterministic: bool = False):
   """Serialized records, shards read in parallel (interleaved); with shuffle_files the shard
-  order is drawn again on every pass."""
+  order is drawn again on every pass, and records come in the order they are read unless
+  deterministic."""
   info = examples.read_info(examples_dir)
   files = tf.data.Dataset.from_tensor_slices(list(info.shards))
   if shuffle_files:
     files = files.shuffle(len(info.shards), seed=seed, reshuffle_each_iteration=True)
   return files.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(info.shards)),
-                          num_parallel_calls=AUTOTUNE, deterministic=not shuffle_files), info
+                          num_parallel_calls=AUTOTUNE,
+                          deterministic=deterministic or not shuffle_files), info
 
 
 def clips(examples_dir: str, *, shuffle_files: bool = False, seed: Optional[int] = None,
@@ -127,7 +130,7 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
                      exclude_fold: Optional[Fold] = None,
                      add_positives: Optional[Discards] = None, with_clip_ids: bool = False,
                      treatment: Treatment = Treatment(), teacher_scores=None,
-                     ontology=None):
+                     ontology=None, deterministic: bool = False):
   """Shuffled, batched (patch, {"labels": [C], "mask": [C]}) for fit().
 
   discards: the flagged entries; treatment: what the targets and mask make of them
@@ -141,7 +144,11 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
   exclude_fold leaves that fold's clips out (an out-of-fold teacher; folds.py).
   add_positives: entries made positive (the known missing labels, for the complete-label
   reference run of an experiment whose truth is known). with_clip_ids adds "clip_id" (to see
-  which clips a model trains on).
+  which clips a model trains on). deterministic: the same seed gives the same batches in the
+  same order (parallel stages deliver in order, a little slower), so that two runs of one
+  seed differ only by what they are given, not by their batch order; otherwise each
+  parallel stage delivers what is ready first. Clip resampling draws are keyed by a record's
+  position in the stream, so they follow the order too.
 
   Embedding examples are one patch per clip: records are shuffled, batched, and parsed,
   filtered and labelled a whole batch at a time (per-clip work in tf.data costs far more
@@ -165,15 +172,16 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
     weight = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
         tf.constant(list(clip_weights)), tf.constant(list(clip_weights.values()), tf.float32)),
         default_value=1.0)
-    rng = tf.random.Generator.from_seed(seed or 0)
   filtered = weight is not None or exclude_fold is not None
 
-  def kept(clip):  # [B] bool
+  def kept(clip, position):  # [B] bool; position: int64, where the clip(s) came in the stream
     keep = tf.ones_like(clip["clip_id"], tf.bool)
     if exclude_fold is not None:
       keep &= tf.logical_not(exclude_fold.contains(clip["clip_id"]))
     if weight is not None:
-      keep &= rng.uniform(tf.shape(clip["clip_id"])) < weight.lookup(clip["clip_id"])
+      draw = tf.random.stateless_uniform(
+          tf.shape(clip["clip_id"]), seed=tf.stack([tf.constant(seed or 0, tf.int64), position]))
+      keep &= draw < weight.lookup(clip["clip_id"])
     return keep
 
   def targets(clip):  # [B, C] each
@@ -193,32 +201,34 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
       out["clip_id"] = clip["clip_id"]
     return out
 
-  ds, _ = records(examples_dir, shuffle_files=True, seed=seed)
+  ds, _ = records(examples_dir, shuffle_files=True, seed=seed, deterministic=deterministic)
   if repeat:
     ds = ds.repeat()
   if info.features.kind == examples.EMBEDDING:
     shape = [None, *info.features.input_shape]
 
-    def batch_of_patches(serialized):
+    def batch_of_patches(position, serialized):
       clip = examples.parse_batch(serialized, num_classes)
       if filtered:
-        keep = kept(clip)
+        keep = kept(clip, position)
         clip = {k: tf.boolean_mask(v, keep) for k, v in clip.items()}
       return tf.ensure_shape(clip["features"], shape), targets(clip)
 
     ds = (ds.shuffle(shuffle_buffer, seed=seed)
           .batch(batch_size, drop_remainder=not filtered)
-          .map(batch_of_patches, num_parallel_calls=AUTOTUNE, deterministic=False))
+          .enumerate()
+          .map(batch_of_patches, num_parallel_calls=AUTOTUNE, deterministic=deterministic))
     if filtered:
       ds = ds.rebatch(batch_size, drop_remainder=True)
     return ds.prefetch(AUTOTUNE)
 
-  ds = ds.map(lambda r: examples.parse(r, num_classes), num_parallel_calls=AUTOTUNE,
-              deterministic=False)
+  ds = ds.enumerate().map(lambda i, r: (i, examples.parse(r, num_classes)),
+                          num_parallel_calls=AUTOTUNE, deterministic=deterministic)
   if filtered:
-    ds = ds.filter(lambda clip: kept({k: v[None] for k, v in clip.items()})[0])
+    ds = ds.filter(lambda i, clip: kept({k: v[None] for k, v in clip.items()}, i)[0])
 
-  def to_patches(clip):
+  def to_patches(position, clip):
+    del position  # the resampling draw's key (kept)
     x = clip_patches(clip["features"], info.features, hop_frames)
     n = tf.shape(x)[0]
     one = targets({k: v[None] for k, v in clip.items()})
@@ -226,7 +236,7 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
         (x, {k: tf.repeat(v, n, axis=0) for k, v in one.items()}))
 
   ds = ds.interleave(to_patches, cycle_length=8, num_parallel_calls=AUTOTUNE,
-                     deterministic=False)
+                     deterministic=deterministic)
   return ds.shuffle(shuffle_buffer, seed=seed).batch(batch_size, drop_remainder=True).prefetch(
       AUTOTUNE)
 

@@ -54,6 +54,9 @@ class TrainConfig:
   # TensorBoard. Each evaluation scores every eval patch.
   eval_every_epochs: int = 4
   balanced: bool = False
+  # True: the same seed gives the same batches in the same order (input_pipeline.py), so
+  # that runs paired by seed (a student and its baseline) differ only by their targets.
+  deterministic_input: bool = False
   strategy: str = "default"  # or "mirrored" (one machine's devices), "multi_worker"
   mixed_precision: bool = False
   backup_every_steps: int = 0  # 0: back up at the end of every epoch
@@ -370,7 +373,8 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
       exclude_fold=cfg.excluded_fold, add_positives=add_positives, treatment=treatment,
       teacher_scores=teacher_scores if treatment.needs_teacher_scores else None,
       ontology=(ontology.read_ontology(cfg.ontology, info.class_map.mids)
-                if cfg.ontology and cfg.propagate_labels else None))
+                if cfg.ontology and cfg.propagate_labels else None),
+      deterministic=cfg.deterministic_input)
   with strategy.scope():
     model = compile_model(info, cfg, steps * cfg.epochs)
 
