@@ -127,7 +127,7 @@ DEMO_DONE = os.path.join("tfsk_work", "sweep", "results.csv")
 
 
 def ensure_demo(why: str) -> None:
-  """Runs tfsk_demo (about 16 minutes on 2 cores) into the repository's tfsk_work unless it
+  """Runs tfsk_demo (about 14 minutes on 2 cores) into the repository's tfsk_work unless it
   has finished there; what needs it skips, and says so, if it fails."""
   if os.path.exists(os.path.join(ROOT, DEMO_DONE)):
     return

@@ -1,6 +1,6 @@
 """The whole experiment on the built-in data, whose missing labels are known.
 
-  tfsk_demo                      # under 15 minutes on 2 CPU cores (12 training runs)
+  tfsk_demo                      # about 14 minutes on 2 CPU cores (12 training runs)
   tfsk_demo --train_clips=300 --eval_clips=100 --epochs=2 --percents=0,2   # a smoke run
   tfsk_demo --full               # the README's results table: 30 runs, about an hour
 
@@ -43,7 +43,7 @@ FULL = flags.DEFINE_bool(
 
 # The demo's recipe: a small MobileNetV1 that trains in under two minutes per run, two at a
 # time on 2 cores; with p = 0, 1, 2, 4 (sweep.DEMO_PERCENTS), 2 seeds and both references,
-# 12 runs (14 runs with p = 0.5 too took 16:23 from a fresh clone on 2026-12-06).
+# 12 runs: 13:46 from a fresh clone on 2026-12-06 (14 runs with p = 0.5 too took 16:23).
 flags.FLAGS.set_default("width", 0.25)
 flags.FLAGS.set_default("epochs", 8)
 flags.FLAGS.set_default("seeds", 2)  # paired gains need 2+ runs a p for an interval
