@@ -21,8 +21,11 @@ BENCH = os.path.join(ROOT, "bench")  # speed and size: ratios measured side by s
 EXPERIMENTS = os.path.join(ROOT, "experiments")  # what the method does to a tagger
 
 
-def parse_args(description: str):
-  parser = argparse.ArgumentParser(description=description)
+def parse_args(description: str, extra: "argparse.ArgumentParser | None" = None):
+  """The flags every benchmark takes, and a module's own (`extra`, a parser made with
+  add_help=False) in the same namespace: --help lists them all, and the command line stays
+  as given, so that the stored results record the whole command."""
+  parser = argparse.ArgumentParser(description=description, parents=[extra] if extra else [])
   parser.add_argument("--quick", action="store_true", help="CI size: seconds, not minutes.")
   parser.add_argument("--work_dir", default="/tmp/tfsk_bench", help="Scratch space.")
   return parser.parse_args()
@@ -144,9 +147,7 @@ def demo_benchmark(name: str, description: str, **extra_args):
   extra.add_argument("--demo_dir", default="tfsk_work")
   for flag, (kind, default) in extra_args.items():
     extra.add_argument(f"--{flag}", type=kind, default=default)
-  known, rest = extra.parse_known_args()
-  sys.argv = [sys.argv[0]] + rest
-  args = parse_args(description)
+  known = args = parse_args(description, extra)
   if args.quick:
     print(f"{name}: trains at the demo's size; not a --quick benchmark, skipped")
     return None

@@ -72,13 +72,10 @@ def frontend_rows(windows: np.ndarray, rounds: int) -> list:
 
 def main():
   import argparse
-  import sys
   extra = argparse.ArgumentParser(add_help=False)
   extra.add_argument("--trained", default="tfsk_work/sweep/tagger")
   extra.add_argument("--held_out", default="tfsk_work/builtin/audio/eval*.wav")
-  known, rest = extra.parse_known_args()
-  sys.argv = [sys.argv[0]] + rest
-  args = common.parse_args(__doc__)
+  known = args = common.parse_args(__doc__, extra)
   from tf_skeptical.datasets import builtin_data
   from tf_skeptical.data import examples
   from tf_skeptical import exporting, models, taggers

@@ -146,9 +146,7 @@ def main():
                      "runs again with 1, or 2 if this is 1, for the ratio).")
   extra.add_argument("--width", type=float, default=0.5,
                      help="embedding_mlp width (0.5: 256 units; see bench/RESULTS.md).")
-  known, rest = extra.parse_known_args()
-  sys.argv = [sys.argv[0]] + rest
-  args = common.parse_args(__doc__)
+  known = args = common.parse_args(__doc__, extra)
   sizes = [20000] if args.quick else [int(s) for s in known.sizes.split(",") if s.strip()]
   eval_clips = 2000 if args.quick else known.eval_clips
   settings = dict(eval_clips=eval_clips, epochs=known.epochs, workers=known.local_workers,

@@ -31,7 +31,6 @@ from experiments.teachers import quality_rows
 
 def _parse():
   import argparse
-  import sys
   extra = argparse.ArgumentParser(add_help=False)
   extra.add_argument("--clips", type=int, default=20000)
   extra.add_argument("--eval_clips", type=int, default=3000)
@@ -41,9 +40,8 @@ def _parse():
   extra.add_argument("--folds", type=int, default=3)
   extra.add_argument("--percents", default="0,2,4", help="The students' discard percentages.")
   extra.add_argument("--epochs", type=int, default=8)
-  known, rest = extra.parse_known_args()
-  sys.argv = [sys.argv[0]] + rest
-  return known, common.parse_args(__doc__)
+  args = common.parse_args(__doc__, extra)
+  return args, args
 
 
 def dataset(work: str, clips: int, eval_clips: int, classes: int):

@@ -23,14 +23,12 @@ from bench import common
 
 def _parse():
   import argparse
-  import sys
   extra = argparse.ArgumentParser(add_help=False)
   extra.add_argument("--recipes", default="w0.5e8,w0.5e16,w2e8",
                      help="Recipes as w<width>e<epochs>; w0.5e8 is the harder set's own.")
   extra.add_argument("--seed", type=int, default=0)
-  known, rest = extra.parse_known_args()
-  sys.argv = [sys.argv[0]] + rest
-  return known, common.parse_args(__doc__)
+  args = common.parse_args(__doc__, extra)
+  return args, args
 
 
 def class_groups(generation_json: str, eval_labels: np.ndarray):

@@ -13,7 +13,6 @@ Needs a finished demo (`tfsk_demo`, default work dir tfsk_work). Prints:
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -136,9 +135,7 @@ def main():
   extra.add_argument("--demo_dir", default="tfsk_work")
   extra.add_argument("--llr_per_epoch", type=float, default=0.5)
   extra.add_argument("--llr_max", type=float, default=4.0)
-  known, rest = extra.parse_known_args()
-  sys.argv = [sys.argv[0]] + rest
-  args = common.parse_args(__doc__)
+  known = args = common.parse_args(__doc__, extra)
   if not os.path.exists(os.path.join(known.demo_dir, "sweep", "results.csv")):
     print(f"peers: no finished demo in {known.demo_dir} (run tfsk_demo first); skipped")
     return

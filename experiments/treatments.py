@@ -62,11 +62,10 @@ def _parse():
   # deterministic_input): a student and its baseline of one seed differ only by their
   # targets, so their paired gain carries less of the batch order's noise.
   extra.add_argument("--deterministic_input", type=int, choices=(0, 1), default=0)
-  known, rest = extra.parse_known_args()
   global COMMAND
   COMMAND = " ".join(["python -m experiments.treatments"] + sys.argv[1:])
-  sys.argv = [sys.argv[0]] + rest
-  return known, common.parse_args(__doc__)
+  args = common.parse_args(__doc__, extra)
+  return args, args
 
 
 def class_split(sweep_dir: str):
