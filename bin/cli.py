@@ -2,7 +2,8 @@
 path: a known failure (errors.py: bad data, mismatched artifacts, a lock, a flag out of
 range, a full disk, a truncated file) is one line, `<binary>: error: <what, which file,
 what to do>`, and exit status 1; `--traceback` shows the Python traceback too. An
-unexpected exception keeps its traceback."""
+unexpected exception keeps its traceback. SIGTERM and SIGINT stop a binary within seconds,
+its workers with it and its partial output removed (util/stopping.py)."""
 
 import importlib.util
 import logging
@@ -14,7 +15,7 @@ import traceback
 from absl import app, flags
 
 from tf_skeptical import errors
-from tf_skeptical.util import progress
+from tf_skeptical.util import progress, stopping
 
 TRACEBACK = flags.DEFINE_bool(
     "traceback", False, "On a known error, print the Python traceback as well as the "
@@ -133,11 +134,13 @@ def run_with_beam_args(main) -> None:
   main(argv) gets them as argv[1:], e.g. `--runner=DataflowRunner --project=...`.
   """
   quiet_tensorflow()
+  stopping.install(binary_name())
   _show_flags_in_help(main)
   app.run(_guarded(main), flags_parser=lambda argv: _parse_flags(argv, known_only=True))
 
 
 def run(main) -> None:
   quiet_tensorflow()
+  stopping.install(binary_name())
   _show_flags_in_help(main)
   app.run(_guarded(main), flags_parser=lambda argv: _parse_flags(argv, known_only=False))

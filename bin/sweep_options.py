@@ -7,7 +7,7 @@ builds the dataclass, with the training recipe from train_options.
 from absl import flags
 
 from tf_skeptical import flagging, sweep, verdict
-from tf_skeptical_bin import train_options
+from tf_skeptical_bin import checks, train_options
 
 _D = sweep.SweepConfig()
 PERCENTS = flags.DEFINE_string(
@@ -58,6 +58,22 @@ JOBS = flags.DEFINE_integer(
     lower_bound=0)
 BOOTSTRAP = flags.DEFINE_integer("bootstrap", verdict.VerdictParams.bootstrap,
                                  "Eval-set resamples for the gains' 95% intervals over clips.")
+checks.percent(MAX_PERCENT, low_open=True)
+
+
+def _percents_fit(values) -> bool:
+  try:
+    grid = flagging.percent_grid(values["percents"])
+  except ValueError:
+    return False
+  return bool(grid) and max(grid) <= values["max_percent"]
+
+
+flags.register_multi_flags_validator(
+    ["percents", "max_percent"], _percents_fit,
+    message="--percents must be 'paper' or comma-separated percentages in [0, --max_percent]")
+checks.positive(SCORE_WORKERS, SEEDS, BOOTSTRAP)
+checks.non_negative(TEACHER_FOLDS)
 
 
 def config_from_flags() -> sweep.SweepConfig:

@@ -21,8 +21,8 @@ from absl import flags, logging
 from tf_skeptical.datasets import builtin_data
 from tf_skeptical import evaluation, flagging, prepare, sweep, teacher_check
 from tf_skeptical.data import examples
-from tf_skeptical.util import files
-from tf_skeptical_bin import cli, sweep_options, train_options
+from tf_skeptical.util import files, output_paths
+from tf_skeptical_bin import checks, cli, sweep_options, train_options
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
 flags.adopt_module_key_flags(sweep_options)  # and the sweep's
@@ -33,6 +33,8 @@ EVAL_CLIPS = flags.DEFINE_integer("eval_clips", 1000, "Built-in eval clips.")
 MISSING_RATE = flags.DEFINE_float("missing_rate", 0.02, "Missing train labels as a fraction "
                                   "of the implicit negatives.")
 DATA_SEED = flags.DEFINE_integer("data_seed", 0, "Seed of the generated data.")
+checks.positive(TRAIN_CLIPS, EVAL_CLIPS)
+checks.fraction(MISSING_RATE, high_open=True)
 # The larger experiment: the README's results table (docs/treatments.md, built-in data).
 FULL_SETTINGS = dict(seeds=5, percents="0,2", treatments=["mask", "soft", "positive"])
 FULL = flags.DEFINE_bool(
@@ -49,6 +51,9 @@ flags.FLAGS.set_default("epochs", 8)
 flags.FLAGS.set_default("seeds", 2)  # paired gains need 2+ runs a p for an interval
 
 
+DEMO_OUTPUT = output_paths.OutputKind("demo work directory", ("builtin", "examples", "sweep"))
+
+
 def main(argv):
   del argv
   if FULL.value:
@@ -56,6 +61,7 @@ def main(argv):
       if not flags.FLAGS[name].present:
         flags.FLAGS[name].value = value
   work = WORK_DIR.value
+  output_paths.check_directory(work, DEMO_OUTPUT, "--work_dir")
   data = os.path.join(work, "builtin")
   params = builtin_data.BuiltinDataParams(
       train_clips=TRAIN_CLIPS.value, eval_clips=EVAL_CLIPS.value,

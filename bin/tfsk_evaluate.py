@@ -13,7 +13,7 @@ from absl import flags, logging
 
 from tf_skeptical import evaluation, flagging
 from tf_skeptical.data import examples
-from tf_skeptical.util import files
+from tf_skeptical.util import files, output_paths
 from tf_skeptical_bin import cli, inference_options
 from tf_skeptical.data.class_map import read_class_map
 
@@ -40,24 +40,28 @@ def main(argv):
     raise flags.ValidationError("--flags and --truth go together")
   if FLAGS_FILE.value and not (CLASS_MAP.value or EVAL.value):
     raise flags.ValidationError("--truth names classes by mid: give --class_map (or --eval)")
-  files.makedirs(OUTPUT_DIR.value)
-  if MODEL.value:
-    result = evaluation.evaluate_model(MODEL.value, EVAL.value, inference_options.POOLING.value,
-                                       inference_options.PATCH_HOP.value)
-    names = examples.read_info(EVAL.value).class_map.display_names
-    path = evaluation.write_evaluation(result, names, OUTPUT_DIR.value,
-                                       os.path.join(OUTPUT_DIR.value, "logs"))
-    logging.info("%s -> %s", result.summary(), path)
-  if FLAGS_FILE.value:
-    cmap = (read_class_map(CLASS_MAP.value) if CLASS_MAP.value
-            else examples.read_info(EVAL.value).class_map)
-    flags_ = flagging.read_flags(FLAGS_FILE.value)
-    percents = [p for p in flagging.percent_grid(PERCENTS.value) if p <= flags_.max_percent]
-    rows = evaluation.flag_quality(flags_, evaluation.read_truth(TRUTH.value, cmap), percents)
-    evaluation.write_rows(rows, os.path.join(OUTPUT_DIR.value, evaluation.FLAG_QUALITY))
-    for r in rows:
-      logging.info("p=%g%%: %d flagged, precision %.3f, recall %.3f (base rate %.4f)",
-                   r["percent"], r["flagged"], r["precision"], r["recall"], r["base_rate"])
+  out = OUTPUT_DIR.value
+  output_paths.check_directory(out, evaluation.OUTPUT)
+  with files.output_lock(out), files.staged(out) as staging:  # both reports, or neither
+    if MODEL.value:
+      result = evaluation.evaluate_model(MODEL.value, EVAL.value,
+                                         inference_options.POOLING.value,
+                                         inference_options.PATCH_HOP.value)
+      names = examples.read_info(EVAL.value).class_map.display_names
+      evaluation.write_evaluation(result, names, staging, os.path.join(staging, "logs"))
+      logging.info("%s -> %s", result.summary(), os.path.join(out, evaluation.EVAL_JSON))
+    if FLAGS_FILE.value:
+      cmap = (read_class_map(CLASS_MAP.value) if CLASS_MAP.value
+              else examples.read_info(EVAL.value).class_map)
+      flags_ = flagging.read_flags(FLAGS_FILE.value)
+      percents = [p for p in flagging.percent_grid(PERCENTS.value) if p <= flags_.max_percent]
+      rows = evaluation.flag_quality(flags_, evaluation.read_truth(TRUTH.value, cmap),
+                                     percents)
+      evaluation.write_rows(rows, os.path.join(staging, evaluation.FLAG_QUALITY))
+      for r in rows:
+        logging.info("p=%g%%: %d flagged, precision %.3f, recall %.3f (base rate %.4f)",
+                     r["percent"], r["flagged"], r["precision"], r["recall"], r["base_rate"])
+    files.publish_directory(staging, out, last=evaluation.EVAL_JSON)
 
 
 def run():

@@ -17,7 +17,7 @@ from absl import flags, logging
 from tf_skeptical.data import examples
 from tf_skeptical import exporting, prepare
 from tf_skeptical.util import files
-from tf_skeptical_bin import cli
+from tf_skeptical_bin import checks, cli
 
 MODEL = flags.DEFINE_string("model", None, "Model directory (model.keras) or .keras file.")
 TRAIN = flags.DEFINE_string("train", None, "Train examples directory: class map and, for "
@@ -43,6 +43,8 @@ LICENSE = flags.DEFINE_string("model_license", exporting.ExportConfig.license,
                               "your model is shared under (its training data's terms may "
                               "bind it: AudioSet's labels are CC BY 4.0).")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "The export directory.")
+checks.positive(WINDOWS)
+checks.non_negative(CHECK_CLIPS)
 flags.mark_flags_as_required(["model", "output_dir"])
 
 

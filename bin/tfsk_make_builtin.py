@@ -6,7 +6,7 @@
 from absl import flags, logging
 
 from tf_skeptical.datasets import builtin_data
-from tf_skeptical_bin import cli
+from tf_skeptical_bin import checks, cli
 
 _DEFAULTS = builtin_data.BuiltinDataParams()
 OUTPUT_DIR = flags.DEFINE_string("output_dir", "tfsk_work/builtin",
@@ -24,6 +24,9 @@ EXPLICIT_NEGATIVES = flags.DEFINE_float(
     "explicit_negatives_per_clip", _DEFAULTS.explicit_negatives_per_clip,
     "Mean number of classes per train clip that raters marked absent.")
 SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed: same seed, same dataset.")
+checks.positive(NUM_CLASSES, TRAIN_CLIPS, EVAL_CLIPS, CLIP_SECONDS)
+checks.fraction(MISSING_RATE, high_open=True)
+checks.non_negative(EXPLICIT_NEGATIVES)
 
 
 def params_from_flags() -> builtin_data.BuiltinDataParams:

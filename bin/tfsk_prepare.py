@@ -20,7 +20,7 @@ from absl import app, flags, logging
 
 from tf_skeptical.data import examples
 from tf_skeptical import prepare
-from tf_skeptical_bin import cli
+from tf_skeptical_bin import checks, cli
 from tf_skeptical.data.params import FrontendParams
 
 SEGMENTS = flags.DEFINE_string("segments", None, "AudioSet-layout segments CSV.")
@@ -41,6 +41,8 @@ SKIP_BAD_CLIPS = flags.DEFINE_bool(
 LOCAL_WORKERS = flags.DEFINE_integer(
     "local_workers", 1, "Worker processes of the local runner (Beam's FnApiRunner; ignored "
     "with another --runner).")
+checks.positive(CLIPS_PER_SHARD, LOCAL_WORKERS)
+checks.non_negative(CLIP_SECONDS)
 FEATURE_STORAGE = flags.DEFINE_enum(
     "feature_storage", None, list(examples.STORAGES),
     "How features are stored in the example records. Log-mel: float32 (default) or float16 "

@@ -8,7 +8,7 @@ On a cluster, append the runner's options, e.g. `--runner=DataflowRunner --proje
 from absl import flags, logging
 
 from tf_skeptical import scoring
-from tf_skeptical_bin import cli, inference_options
+from tf_skeptical_bin import checks, cli, inference_options
 
 flags.adopt_module_key_flags(inference_options)  # --help lists --pooling, --patch_hop_frames
 
@@ -21,6 +21,7 @@ PATCH_BATCH = flags.DEFINE_integer(
 LOCAL_WORKERS = flags.DEFINE_integer(
     "local_workers", 2, "Worker processes of the local runner (Beam's FnApiRunner; ignored "
     "with another --runner).")
+checks.positive(PATCH_BATCH, LOCAL_WORKERS)
 flags.mark_flags_as_required(["examples", "model", "output_dir"])
 
 

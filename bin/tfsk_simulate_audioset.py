@@ -11,7 +11,7 @@ tfsk_evaluate --flags and tfsk_sweep --truth. `python -m bench.scale` runs all o
 from absl import flags, logging
 
 from tf_skeptical.datasets import audioset_simulation
-from tf_skeptical_bin import cli
+from tf_skeptical_bin import checks, cli
 
 _D = audioset_simulation.SimulationParams()
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the shards, class map and truth "
@@ -43,6 +43,10 @@ PARENT_MISSING = flags.DEFINE_float(
 CLIPS_PER_SHARD = flags.DEFINE_integer("clips_per_shard", _D.clips_per_shard,
                                        "Records per TFRecord shard.")
 SEED = flags.DEFINE_integer("seed", _D.seed, "Same seed, same dataset.")
+checks.positive(TRAIN_CLIPS, EVAL_CLIPS, NUM_CLASSES, LABELS_PER_CLIP, LARGEST, SMALLEST,
+                CLIPS_PER_SHARD)
+checks.fraction(MISSING_LOW, MISSING_HIGH, high_open=True)
+checks.fraction(CHILD_SHARE, PARENT_MISSING)
 flags.mark_flags_as_required(["output_dir"])
 
 

@@ -17,8 +17,8 @@ from absl import app, flags
 from tf_skeptical.data import audio_io
 from tf_skeptical import exporting, taggers
 from tf_skeptical.util import files
-from tf_skeptical_bin import cli
-from tf_skeptical.util.bad_input import tf_error_text
+from tf_skeptical_bin import checks, cli
+from tf_skeptical.util.bad_input import DataError, tf_error_text
 from tf_skeptical.data.class_map import read_class_map
 from tf_skeptical.data.params import FrontendParams
 
@@ -26,6 +26,7 @@ TAGGER = flags.DEFINE_string("tagger", None, "Export directory from tfsk_export.
 RUNTIME = flags.DEFINE_enum("runtime", "saved_model", ["saved_model", "tflite_float",
                                                         "tflite_int8"], "Which artifact runs.")
 TOP = flags.DEFINE_integer("top", 5, "Classes printed per line.")
+checks.positive(TOP)
 flags.mark_flags_as_required(["tagger"])
 
 
@@ -35,15 +36,29 @@ def scorer(tagger_dir: str, runtime: str, window: int, hop: int):
     serve = tf.saved_model.load(os.path.join(tagger_dir, exporting.SAVED_MODEL)).signatures[
         "serving_default"]
     return lambda w: taggers.saved_model_scores(serve, w, window, hop)
-  model = os.path.join(tagger_dir, exporting.FLOAT_TFLITE if runtime == "tflite_float"
-                       else exporting.INT8_TFLITE)
-  return lambda w: taggers.tflite_scores(model, w, hop)
+  return taggers.tflite_scorer(os.path.join(
+      tagger_dir, exporting.FLOAT_TFLITE if runtime == "tflite_float" else exporting.INT8_TFLITE),
+      hop)
+
+
+def check_tagger(tagger_dir: str, runtime: str) -> None:
+  """Refuses a directory that is not a whole export, naming what is missing."""
+  if not files.exists(os.path.join(tagger_dir, exporting.METADATA)):
+    raise DataError(tagger_dir, f"not an exported tagger (no {exporting.METADATA}): give "
+                    "the directory tfsk_export wrote")
+  needed = {"saved_model": exporting.SAVED_MODEL, "tflite_float": exporting.FLOAT_TFLITE,
+            "tflite_int8": exporting.INT8_TFLITE}[runtime]
+  for name in (exporting.CLASS_MAP, needed):
+    if not files.exists(os.path.join(tagger_dir, name)):
+      raise DataError(tagger_dir, f"an incomplete tagger ({name} is missing): copy the whole "
+                      "directory that tfsk_export wrote")
 
 
 def main(argv):
   paths = argv[1:]
   if not paths:
     raise app.UsageError("name one or more audio files")
+  check_tagger(TAGGER.value, RUNTIME.value)
   meta = files.read_json(os.path.join(TAGGER.value, exporting.METADATA))
   params = FrontendParams(**meta["frontend"])
   names = read_class_map(os.path.join(TAGGER.value, exporting.CLASS_MAP)).display_names
@@ -54,15 +69,10 @@ def main(argv):
 
   failed = []
   for path in paths:
-    try:
-      waveform = audio_io.load_clip(tf.constant(path), None, params).numpy()
-      if not np.isfinite(waveform).all():
-        raise ValueError("non-finite samples (NaN or Inf) in the audio")
-      if len(waveform) < meta["window_samples"]:
-        raise ValueError(f"{len(waveform) / meta['sample_rate']:.2f} s of audio, shorter "
-                         f"than one {meta['window_samples'] / meta['sample_rate']:.3f} s "
-                         "window: nothing to tag")
-      scores = score(waveform)
+    try:  # block by block: memory bounded by a block, not by the file's length
+      scores = taggers.streamed_scores(audio_io.decode_blocks(path, params), score,
+                                       meta["window_samples"], meta["hop_samples"],
+                                       meta["sample_rate"])
     except (tf.errors.OpError, ValueError, OSError) as e:
       failed.append(path)
       print(f"tfsk_tag: error: {path}: cannot tag it ({tf_error_text(e)})", file=sys.stderr)

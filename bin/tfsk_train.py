@@ -14,7 +14,7 @@ when started again with the same flags.
 from absl import flags
 
 from tf_skeptical import flagging, scoring, training
-from tf_skeptical_bin import cli, train_options
+from tf_skeptical_bin import checks, cli, train_options
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
 
@@ -34,14 +34,12 @@ TEACHER_SCORES = flags.DEFINE_string(
 OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Train again into a --model_dir that holds a finished run (by "
     "default a finished run is kept: scores and flags made with it depend on it).")
+checks.percent(DISCARD_PERCENT)
 flags.mark_flags_as_required(["train", "model_dir"])
 
 
 def main(argv):
   del argv
-  if not 0 <= DISCARD_PERCENT.value <= 100:  # also NaN
-    raise flags.ValidationError(f"--discard_percent must be in [0, 100], got "
-                                f"{DISCARD_PERCENT.value}")
   if DISCARD_PERCENT.value > 0 and not FLAGS_FILE.value:
     raise flags.ValidationError("--discard_percent needs --flags")
   cfg = train_options.config_from_flags()

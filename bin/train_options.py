@@ -5,6 +5,7 @@ Every flag defaults to TrainConfig's value; `config_from_flags()` builds the dat
 
 from absl import flags
 
+from tf_skeptical_bin import checks
 from tf_skeptical import inference, models, training, treatments
 from tf_skeptical.training import TrainConfig
 
@@ -72,6 +73,11 @@ PROPAGATE = flags.DEFINE_bool(
 REJECT_MAX = flags.DEFINE_float("reject_max", _D.reject_max,
                                 "Cap, in %, of the large-loss rejection rate (100 = none, as "
                                 "in LL-R).")
+checks.positive(WIDTH, EPOCHS, BATCH, LR, TRAIN_HOP)
+checks.non_negative(STEPS, BACKUP_STEPS)
+checks.fraction(BN_MOMENTUM, high_open=True)
+checks.fraction(DISTILL_WEIGHT)
+checks.percent(REJECT_PER_EPOCH, REJECT_MAX)
 
 
 def config_from_flags() -> TrainConfig:

@@ -88,14 +88,23 @@ class WavReader:
       self._fail(f"format {tag}, {bits}-bit, {self.channels} channels: supported are PCM "
                  "8/16/24/32-bit and float 32/64-bit")
     self._left = size
+    self._read_frames = 0
 
   def read(self, frames: int = -1) -> np.ndarray:
-    """Up to `frames` frames (all when negative), as mono float32."""
+    """Up to `frames` frames (all when negative), as mono float32. A NaN or infinite sample
+    (float files only) is refused: every score of its patch would be NaN."""
     frame = self.width * self.channels
     want = self._left if frames < 0 else min(self._left, frames * frame)
+    start = self._read_frames
     raw = self._f.read(want)
     self._left -= len(raw)
-    return _samples_to_float(raw, self.width, self.channels, self.is_float)
+    self._read_frames += len(raw) // frame
+    x = _samples_to_float(raw, self.width, self.channels, self.is_float)
+    if self.is_float and not np.isfinite(x).all():
+      first = start + int(np.flatnonzero(~np.isfinite(x))[0])
+      raise ValueError(f"{self.path}: non-finite samples (NaN or Inf), the first at "
+                       f"{first / self.rate:.3f} s: the file is damaged; fix or drop it")
+    return x
 
   def close(self):
     self._f.close()
@@ -156,17 +165,37 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int = 16000) -> np.ndarray:
   return np.concatenate(parts + [r.push(np.zeros(0, np.float32), last=True)])
 
 
+class NotATagger(ValueError):
+  """A directory that is not a whole export of tfsk_export."""
+
+
+def tagger_file(tagger_dir: str, key: str) -> str:
+  """The path of a tagger's file named in its metadata.json (`class_map`, `tflite_float`,
+  ...), refused in one sentence if the directory is not a whole export."""
+  metadata_path = os.path.join(tagger_dir, "metadata.json")
+  if not os.path.isfile(metadata_path):
+    raise NotATagger(f"{tagger_dir}: not an exported tagger (no metadata.json): give the "
+                     "directory tfsk_export wrote")
+  with open(metadata_path, encoding="utf-8") as f:
+    name = json.load(f).get("files", {}).get(key)
+  path = os.path.join(tagger_dir, name or key)
+  if not name or not os.path.isfile(path):
+    raise NotATagger(f"{tagger_dir}: an incomplete tagger ({name or key} is missing): copy "
+                     "the whole directory that tfsk_export wrote")
+  return path
+
+
 class Tagger:
   """An exported tagger directory: per-patch scores from a waveform, with LiteRT."""
 
   def __init__(self, tagger_dir: str, model: str = "float", threads: int = 1):
     from ai_edge_litert.interpreter import Interpreter
-    with open(os.path.join(tagger_dir, "metadata.json")) as f:
-      self.metadata = json.load(f)
-    files = self.metadata["files"]
-    self.class_names = read_class_names(os.path.join(tagger_dir, files["class_map"]))
     key = {"float": "tflite_float", "int8": "tflite_int8"}[model]
-    self._runner = Interpreter(model_path=os.path.join(tagger_dir, files[key]),
+    class_map, model_path = tagger_file(tagger_dir, "class_map"), tagger_file(tagger_dir, key)
+    with open(os.path.join(tagger_dir, "metadata.json"), encoding="utf-8") as f:
+      self.metadata = json.load(f)
+    self.class_names = read_class_names(class_map)
+    self._runner = Interpreter(model_path=model_path,
                                num_threads=threads).get_signature_runner("patch")
     self.sample_rate = self.metadata["sample_rate"]
     self.window = self.metadata["window_samples"]
@@ -220,6 +249,13 @@ def top(scores: np.ndarray, names: List[str], k: int) -> str:
   return ", ".join(f"{names[i]} {scores[i]:.2f}" for i in order)
 
 
+def _positive(text: str) -> int:
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+  return value
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,12 +263,16 @@ def main(argv=None) -> int:
   parser.add_argument("wavs", nargs="+", help="wav files to tag.")
   parser.add_argument("--model", choices=["float", "int8"], default="float",
                       help="Which TFLite model to run.")
-  parser.add_argument("--top", type=int, default=5, help="Classes to print per line.")
+  parser.add_argument("--top", type=_positive, default=5, help="Classes to print per line.")
   parser.add_argument("--stream", action="store_true",
                       help="Read each file in chunks and print every patch as it is scored.")
-  parser.add_argument("--threads", type=int, default=1, help="CPU threads for LiteRT.")
+  parser.add_argument("--threads", type=_positive, default=1, help="CPU threads for LiteRT.")
   args = parser.parse_args(argv)
-  tagger = Tagger(args.tagger_dir, args.model, args.threads)
+  try:
+    tagger = Tagger(args.tagger_dir, args.model, args.threads)
+  except (ValueError, OSError) as e:  # not a tagger: nothing to tag with
+    print(f"tagger: error: {e}", file=sys.stderr)
+    return 1
   names = tagger.class_names
   failed = []
   for path in args.wavs:
@@ -259,4 +299,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  try:
+    sys.exit(main())
+  except KeyboardInterrupt:  # Ctrl-C: it writes nothing, so there is nothing to clean up
+    print("tagger: stopped by SIGINT", file=sys.stderr)
+    sys.exit(130)

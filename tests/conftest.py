@@ -99,6 +99,29 @@ def tiny_tagger(tiny_examples, tmp_path_factory):
   return os.path.join(root, "tagger"), inference.load_model(os.path.join(root, "model"))
 
 
+@pytest.fixture(scope="session")
+def teacher_flags(tiny_teacher, tiny_examples, tmp_path_factory):
+  """The tiny teacher's scores of the tiny train set, and its flags: (scores_dir, Flags)."""
+  from tf_skeptical import flagging, scoring
+  model_dir, _ = tiny_teacher
+  train_dir, _ = tiny_examples
+  out = built_once(tmp_path_factory, "teacher_scores", lambda path: scoring.score(
+      train_dir, model_dir, path, patch_batch=16, local_workers=1))
+  return out, flagging.flag_scores(scoring.read_scores(out), max_percent=20)
+
+
+def snapshot_tree(directory) -> dict:
+  """{relative path: bytes} of every file under directory: to check that an output is
+  byte-identical after a failed or stopped re-run."""
+  out = {}
+  for root, _, names in os.walk(directory):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, directory)] = f.read()
+  return out
+
+
 def write_float_wav(path, samples, rate=16000, dtype="<f4", extensible=False):
   """A mono IEEE-float wav (format tag 3, or WAVE_FORMAT_EXTENSIBLE with the float
   sub-format), written byte by byte: Python's wave module writes PCM only."""

@@ -250,3 +250,78 @@ def test_tfsk_tag_names_bad_files_and_tags_the_rest(exported, tmp_path, runtime)
   assert f"== {silent}" not in done.stdout
   assert "3 of 4 files could not be tagged" in done.stderr
   assert "Traceback" not in done.stderr
+
+
+def _runtime(*args):
+  return subprocess.run([sys.executable, os.path.join(EXPORT_RUNTIME, "tagger.py"), *args],
+                        capture_output=True, text=True, timeout=300)
+
+
+def _tfsk_tag(*args):
+  return subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_tag", *args],
+                        capture_output=True, text=True, timeout=600,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+def test_non_finite_audio_is_refused_by_every_runtime(exported, tmp_path):
+  from conftest import write_float_wav
+  out, _ = exported
+  x = (0.1 * np.random.default_rng(4).standard_normal(48000)).astype(np.float32)
+  x[20000:20010] = np.nan
+  path = str(tmp_path / "damaged.wav")
+  write_float_wav(path, x)
+  for done in (_runtime(out, path), _runtime(out, path, "--stream"),
+               _tfsk_tag(f"--tagger={out}", path)):
+    assert done.returncode == 1, done.stderr
+    assert f"{path}: cannot tag it" in done.stderr and "non-finite samples" in done.stderr
+    assert "1.250 s" in done.stderr  # where the first one is: 20000 / 16000
+    assert "nan" not in done.stdout.lower() and "Traceback" not in done.stderr
+
+
+def test_a_directory_that_is_not_a_tagger_is_one_line(exported, tiny_teacher, tmp_path):
+  out, _ = exported
+  partial = tmp_path / "partial"
+  shutil.copytree(out, partial)
+  os.remove(partial / exporting.CLASS_MAP)
+  wav = str(tmp_path / "a.wav")
+  audio_io.write_wav(wav, np.zeros(20000, np.float32), 16000)
+  model_dir, _ = tiny_teacher
+  for tagger_dir, words in ((str(partial), "an incomplete tagger (class_map.csv is missing)"),
+                            (model_dir, "not an exported tagger (no metadata.json)")):
+    for done, prefix in ((_runtime(tagger_dir, wav), "tagger"),
+                         (_tfsk_tag(f"--tagger={tagger_dir}", wav), "tfsk_tag")):
+      lines = done.stderr.strip().splitlines()
+      assert done.returncode == 1 and len(lines) == 1, done.stderr
+      assert lines[0] == f"{prefix}: error: {tagger_dir}: {words}: " + (
+          "copy the whole directory that tfsk_export wrote" if "incomplete" in words
+          else "give the directory tfsk_export wrote")
+
+
+def test_tfsk_tag_tags_an_hour_in_under_a_gigabyte(exported, tmp_path):
+  """An hour of audio is read block by block: peak memory is that of a short clip plus a
+  block, not the decoded hour (57.6M samples)."""
+  import wave
+  out, _ = exported
+  path = str(tmp_path / "hour.wav")
+  with wave.open(path, "wb") as w:
+    w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+    minute = np.zeros(16000 * 60, np.int16).tobytes()
+    for _ in range(60):
+      w.writeframes(minute)
+  # Measured by a small launcher: a child forked from this (large) test process would count
+  # the test's memory in its high-water mark, which exec does not reset.
+  launcher = ("import os, subprocess, sys\n"
+              "p = subprocess.Popen(sys.argv[1:], stdout=open(os.environ['OUT'], 'w'))\n"
+              "_, status, usage = os.wait4(p.pid, 0)\n"
+              "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)")
+  done = subprocess.run([sys.executable, "-c", launcher, sys.executable, "-m",
+                         "tf_skeptical_bin.tfsk_tag", f"--tagger={out}", "--top=1", path],
+                        capture_output=True, text=True, timeout=900,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+                                 OUT=str(tmp_path / "out.txt")))
+  status, peak_kb = map(int, done.stdout.split())
+  assert status == 0, done.stderr
+  patches = 1 + (3600 * 16000 - 15600) // HOP
+  assert f"clip (mean of {patches} patches)" in (tmp_path / "out.txt").read_text()
+  print(f"tfsk_tag on an hour of audio: peak RSS {peak_kb / 1024:.0f} MB")
+  assert peak_kb / 1024 < 1024

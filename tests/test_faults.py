@@ -151,15 +151,6 @@ def test_model_of_another_width_is_refused_before_scoring(tiny_examples, tmp_pat
 
 # -- flags and students -----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def teacher_flags(tiny_teacher, tiny_examples, tmp_path_factory):
-  model_dir, _ = tiny_teacher
-  train_dir, _ = tiny_examples
-  out = str(tmp_path_factory.mktemp("fault_scores"))
-  scoring.score(train_dir, model_dir, out, patch_batch=16, local_workers=1)
-  return out, flagging.flag_scores(scoring.read_scores(out), max_percent=20)
-
-
 def test_flags_of_another_clip_set_are_refused(teacher_flags, tiny_examples, tmp_path):
   _, flags = teacher_flags
   _, eval_dir = tiny_examples  # other clips than the flags were made from
@@ -189,7 +180,7 @@ def test_negative_or_nan_discard_percent_is_refused(teacher_flags, tmp_path, per
   done = subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_train", "--train=x",
                          "--model_dir=y", f"--discard_percent={percent}"],
                         capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
-  assert done.returncode != 0 and "--discard_percent must be in [0, 100]" in done.stderr
+  assert done.returncode == 1 and f"flag --discard_percent={percent}: must be in [0, 100]" in done.stderr
   assert not (tmp_path / "y").exists()
 
 
@@ -418,3 +409,43 @@ def test_a_workers_progress_lines_are_kept_as_their_message(monkeypatch):
     assert keep.filter(record) == kept
     if kept:
       assert record.getMessage() == line
+
+
+def test_streamed_scores_equal_the_whole_waveforms():
+  """Blocks of any size give the patches of the whole waveform (a numpy reference: each
+  patch's score is its window's mean and maximum)."""
+  rng = np.random.default_rng(7)
+  x = rng.standard_normal(10_000).astype(np.float32)
+  window, hop = 400, 160
+  starts = range(0, len(x) - window + 1, hop)
+  want = np.array([[x[s:s + window].mean(), x[s:s + window].max()] for s in starts])
+
+  def score(w):
+    return np.array([[w[s:s + window].mean(), w[s:s + window].max()]
+                     for s in range(0, len(w) - window + 1, hop)])
+
+  for block in (37, 160, 400, 1234, 10_000):
+    blocks = (x[a:a + block] for a in range(0, len(x), block))
+    np.testing.assert_allclose(taggers.streamed_scores(blocks, score, window, hop, 16000),
+                               want, rtol=1e-6)
+  bad = x.copy()
+  bad[8000] = np.inf
+  with pytest.raises(ValueError, match=r"non-finite samples .* first at 0.500 s"):
+    taggers.streamed_scores((bad[a:a + 999] for a in range(0, len(x), 999)), score, window,
+                            hop, 16000)
+  with pytest.raises(ValueError, match="0.02 s of audio, shorter than one 0.025 s window"):
+    taggers.streamed_scores([x[:300]], score, window, hop, 16000)
+
+
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (44100, 2), (8000, 1)])
+def test_audio_read_in_blocks_equals_the_whole_file(tmp_path, rate, channels):
+  import wave
+  x = (0.3 * np.random.default_rng(rate).standard_normal((rate * 7 + 123, channels)))
+  path = str(tmp_path / "a.wav")
+  with wave.open(path, "wb") as w:
+    w.setnchannels(channels), w.setsampwidth(2), w.setframerate(rate)
+    w.writeframes((x * 32767).astype("<i2").tobytes())
+  whole = audio_io.load_clip(tf.constant(path)).numpy()
+  blocks = list(audio_io.decode_blocks(path, block_seconds=2))
+  assert len(blocks) == 4
+  np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-6)

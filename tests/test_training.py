@@ -1,5 +1,6 @@
 """Training: a tiny model learns, logs to TensorBoard, and survives a SIGKILL."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -76,16 +77,16 @@ def test_sigkill_resumes_and_finishes(tiny_examples, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not os.path.exists(os.path.join(model_dir, training.RESULT))
-  # After fit: model.keras is written, the final evaluation runs, then result.json.
-  model_file = os.path.join(model_dir, inference.MODEL_FILE)
+  # After fit: the last epoch's backup is written, then model.keras (about 0.1 s to save)
+  # and result.json a few milliseconds after it.
   proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
   deadline = time.time() + 600
-  while time.time() < deadline and proc.poll() is None and not os.path.exists(model_file):
-    time.sleep(0.005)
+  while time.time() < deadline and proc.poll() is None and epoch_reached() < epochs:
+    time.sleep(0.002)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  assert os.path.exists(model_file) and not training.is_trained(model_dir)
+  assert not training.is_trained(model_dir)
   done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-2000:]
   with open(os.path.join(model_dir, training.RESULT)) as f:
@@ -97,13 +98,9 @@ def test_sigkill_resumes_and_finishes(tiny_examples, tmp_path):
   assert not os.path.exists(os.path.join(model_dir, "backup"))
 
 
-def test_killed_after_fit_resumes_without_training_and_keeps_the_history(tiny_examples,
-                                                                          tmp_path, monkeypatch):
-  """A run that dies after its last epoch but before result.json is written finishes on the
-  next start without training again, and a finished run is not trained again."""
-  train_dir, _ = tiny_examples
-  model_dir = str(tmp_path / "run")
-  cfg = training.TrainConfig(**dict(TINY_TRAIN, epochs=2))
+def killed_before_the_result(train_dir, model_dir, cfg, monkeypatch):
+  """Trains cfg into model_dir and dies where result.json would be written: every epoch
+  trained and backed up, no result."""
   real_write_json = training.files.write_json
 
   def die_at_result(path, obj, **kwargs):
@@ -112,11 +109,19 @@ def test_killed_after_fit_resumes_without_training_and_keeps_the_history(tiny_ex
     real_write_json(path, obj, **kwargs)
 
   monkeypatch.setattr(training.files, "write_json", die_at_result)
-  try:
+  with pytest.raises(KeyboardInterrupt):
     training.train(train_dir, model_dir, cfg, verbose=0)
-  except KeyboardInterrupt:
-    pass
   monkeypatch.setattr(training.files, "write_json", real_write_json)
+
+
+def test_killed_after_fit_resumes_without_training_and_keeps_the_history(tiny_examples,
+                                                                          tmp_path, monkeypatch):
+  """A run that dies after its last epoch but before result.json is written finishes on the
+  next start without training again, and a finished run is not trained again."""
+  train_dir, _ = tiny_examples
+  model_dir = str(tmp_path / "run")
+  cfg = training.TrainConfig(**dict(TINY_TRAIN, epochs=2))
+  killed_before_the_result(train_dir, model_dir, cfg, monkeypatch)
   assert not training.is_trained(model_dir)
   epochs_run = []
   monkeypatch.setattr(training.Backup, "on_epoch_begin",
@@ -129,3 +134,27 @@ def test_killed_after_fit_resumes_without_training_and_keeps_the_history(tiny_ex
   assert epochs_run == []
   training.train(train_dir, model_dir, cfg, verbose=0, overwrite=True)
   assert epochs_run == [0, 1]
+
+
+def test_a_resume_with_another_recipe_is_refused_naming_the_setting(tiny_examples, tmp_path,
+                                                                   monkeypatch):
+  """A killed run's backup records its recipe: another width, model, treatment or set of
+  examples is refused before any weight is loaded; the same recipe resumes."""
+  train_dir, eval_dir = tiny_examples
+  model_dir = str(tmp_path / "run")
+  cfg = training.TrainConfig(**dict(TINY_TRAIN, epochs=1))
+  killed_before_the_result(train_dir, model_dir, cfg, monkeypatch)
+  backup = os.path.join(model_dir, training.BACKUP)
+  for other, setting, was, now in (
+      (dict(width=0.5), "--width", "0.25", "0.5"),
+      (dict(model="embedding_mlp"), "--model", "'mobilenet_v1'", "'embedding_mlp'"),
+      (dict(treatment="soft"), "--treatment", "'mask'", "'soft'"),
+      (dict(seed=3), "--seed", "0", "3")):
+    with pytest.raises(training.ResumeMismatch) as caught:
+      training.train(train_dir, model_dir, dataclasses.replace(cfg, **other), verbose=0)
+    assert str(caught.value) == (
+        f"{model_dir}: its backup was started with {setting} = {was}, and this run asks for "
+        f"{now}: run again with the same settings to resume, or remove {backup} to start over")
+  with pytest.raises(training.ResumeMismatch, match="started with its clip set = "):
+    training.train(eval_dir, model_dir, cfg, verbose=0)
+  assert training.train(train_dir, model_dir, cfg, verbose=0)["config"]["width"] == 0.25

@@ -46,6 +46,48 @@ def _full_disk(error: BaseException) -> Optional[str]:
           "(the run's partial output was removed; any previous output is as it was)")
 
 
+# What a user does about each file-system failure.
+_FILE_ERRORS = {
+    errno.ENOENT: "no such file or directory: check the path",
+    errno.EACCES: "permission denied: choose a location you can read and write, or change "
+                  "its permissions",
+    errno.EPERM: "operation not permitted: choose a location you can write",
+    errno.EROFS: "read-only file system: choose a writable location",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: check the path",
+    errno.EISDIR: "is a directory where a file was expected: check the path",
+    errno.EEXIST: "already exists: remove it or choose another path",
+}
+# TensorFlow's file errors, by the words their messages carry.
+_TF_FILE_WORDS = (("Read-only file system", errno.EROFS), ("Permission denied", errno.EACCES),
+                  ("Not a directory", errno.ENOTDIR), ("Is a directory", errno.EISDIR),
+                  ("No such file or directory", errno.ENOENT), ("not found", errno.ENOENT))
+
+
+def _file_error(error: BaseException) -> Optional[str]:
+  """One line for a file-system failure, named by its path: an OSError, one of
+  TensorFlow's file errors (NotFound, PermissionDenied, FailedPrecondition, AlreadyExists),
+  or either as text inside a Beam worker's error."""
+  import tensorflow as tf
+  if isinstance(error, OSError) and error.errno in _FILE_ERRORS:
+    where = error.filename or "a file"
+    return f"{where}: {_FILE_ERRORS[error.errno]}"
+  text = None
+  if isinstance(error, (tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
+                        tf.errors.FailedPreconditionError, tf.errors.AlreadyExistsError)):
+    from tf_skeptical.util.bad_input import tf_error_text
+    text = tf_error_text(error)
+  else:
+    found = re.search(r"(?:OSError|PermissionError|FileNotFoundError|NotADirectoryError|"
+                      r"IsADirectoryError): \[Errno (\d+)\] [^:\n]*: '([^'\n]+)'", str(error))
+    if found and int(found.group(1)) in _FILE_ERRORS:
+      return f"{found.group(2)}: {_FILE_ERRORS[int(found.group(1))]}"
+    return None
+  for words, code in _TF_FILE_WORDS:
+    if words.lower() in text.lower():
+      return f"{text.rstrip('.')}: {_FILE_ERRORS[code].split(': ', 1)[1]}"
+  return f"{text}: check the path and its permissions"
+
+
 def known_error(error: BaseException) -> Optional[str]:
   """The one-line message for a failure the user can act on, or None (a bug: keep the
   traceback)."""
@@ -60,6 +102,9 @@ def known_error(error: BaseException) -> Optional[str]:
   full = _full_disk(error)
   if full:
     return full
+  file_error = _file_error(error)
+  if file_error:
+    return file_error
   if isinstance(error, tf.errors.OpError):
     text = tf_error_text(error)
     if isinstance(error, tf.errors.DataLossError):

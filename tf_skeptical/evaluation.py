@@ -13,13 +13,14 @@ import numpy as np
 import tensorflow as tf
 
 from tf_skeptical.data import examples
-from tf_skeptical.util import files, provenance
+from tf_skeptical.util import files, output_paths, provenance
 from tf_skeptical import inference, metrics
 from tf_skeptical.data.class_map import ClassMap
 from tf_skeptical.flagging import Discards, Flags
 
 EVAL_JSON = "eval.json"
 FLAG_QUALITY = "flag_quality.csv"
+OUTPUT = output_paths.OutputKind("evaluation directory", (EVAL_JSON, FLAG_QUALITY, "logs"))
 EVAL_SCORES = "eval_scores.npz"  # a trained run's eval clip scores, beside its model
 
 

@@ -36,12 +36,13 @@ from tf_skeptical import inference, models, taggers, tflite_metadata
 from tf_skeptical.data import examples, frontend
 from tf_skeptical.data.class_map import CLASS_MAP_FILE, read_class_map
 from tf_skeptical.data.params import FrontendParams
-from tf_skeptical.util import files, native_output, provenance
+from tf_skeptical.util import files, native_output, output_paths, provenance
 
 SAVED_MODEL = "saved_model"
 FLOAT_TFLITE = "tagger_float.tflite"
 INT8_TFLITE = "tagger_int8.tflite"
 METADATA = "metadata.json"
+OUTPUT = output_paths.OutputKind("tagger directory", (METADATA,))
 SANITY = "sanity.json"
 CLASS_MAP = CLASS_MAP_FILE
 NETWORK = "network"  # the exported Keras network's name: its TFLite tensors carry it
@@ -285,6 +286,7 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
            calibration_files: Sequence[str], cfg: ExportConfig = ExportConfig(),
            model_name: Optional[str] = None) -> dict:
   """Writes the export directory; returns its metadata."""
+  output_paths.check_directory(out_dir, OUTPUT)
   model = inference.load_model(model_path)
   params = frontend_of(model, model_path)
   class_map = read_class_map(class_map_csv)

@@ -32,6 +32,7 @@ from tf_skeptical.util.bad_input import DataError
 FLAGS_FILE = "flags.npz"
 SUMMARY = "summary.csv"
 REVIEW = "review.csv"
+REVIEW_HEADER = ("clip_id", "mid", "display_name", "score", "percentile", "rank")
 SUMMARY_PERCENTS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
 _EPS = 1e-9  # so that p * n / 100 landing on an integer is not lost to rounding
 
@@ -304,7 +305,7 @@ def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], 
     order = order[:limit]
   with files.atomic_write(path) as f:
     writer = csv.writer(f)
-    writer.writerow(["clip_id", "mid", "display_name", "score", "percentile", "rank"])
+    writer.writerow(REVIEW_HEADER)
     for i in order:
       c = flags.cls[i]
       writer.writerow([flags.clip_ids[flags.clip[i]], mids[c], class_names[c],

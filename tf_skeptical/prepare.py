@@ -21,11 +21,11 @@ import apache_beam as beam
 import tensorflow as tf
 
 from tf_skeptical.data import audio_io, audioset_embeddings, examples, frontend
-from tf_skeptical.util import files, provenance, shard_writer
+from tf_skeptical.util import files, output_paths, provenance, shard_writer
 from tf_skeptical.data.audio_io import AUDIO_EXTENSIONS
 from tf_skeptical.util.bad_input import (DataError, Skip, tf_error_text,
                                          worker_errors_as_data_errors, write_skip_report)
-from tf_skeptical.util.beam_options import counter, pipeline_options
+from tf_skeptical.util.beam_options import counter, pipeline as beam_pipeline
 from tf_skeptical.data.class_map import read_class_map, write_class_map
 from tf_skeptical.data.params import DEFAULT_FRONTEND, FrontendParams
 from tf_skeptical.util.progress import ProgressLog
@@ -198,7 +198,7 @@ def _run_job(build, output_dir: str, class_map, source: str, clips_per_shard: in
   second run into the same output stops with files.OutputLocked."""
   with files.output_lock(output_dir), files.staged(output_dir, local=False) as staging:
     write_class_map(class_map, os.path.join(staging, examples.CLASS_MAP))
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
+    pipeline = beam_pipeline(beam_args, local_workers)
     _write(build(pipeline), staging, clips_per_shard)
     with worker_errors_as_data_errors():
       result = pipeline.run()
@@ -233,6 +233,7 @@ def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_
   if feature_storage not in (examples.FLOAT32, examples.FLOAT16):
     raise ValueError(f"log-mel features are stored as float32 or float16, not "
                      f"{feature_storage!r}")
+  output_paths.check_directory(output_dir, examples.OUTPUT)
   class_map = read_class_map(class_map_csv)
   segments, bad_rows = read_segments(segments_csv, class_map, skip_bad_rows=skip_bad_clips)
   launcher_skips = [Skip(segments_csv, row, "", problem) for row, problem in bad_rows]
@@ -275,6 +276,7 @@ def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: st
   if feature_storage not in examples.STORAGES:
     raise ValueError(f"feature storage must be one of {examples.STORAGES}, not "
                      f"{feature_storage!r}")
+  output_paths.check_directory(output_dir, examples.OUTPUT)
   class_map = read_class_map(class_map_csv)
   inputs = files.glob(tfrecord_pattern)
   if not inputs:

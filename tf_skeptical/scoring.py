@@ -18,15 +18,16 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical.util import example_wire, files, provenance, shard_writer
+from tf_skeptical.util import example_wire, files, output_paths, provenance, shard_writer
 from tf_skeptical.data import examples
 from tf_skeptical import folds, inference, input_pipeline
 from tf_skeptical.util.bad_input import DataError, worker_errors_as_data_errors
-from tf_skeptical.util.beam_options import counter, pipeline_options
+from tf_skeptical.util.beam_options import counter, pipeline as beam_pipeline
 from tf_skeptical.util.progress import ProgressLog
 
 SCORES_PREFIX = "scores"
 MANIFEST = "scores.json"
+OUTPUT = output_paths.OutputKind("scores directory", (MANIFEST,))
 
 
 class _ScoreFn(beam.DoFn):
@@ -135,6 +136,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   (a fixed shape; the last call is padded). By default 64 and 256 for log-mel (about 20
   patches a clip), 1024 and 1024 for embeddings (one patch a clip).
   """
+  output_paths.check_directory(output_dir, OUTPUT)
   info = examples.read_info(examples_dir)
   model = inference.load_model(model_path)  # here, so that a bad model fails before any work
   inference.check_examples(model, model_path, info)
@@ -145,7 +147,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   clips_per_batch = clips_per_batch or (1024 if one_patch_a_clip else 64)
   patch_batch = patch_batch or (clips_per_batch if one_patch_a_clip else 256)
   with files.output_lock(output_dir), files.staged(output_dir, local=False) as staging:
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args, local_workers))
+    pipeline = beam_pipeline(beam_args, local_workers)
     _ = (pipeline
          | "Shards" >> beam.Create(list(info.shards))
          | "Read" >> beam.io.tfrecordio.ReadAllFromTFRecord()
@@ -215,14 +217,19 @@ def _sorted_by_id(ids: np.ndarray, where: str):
   return order
 
 
-def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
-  """Reads a complete scores directory into memory, sorted by clip id. Memory: the [N, C]
-  float32 scores, the ids and the label indices as arrays (no per-clip objects)."""
+def read_manifest(scores_dir: str) -> dict:
+  """A complete scores directory's manifest (a DataError if it is not one)."""
   path = os.path.join(scores_dir, MANIFEST)
   if not files.exists(path):
     raise DataError(scores_dir, f"no {MANIFEST}: not a scores directory, or scoring did not "
                     "finish")
-  manifest = files.read_json(path)
+  return files.read_json(path)
+
+
+def read_scores(scores_dir: str, batch_size: int = 4096) -> Scores:
+  """Reads a complete scores directory into memory, sorted by clip id. Memory: the [N, C]
+  float32 scores, the ids and the label indices as arrays (no per-clip objects)."""
+  manifest = read_manifest(scores_dir)
   examples.check_layout(scores_dir, manifest.get("shard_layout", {}), MANIFEST,
                             "copy the scores again, or run tfsk_score again")
   n, c = manifest["num_clips"], manifest["num_classes"]

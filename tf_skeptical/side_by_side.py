@@ -15,6 +15,7 @@ else with the worker's traceback in its message.
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 import traceback
 from typing import Callable, List
 
@@ -46,8 +47,12 @@ def auto_jobs(strategy: str = "default") -> int:
 
 
 def _start_worker(threads: int, verbosity: int) -> None:
-  """A worker's first act: its thread budget, before TensorFlow makes its thread pools, and
-  the parent's log level (a spawned process parses no flags)."""
+  """A worker's first act: its signals (a terminal's Ctrl-C is the parent's to handle, which
+  ends its workers: util/stopping.py; SIGTERM as usual, unblocked), its thread budget,
+  before TensorFlow makes its thread pools, and the parent's log level (a spawned process
+  parses no flags)."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  signal.pthread_sigmask(signal.SIG_SETMASK, set())
   import tensorflow as tf
   tf.config.threading.set_intra_op_parallelism_threads(threads)
   tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -27,12 +27,16 @@ from absl import logging
 from tf_skeptical import (evaluation, folds, inference, input_pipeline, metrics, models,
                           treatments)
 from tf_skeptical.data import examples, ontology
-from tf_skeptical.util import files, provenance
+from tf_skeptical.util import files, output_paths, provenance
 from tf_skeptical.flagging import Discards
 from tf_skeptical.large_loss_rejection import RejectionSchedule
 from tf_skeptical.masked_loss import MaskedBCEModel
 
 RESULT = "result.json"
+BACKUP = "backup"
+LOGS = "logs"
+OUTPUT = output_paths.OutputKind("model directory",
+                                 (RESULT, BACKUP, LOGS, inference.MODEL_FILE))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +81,18 @@ class TrainConfig:
   ontology: str = ""
   propagate_labels: bool = True
   seed: int = 0
+
+  def __post_init__(self):
+    """Refuses a recipe that cannot train (bin/checks.py refuses the same values as flags,
+    naming the flag, and epochs = 0 too: here it makes an untrained reference model)."""
+    for name, low in (("epochs", 0), ("batch_size", 1), ("steps_per_epoch", 0),
+                      ("train_hop_frames", 1), ("eval_every_epochs", 1),
+                      ("backup_every_steps", 0)):
+      if not getattr(self, name) >= low:
+        raise ValueError(f"TrainConfig.{name} must be >= {low}, got {getattr(self, name)}")
+    for name in ("width", "learning_rate"):
+      if not getattr(self, name) > 0:  # NaN too
+        raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
 
   @property
   def treatment_spec(self) -> treatments.Treatment:
@@ -164,14 +180,15 @@ class Backup(keras.callbacks.Callback):
   the previous epoch, so at worst part of an epoch is redone. The backup stays until the
   result is written (Keras' BackupAndRestore deletes it when fit() ends, so a kill between
   fit() and the result restarted at epoch 1), and it records absolute epochs, so repeated
-  kills resume where the last one stopped.
+  kills resume where the last one stopped. It records the recipe it was started with
+  (`recipe`), and a resume with another one is refused before any weight is loaded.
   """
 
   WEIGHTS, STATE = "backup.weights.h5", "backup.json"
 
-  def __init__(self, backup_dir: str, every_steps: int = 0):
+  def __init__(self, backup_dir: str, every_steps: int = 0, recipe: Optional[dict] = None):
     super().__init__()
-    self.dir, self.every_steps = backup_dir, every_steps
+    self.dir, self.every_steps, self.recipe = backup_dir, every_steps, recipe or {}
     self.epoch, self.steps, self.history = 0, 0, []
 
   def restore(self, model: keras.Model) -> int:
@@ -193,7 +210,24 @@ class Backup(keras.callbacks.Callback):
     self.model.save_weights(tmp)
     files.rename(tmp, weights)
     files.write_json(os.path.join(self.dir, self.STATE),
-                     dict(epoch=resume_epoch, history=self.history))
+                     dict(epoch=resume_epoch, history=self.history, recipe=self.recipe))
+
+  def check_recipe(self) -> None:
+    """Refuses to resume a backup made with another recipe, naming the first setting that
+    differs (a backup without a recorded recipe predates the check and is trusted). Called
+    before the run builds anything."""
+    state_path = os.path.join(self.dir, self.STATE)
+    started = files.read_json(state_path).get("recipe") if files.exists(state_path) else None
+    if started is None:
+      return
+    for key in sorted(set(started) | set(self.recipe)):
+      was, now = started.get(key), self.recipe.get(key)
+      if was != now:
+        setting = f"--{key}" if key in _FLAG_SETTINGS else f"its {key.replace('_', ' ')}"
+        raise ResumeMismatch(
+            f"{os.path.dirname(self.dir)}: its backup was started with {setting} = "
+            f"{was!r}, and this run asks for {now!r}: run again with the same settings to "
+            f"resume, or remove {self.dir} to start over")
 
   def on_epoch_begin(self, epoch, logs=None):
     self.epoch = epoch
@@ -210,6 +244,30 @@ class Backup(keras.callbacks.Callback):
   def history_by_metric(self) -> dict:
     keys = sorted({k for logs in self.history for k in logs})
     return {k: [logs.get(k, float("nan")) for logs in self.history] for k in keys}
+
+
+# TrainConfig fields that do not change what is trained, so a resume may change them.
+_RESUMABLE = ("eval_every_epochs", "backup_every_steps", "pooling")
+_FLAG_SETTINGS = {f.name for f in dataclasses.fields(TrainConfig)} | {"discard_percent"}
+
+
+class ResumeMismatch(ValueError):
+  """A killed run was started again with another recipe than its backup's."""
+
+
+def backup_recipe(cfg: TrainConfig, info: examples.ExamplesInfo, discards=None,
+                  add_positives=None, extra_result: Optional[dict] = None) -> dict:
+  """What a backup must agree with to be resumed: the recipe but for _RESUMABLE, the
+  examples' class map and clip set, and what the student is told (which flags, how many
+  entries)."""
+  recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RESUMABLE}
+  recipe.update(class_map=info.extra.get("class_map_id"), clip_set=info.extra.get("clips_id"),
+                flags_teacher=discards.made_from.get("model_id") if discards else None,
+                flagged_entries=discards.count if discards else 0,
+                added_positives=add_positives.count if add_positives else 0)
+  if extra_result and "discard_percent" in extra_result:
+    recipe["discard_percent"] = extra_result["discard_percent"]
+  return recipe
 
 
 class NonFiniteLoss(RuntimeError):
@@ -335,6 +393,7 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
     with tempfile.TemporaryDirectory(prefix="tfsk_worker_") as scratch:
       return _train(train_dir, scratch, cfg, eval_dir, discards, verbose,
                     extra_result or {}, add_positives, teacher_scores, strategy)
+  output_paths.check_directory(model_dir, OUTPUT, "--model_dir")
   if is_trained(model_dir) and not overwrite:
     logging.info("%s is already trained; its result is kept (overwrite to train it again)",
                  model_dir)
@@ -355,6 +414,9 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
   if cfg.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
   info = examples.read_info(train_dir)
+  backup = Backup(os.path.join(model_dir, BACKUP), cfg.backup_every_steps,
+                  backup_recipe(cfg, info, discards, add_positives, extra_result))
+  backup.check_recipe()
   treatment = cfg.treatment_spec
   if discards is not None:
     discards.check_examples(info)
@@ -378,7 +440,6 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
   with strategy.scope():
     model = compile_model(info, cfg, steps * cfg.epochs)
 
-  backup = Backup(os.path.join(model_dir, "backup"), cfg.backup_every_steps)
   initial_epoch = backup.restore(model)
   # The non-finite check first, so that it stops the run before a backup of its weights;
   # the backup after the callbacks that add to an epoch's logs.
@@ -390,7 +451,7 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
                if eval_dir else None)
   if clip_eval:
     callbacks.append(clip_eval)
-  callbacks += [backup, keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"),
+  callbacks += [backup, keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS),
                                                     update_freq="epoch")]
   fit_start = time.perf_counter()
   model.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,

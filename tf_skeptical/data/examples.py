@@ -19,12 +19,13 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical.util import example_wire, files
+from tf_skeptical.util import example_wire, files, output_paths
 from tf_skeptical.util.bad_input import DataError
 from tf_skeptical.data.class_map import CLASS_MAP_FILE, ClassMap, read_class_map
 from tf_skeptical.data.params import FrontendParams
 
 MANIFEST = "manifest.json"
+OUTPUT = output_paths.OutputKind("examples directory", (MANIFEST,))
 CLASS_MAP = CLASS_MAP_FILE
 SHARD_PREFIX = "examples"
 LOG_MEL = "log_mel"

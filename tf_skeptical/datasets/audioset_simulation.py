@@ -42,6 +42,7 @@ from tqdm import tqdm
 from tf_skeptical.data import audioset_embeddings, ontology
 from tf_skeptical.util import files
 from tf_skeptical.data.class_map import HEADER
+from tf_skeptical.datasets import layout
 from tf_skeptical.datasets.layout import CLASS_MAP, EVAL, ONTOLOGY, SUMMARY, TRAIN, TRUTH
 
 AUDIOSET_TRAIN_CLIPS, AUDIOSET_EVAL_CLIPS, AUDIOSET_CLASSES = 2_041_789, 20_371, 527
@@ -173,6 +174,11 @@ def _write_split(draw: _Draw, out_dir: str, split: str, count: int, seed: int,
 
 def generate(out_dir: str, p: SimulationParams = SimulationParams()) -> dict:
   """Writes the simulated dataset (see the module docstring); returns generation.json."""
+  with layout.writing(out_dir) as staging:
+    return _generate(staging, p)
+
+
+def _generate(out_dir: str, p: SimulationParams) -> dict:
   draw = _Draw(p)
   files.makedirs(out_dir)
   names = []

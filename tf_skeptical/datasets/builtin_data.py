@@ -20,6 +20,7 @@ from tqdm import tqdm
 from tf_skeptical.util import files
 from tf_skeptical.data.class_map import ClassMap, write_class_map
 from tf_skeptical.data.segments import Segment, write_segments
+from tf_skeptical.datasets import layout
 from tf_skeptical.datasets.layout import (AUDIO_DIR, CLASS_MAP, EVAL_SEGMENTS, SUMMARY, TRAIN_SEGMENTS,
                                           TRUTH)
 
@@ -243,6 +244,11 @@ def scale_to_rate(weights: np.ndarray, wanted_missing: float) -> np.ndarray:
 
 def generate(out_dir: str, p: BuiltinDataParams = BuiltinDataParams()) -> dict:
   """Writes the dataset into out_dir; returns the summary (also in generation.json)."""
+  with layout.writing(out_dir) as staging:
+    return _generate(staging, p)
+
+
+def _generate(out_dir: str, p: BuiltinDataParams) -> dict:
   cmap = class_map(p.num_classes)
   rng = np.random.default_rng(p.seed)
   files.makedirs(os.path.join(out_dir, AUDIO_DIR))

@@ -39,6 +39,19 @@ class SweepConfig:
   # Independent runs trained side by side (side_by_side.py); 0: one per core on a CPU.
   jobs: int = 0
 
+  def __post_init__(self):
+    """Refuses a sweep with nothing to run (bin/checks.py refuses the same values as flags)."""
+    if self.seeds < 1:
+      raise ValueError(f"SweepConfig.seeds must be >= 1, got {self.seeds}")
+    if not 0 < self.max_percent <= 100:  # NaN too
+      raise ValueError(f"SweepConfig.max_percent must be in (0, 100], got {self.max_percent}")
+    if not self.percents or not all(0 <= p <= self.max_percent for p in self.percents):
+      raise ValueError(f"SweepConfig.percents must be in [0, max_percent = "
+                       f"{self.max_percent:g}], got {list(self.percents)}")
+    if self.teacher_folds == 1 or self.teacher_folds < 0:
+      raise ValueError(f"SweepConfig.teacher_folds must be 0 or >= 2, got "
+                       f"{self.teacher_folds}")
+
   def resolved_jobs(self) -> int:
     return self.jobs or side_by_side.auto_jobs(self.train.strategy)
 

@@ -24,6 +24,7 @@ import os
 from typing import Dict
 
 from tf_skeptical import treatments
+from tf_skeptical.util import output_paths
 
 TEACHER, SCORES, FLAGS, STUDENTS, LOGS, TAGGER = (
     "teacher", "scores", "flags", "students", "logs", "tagger")
@@ -31,6 +32,8 @@ FOLD_TEACHERS, FOLD_SCORES = "fold_teachers", "fold_scores"
 RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
 PLOT_METRICS, PLOT_FLAGS = "plot_metrics.png", "plot_flags.png"
 COMPLETE, PERFECT_MASK = "complete", "perfect_mask"  # the references (orchestration.py)
+OUTPUT = output_paths.OutputKind("sweep work directory",
+                                 (TEACHER, SCORES, FLAGS, STUDENTS, LOGS, RESULTS_CSV))
 
 
 def round_dir(work_dir: str, round_index: int = 1) -> str:

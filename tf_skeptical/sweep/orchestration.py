@@ -25,10 +25,10 @@ from typing import Dict, List, Optional, Sequence
 
 from absl import logging
 
-from tf_skeptical import (evaluation, exporting, flagging, inference, prepare, side_by_side,
-                          teacher_check, treatments)
+from tf_skeptical import (evaluation, exporting, flag_stage, flagging, inference, prepare,
+                          side_by_side, treatments)
 from tf_skeptical.data import examples, ontology
-from tf_skeptical.util import files, provenance
+from tf_skeptical.util import files, output_paths, provenance
 from tf_skeptical.sweep import layout, report
 from tf_skeptical.sweep.config import SweepConfig
 from tf_skeptical.sweep.runs import (FLAGS_IDENTITY, Run, fold_teachers, loaded, read_scores,
@@ -60,9 +60,8 @@ class SweepResult:
 def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepConfig(),
         truth_csv: Optional[str] = None) -> SweepResult:
   """Runs (or resumes) the whole sweep; returns what it measured (SweepResult)."""
+  output_paths.check_directory(work_dir, layout.OUTPUT, "--work_dir")
   files.makedirs(work_dir)
-  if max(cfg.percents) > cfg.max_percent:
-    raise ValueError(f"largest p {max(cfg.percents)} exceeds max_percent {cfg.max_percent}")
   if cfg.rounds >= 2 and not any(p > 0 for p in cfg.percents):
     raise ValueError(f"rounds = {cfg.rounds} needs a p > 0: a round's best student is the "
                      "next round's teacher")
@@ -170,17 +169,11 @@ def flag(scores_dirs: Sequence[str], teacher_id: str, flags_dir: str, class_map,
   made_from = flagging.read_flags(flags_path).made_from if files.exists(flags_path) else {}
   if any(made_from.get(k) != want[k] for k in FLAGS_IDENTITY):
     logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
-    files.makedirs(flags_dir)
-    scores = read_scores(scores_dirs)
     onto = ontology.read_ontology(onto_path, class_map.mids) if onto_path else None
-    flags = flagging.flag_scores(scores, cfg.max_percent, onto, cfg.flag_min_positives)
-    names = class_map.display_names
-    teacher_check.run(scores, flags, names, os.path.join(flags_dir, teacher_check.CHECK_FILE))
-    del scores
-    flagging.write_summary(flags, names, os.path.join(flags_dir, flagging.SUMMARY))
-    flagging.write_review(flags, class_map.mids, names,
-                          os.path.join(flags_dir, flagging.REVIEW), percent=REVIEW_PERCENT)
-    flagging.write_flags(flags, flags_path)
+    params = flag_stage.FlagParams(cfg.max_percent, cfg.flag_min_positives, REVIEW_PERCENT)
+    flag_stage.flag(lambda: read_scores(scores_dirs), class_map,
+                    "the train examples' class map", flags_dir, params, onto,
+                    scores_name=", ".join(scores_dirs))
   return flagging.read_flags(flags_path)
 
 

@@ -6,17 +6,18 @@ what DirectRunner runs these pipelines on in the end, minus DirectRunner's first
 to download the Prism runner binary, which fails (slowly) on offline machines.
 """
 
+import sys
 from typing import Sequence
 
+import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.transforms import environments
 
 
 def pipeline_options(beam_args: Sequence[str], local_workers: int = 1) -> PipelineOptions:
-  """Options from the command line's unparsed arguments.
-
-  With no --runner, FnApiRunner; local_workers > 1 runs that many worker processes.
-  """
+  """Options from the command line's unparsed arguments (FnApiRunner when no --runner)."""
   args = list(beam_args)
   named = {a.split("=")[0] for a in args if a.startswith("--")}
   if "--default_sdk_harness_log_level" not in named:
@@ -24,9 +25,21 @@ def pipeline_options(beam_args: Sequence[str], local_workers: int = 1) -> Pipeli
   if "--runner" not in named:
     args.append("--runner=FnApiRunner")
     if local_workers > 1 and "--direct_num_workers" not in named:
-      args += [f"--direct_num_workers={local_workers}",
-               "--direct_running_mode=multi_processing"]
+      args.append(f"--direct_num_workers={local_workers}")
   return PipelineOptions(args)
+
+
+def pipeline(beam_args: Sequence[str], local_workers: int = 1) -> beam.Pipeline:
+  """A pipeline on the runner the arguments name; locally, local_workers > 1 runs that
+  many worker processes (beam_worker.py: Beam's SDK worker, which a Ctrl-C meant for the
+  binary leaves alone)."""
+  options = pipeline_options(beam_args, local_workers)
+  named = {a.split("=")[0] for a in beam_args if a.startswith("--")}
+  if "--runner" in named or local_workers <= 1 or "--direct_running_mode" in named:
+    return beam.Pipeline(options=options)
+  worker = environments.SubprocessSDKEnvironment.from_command_string(
+      f"{sys.executable} -m tf_skeptical.util.beam_worker")
+  return beam.Pipeline(runner=FnApiRunner(default_environment=worker), options=options)
 
 
 def counter(result, name: str) -> int:

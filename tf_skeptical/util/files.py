@@ -21,6 +21,8 @@ import tempfile
 import tensorflow as tf
 import tensorflow_io  # noqa: F401  (registers s3://, az:// and http:// with tf.io.gfile)
 
+from tf_skeptical.util import stopping
+
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -103,13 +105,14 @@ def text_lines(path: str):
 def atomic_write(path: str, mode: str = "w"):
   """Yields a file object; on success the written file replaces `path` in one rename."""
   tmp = path + ".tmp"
-  try:
-    with open(tmp, mode) as f:
-      yield f
-  except BaseException:
-    remove(tmp)
-    raise
-  rename(tmp, path)
+  with stopping.removed_on_stop(tmp):
+    try:
+      with open(tmp, mode) as f:
+        yield f
+    except BaseException:
+      remove(tmp)
+      raise
+    rename(tmp, path)
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -133,14 +136,19 @@ def local_output(path: str):
   else:
     tmp = path + ".tmp" + suffix
   try:
-    yield tmp
+    with stopping.removed_on_stop(tmp, _remove_local):
+      yield tmp
     if is_url(path):
       copy(tmp, path)
     else:
       os.replace(tmp, path)
   finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+    _remove_local(tmp)
+
+
+def _remove_local(path: str) -> None:
+  if os.path.exists(path):
+    os.remove(path)
 
 
 def save_figure(fig, path: str, **kwargs) -> None:
@@ -183,18 +191,24 @@ def staged(out_dir: str, local: bool = True):
   fails, so that a failed run leaves nothing behind (a full disk stays no fuller) and the
   previous output untouched. Publish it with publish_directory inside the block."""
   staging = staging_directory(out_dir, local)
-  try:
-    yield staging
-  except BaseException:
-    remove(staging)
-    raise
+  with stopping.removed_on_stop(staging):
+    try:
+      yield staging
+    except BaseException:
+      remove(staging)
+      raise
 
 
 def publish_directory(staging: str, out_dir: str, last: str) -> None:
   """Replaces out_dir with the complete staging directory. Locally the old output is moved
   aside, the new one renamed into place, and then the old one removed; to a URL the files
   are moved (or copied from a local staging directory) with `last`, the directory's
-  manifest, last."""
+  manifest, last. A stop (stopping.py) waits for it to finish."""
+  with stopping.critical():
+    _publish_directory(staging, out_dir, last)
+
+
+def _publish_directory(staging: str, out_dir: str, last: str) -> None:
   if not is_url(out_dir):
     old = sibling(out_dir, "old")
     remove(old)
@@ -267,6 +281,7 @@ def output_lock(out: str):
     raise OutputLocked(f"{out} is being written by process {other or '?'} (lock file {path}); "
                        "wait for that run to end, or remove the lock file if it is gone")
   try:
-    yield
+    with stopping.removed_on_stop(path):  # ours now: a stop removes it
+      yield
   finally:
     remove(path)
