@@ -13,7 +13,7 @@ Each section of RESULTS.md names the commit, date and arguments its numbers came
 
 import sys
 
-from bench import common
+import harness as common
 
 BENCHMARKS = ("input_pipeline", "masked_step", "training_speed", "scoring_and_flagging",
               "export", "ceiling", "storage", "scale")

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from bench import common
+import harness as common
+from bench import timing
 
 
 def forward_flops(model) -> float:
@@ -59,10 +60,10 @@ def main():
   y = {"labels": (rng.random((batch * steps, 527)) < 0.01).astype(np.float32),
        "mask": np.ones((batch * steps, 527), np.float32)}
   model.fit(x[:batch], {k: v[:batch] for k, v in y.items()}, batch_size=batch, verbose=0)
-  train_rate = common.rate(
+  train_rate = timing.rate(
       lambda: model.fit(x, y, batch_size=batch, verbose=0, shuffle=False), len(x), 2)
   model.predict_on_batch(x[:256])
-  infer_rate = common.rate(lambda: [model.predict_on_batch(x[i:i + 256])
+  infer_rate = timing.rate(lambda: [model.predict_on_batch(x[i:i + 256])
                                     for i in range(0, len(x), 256)], len(x), 3)
   train_gflops = 3 * flops * train_rate / 1e9
   infer_gflops = flops * infer_rate / 1e9

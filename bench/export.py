@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from bench import common
+import harness as common
 
 
 def latency(model: str | bytes, windows: np.ndarray, signature: str = "patch") -> float:

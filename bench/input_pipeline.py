@@ -9,7 +9,8 @@ import os
 
 import numpy as np
 
-from bench import common
+import harness as common
+from bench import timing
 
 
 def main():
@@ -56,9 +57,9 @@ def main():
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
 
   rounds = 1 if args.quick else 3
-  shard_rate = common.rate(from_shards, n_patches // batch * batch, rounds)
-  audio_rate = common.rate(from_audio, n_patches, rounds)
-  train_rate = common.rate(train, batch * steps, rounds)
+  shard_rate = timing.rate(from_shards, n_patches // batch * batch, rounds)
+  audio_rate = timing.rate(from_audio, n_patches, rounds)
+  train_rate = timing.rate(train, batch * steps, rounds)
   common.report("input_pipeline", [
       common.row("train step, MobileNetV1 w1.0 (patches/s)", train_rate),
       common.row("prepared shards (patches/s)", shard_rate),

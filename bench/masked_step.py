@@ -6,7 +6,8 @@ the ratio is the median of time(masked) / time(plain). Target: <= 1.03.
 
 import numpy as np
 
-from bench import common
+import harness as common
+from bench import timing
 
 
 def main():
@@ -38,7 +39,7 @@ def main():
     plain.fit(x, labels, batch_size=batch, epochs=1, verbose=0, shuffle=False)
 
   run_masked(), run_plain()  # trace and warm up both
-  ratio, ratios = common.alternate(run_masked, run_plain, 3 if args.quick else 7)
+  ratio, ratios = timing.alternate(run_masked, run_plain, 3 if args.quick else 7)
   common.report("masked_step", [
       common.row(f"masked step / plain fit, MobileNetV1 w{width:g} (median of "
                  f"{len(ratios)})", ratio, "<= 1.03", ratio <= 1.03),

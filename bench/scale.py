@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-from bench import common
+import harness as common
 
 STAGES = ("simulate", "prepare_train", "prepare_eval", "teacher", "score", "flag",
           "student_p1", "student_p20", "evaluate_p1", "flag_quality")
@@ -95,12 +95,12 @@ def commands(n: int, eval_clips: int, epochs: int, workers: int, width: float):
       "flag": [b + "tfsk_flag", "--scores=scores", "--output_dir=flags", "--max_percent=20",
                "--review_csv=flags/review.csv", "--review_limit=1000"],
       "student_p1": [b + "tfsk_train", *train, "--model_dir=runs/p1",
-                     "--flags=flags/flags.npz", "--discard_percent=1"],
+                     "--teacher_flags=flags/flags.npz", "--discard_percent=1"],
       "student_p20": [b + "tfsk_train", *train, "--model_dir=runs/p20",
-                      "--flags=flags/flags.npz", "--discard_percent=20"],
+                      "--teacher_flags=flags/flags.npz", "--discard_percent=20"],
       "evaluate_p1": [b + "tfsk_evaluate", "--model=runs/p1", "--eval=ex/eval",
                       "--output_dir=runs/p1/eval"],
-      "flag_quality": [b + "tfsk_evaluate", "--flags=flags/flags.npz",
+      "flag_quality": [b + "tfsk_evaluate", "--teacher_flags=flags/flags.npz",
                        "--truth=sim/train_missing_labels.csv",
                        "--class_map=sim/class_labels_indices.csv",
                        "--output_dir=flag_quality"],

@@ -14,7 +14,7 @@ import tracemalloc
 
 import numpy as np
 
-from bench import common
+import harness as common
 
 AUDIOSET_CLIPS = 2_040_000
 

@@ -12,7 +12,7 @@ seeds, and prints the bytes per clip and the paired d' difference with its 95% i
 import json
 import os
 
-from bench import common
+import harness as common
 
 
 def main():

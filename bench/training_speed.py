@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from bench import common
+import harness as common
 
 WIDTH, BATCH = 0.25, 64
 

@@ -84,5 +84,8 @@ def config_from_flags() -> sweep.SweepConfig:
                            rounds=ROUNDS.value, complete_reference=COMPLETE_REFERENCE.value,
                            perfect_mask_reference=PERFECT_MASK_REFERENCE.value,
                            treatments=tuple(TREATMENTS.value),
+                           distill_weight=train_options.DISTILL_WEIGHT.value,
+                           ontology=train_options.ONTOLOGY.value,
+                           propagate_labels=train_options.PROPAGATE.value,
                            flag_min_positives=FLAG_MIN_POSITIVES.value, jobs=JOBS.value,
                            verdict_params=verdict.VerdictParams(bootstrap=BOOTSTRAP.value))

@@ -1,10 +1,11 @@
 r"""Evaluates a trained model at clip level, and (optionally) flags against known truth.
 
   tfsk_evaluate --model=runs/p1 --eval=examples/eval --output_dir=runs/p1/eval
-  tfsk_evaluate --flags=flags/flags.npz --truth=data/train_missing_labels.csv \
+  tfsk_evaluate --teacher_flags=flags/flags.npz --truth=data/train_missing_labels.csv \
       --class_map=data/class_labels_indices.csv --output_dir=flag_quality
-Writes eval.json (d', lwlrap, mAP, AUC, per class) and TensorBoard scalars; with --flags
-and --truth, flag_quality.csv: precision and recall of the flags at each p, and the base rate.
+Writes eval.json (d', lwlrap, mAP, AUC, per class) and TensorBoard scalars; with
+--teacher_flags and --truth, flag_quality.csv: precision and recall of the flags at each p,
+and the base rate.
 """
 
 import os
@@ -22,7 +23,8 @@ flags.adopt_module_key_flags(inference_options)  # --help lists --pooling, --pat
 MODEL = flags.DEFINE_string("model", None, "Model directory or .keras file.")
 EVAL = flags.DEFINE_string("eval", None, "Eval examples directory.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where eval.json and logs go.")
-FLAGS_FILE = flags.DEFINE_string("flags", None, "Flags file from tfsk_flag.")
+FLAGS_FILE = flags.DEFINE_string("teacher_flags", None, "The teacher's flags, flags.npz from "
+                                 "tfsk_flag: their precision and recall against --truth.")
 TRUTH = flags.DEFINE_string("truth", None, "CSV of truly missing labels (clip_id, mid).")
 CLASS_MAP = flags.DEFINE_string("class_map", None, "Class map that --truth's mids index "
                                 "(default: --eval's).")
@@ -33,11 +35,12 @@ flags.mark_flags_as_required(["output_dir"])
 def main(argv):
   del argv
   if not (MODEL.value or FLAGS_FILE.value):
-    raise flags.ValidationError("give --model and --eval, or --flags and --truth, or both")
+    raise flags.ValidationError("give --model and --eval, or --teacher_flags and --truth, or "
+                                "both")
   if MODEL.value and not EVAL.value:
     raise flags.ValidationError("--model needs --eval")
   if bool(FLAGS_FILE.value) != bool(TRUTH.value):
-    raise flags.ValidationError("--flags and --truth go together")
+    raise flags.ValidationError("--teacher_flags and --truth go together")
   if FLAGS_FILE.value and not (CLASS_MAP.value or EVAL.value):
     raise flags.ValidationError("--truth names classes by mid: give --class_map (or --eval)")
   out = OUTPUT_DIR.value

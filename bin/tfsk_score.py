@@ -2,7 +2,7 @@
 
   tfsk_score --examples=examples/train --model=runs/teacher --output_dir=scores
 On a cluster, append the runner's options, e.g. `--runner=DataflowRunner --project=P
---region=R --temp_location=gs://B/tmp` (README: "On a cluster").
+--region=R --temp_location=gs://B/tmp` (docs/clusters.md).
 """
 
 from absl import flags, logging

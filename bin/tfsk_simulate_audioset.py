@@ -5,7 +5,7 @@ embedding format, to measure the pipeline at scale (see tf_skeptical/audioset_si
 Then: tfsk_prepare --embeddings='sim/train/*.tfrecord' --class_map=sim/class_labels_indices.csv
 --output_dir=ex/train (and the same for eval), train with --model=embedding_mlp, and score,
 flag and evaluate as with any examples; sim/train_missing_labels.csv is the truth for
-tfsk_evaluate --flags and tfsk_sweep --truth. `python -m bench.scale` runs all of it, timed.
+tfsk_evaluate --teacher_flags and tfsk_sweep --truth. `python -m bench.scale` runs all of it, timed.
 """
 
 from absl import flags, logging

@@ -14,11 +14,13 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from tf_skeptical import errors
 from tf_skeptical.data import audio_io
 from tf_skeptical import exporting, taggers
 from tf_skeptical.util import files
 from tf_skeptical_bin import checks, cli
-from tf_skeptical.util.bad_input import DataError, tf_error_text
+from tf_skeptical.errors import tf_error_text
+from tf_skeptical.util.bad_input import DataError
 from tf_skeptical.data.class_map import read_class_map
 from tf_skeptical.data.params import FrontendParams
 

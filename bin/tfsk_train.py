@@ -3,9 +3,9 @@ the loss by default, or given the teacher's score, or made positives).
 
   tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/teacher
   tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/p1 \
-      --flags=flags/flags.npz --discard_percent=1
+      --teacher_flags=flags/flags.npz --discard_percent=1
   tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/p1_distill \
-      --flags=flags/flags.npz --discard_percent=1 --treatment=distill --teacher_scores=scores
+      --teacher_flags=flags/flags.npz --discard_percent=1 --treatment=distill --teacher_scores=scores
 
 Watch it with `tensorboard --logdir=runs`. Killed runs resume from their last backup
 when started again with the same flags.
@@ -13,7 +13,8 @@ when started again with the same flags.
 
 from absl import flags
 
-from tf_skeptical import flagging, scoring, training
+from tf_skeptical import scoring, targets, training, treatments
+from tf_skeptical.data import examples
 from tf_skeptical_bin import checks, cli, train_options
 
 flags.adopt_module_key_flags(train_options)  # --help lists the training flags too
@@ -23,11 +24,18 @@ EVAL = flags.DEFINE_string(
     "eval", None, "Eval examples directory: clip-level d', lwlrap and mAP after every epoch "
     "in TensorBoard, and in result.json. Optional.")
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "Where logs, backups and the model go.")
-FLAGS_FILE = flags.DEFINE_string("flags", None, "Flags file from tfsk_flag (for a student).")
+TEACHER_FLAGS = flags.DEFINE_string(
+    "teacher_flags", None, "The teacher's flags, flags.npz from tfsk_flag (for a student).")
 DISCARD_PERCENT = flags.DEFINE_float(
     "discard_percent", 0.0, "Treat (--treatment; by default ignore in the loss) the "
-    "top-scored p% of each class's implicit negatives listed in --flags. 0 trains on the "
-    "labels as given.")
+    "top-scored p% of each class's implicit negatives listed in --teacher_flags. 0 trains on "
+    "the labels as given.")
+TREATMENT = flags.DEFINE_enum(
+    "treatment", treatments.MASK, list(treatments.TREATMENTS),
+    "What a student does with its flagged entries: mask (left out of the loss, the paper), "
+    "soft (the teacher's score as target), distill (every target blends label and teacher "
+    "score by --distill_weight, flagged ones take the teacher's score), positive (made "
+    "positives).")
 TEACHER_SCORES = flags.DEFINE_string(
     "teacher_scores", None, "The teacher's scores of the train set (tfsk_score's output "
     "directory, the one the flags came from): --treatment=distill needs them.")
@@ -40,20 +48,14 @@ flags.mark_flags_as_required(["train", "model_dir"])
 
 def main(argv):
   del argv
-  if DISCARD_PERCENT.value > 0 and not FLAGS_FILE.value:
-    raise flags.ValidationError("--discard_percent needs --flags")
-  cfg = train_options.config_from_flags()
-  if cfg.treatment_spec.needs_teacher_scores and not TEACHER_SCORES.value:
-    raise flags.ValidationError(f"--treatment={cfg.treatment} needs --teacher_scores")
-  discards = (flagging.load_discards(FLAGS_FILE.value, DISCARD_PERCENT.value,
-                                     with_scores=cfg.treatment_spec.needs_flag_scores)
-              if FLAGS_FILE.value else None)
-  teacher_scores = (scoring.read_scores(TEACHER_SCORES.value)
-                    if cfg.treatment_spec.needs_teacher_scores else None)
-  training.train(TRAIN.value, MODEL_DIR.value, cfg,
-                 eval_dir=EVAL.value, discards=discards, teacher_scores=teacher_scores,
-                 extra_result=dict(discard_percent=DISCARD_PERCENT.value),
-                 overwrite=OVERWRITE.value)
+  treatment = treatments.Treatment(TREATMENT.value, train_options.DISTILL_WEIGHT.value)
+  scores = (scoring.read_scores(TEACHER_SCORES.value)
+            if treatment.needs_teacher_scores and TEACHER_SCORES.value else None)
+  told = targets.read(TEACHER_FLAGS.value, DISCARD_PERCENT.value, treatment, scores,
+                      train_options.propagated_ontology(),
+                      examples.read_info(TRAIN.value).class_map.mids)
+  training.train(TRAIN.value, MODEL_DIR.value, train_options.config_from_flags(),
+                 targets=told, eval_dir=EVAL.value, overwrite=OVERWRITE.value)
 
 
 def run():

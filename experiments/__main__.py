@@ -12,7 +12,7 @@ narrative is in docs/results.md and docs/treatments.md.
 
 import sys
 
-from bench import common
+import harness as common
 
 EXPERIMENTS = ("peers", "teachers", "harder_set", "harder_set_recipes", "treatments")
 

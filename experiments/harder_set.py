@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from bench import common
+import harness as common
 from experiments import peers
 from experiments.teachers import quality_rows
 
@@ -69,6 +69,7 @@ def few_positive_rows(cfg, sweep_dir, train_dir, eval_dir, flags, truth, table):
   precision against the rest's, and the best p's students without their flags, paired by
   seed with the sweep's students at that p (which keep them)."""
   from tf_skeptical import evaluation, scoring, sweep, teacher_check, training, verdict
+  from tf_skeptical.targets import Targets
   scores = scoring.read_scores(os.path.join(sweep_dir, sweep.SCORES))
   counts = np.bincount(scores.positives[1], minlength=scores.scores.shape[1])
   few = counts < teacher_check.CheckParams.min_positives
@@ -92,8 +93,8 @@ def few_positive_rows(cfg, sweep_dir, train_dir, eval_dir, flags, truth, table):
     model_dir = os.path.join(sweep_dir, "few_positive_dropped", f"p{p:g}_seed{i}")
     if not training.is_trained(model_dir):
       seeded = dataclasses.replace(cfg.train, seed=cfg.train.seed + i)
-      training.train(train_dir, model_dir, seeded, eval_dir=eval_dir,
-                     discards=dropped.discards(p), verbose=0)
+      training.train(train_dir, model_dir, seeded, eval_dir=eval_dir, verbose=0,
+                     targets=Targets(flagged=dropped.entries(p), percent=p))
     students.append(evaluation.eval_scores(model_dir, eval_dir)[2])
     _, labels, s = evaluation.eval_scores(sweep.run_dir(sweep_dir, p, i), eval_dir)
     kept.append(s)

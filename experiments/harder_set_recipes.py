@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from bench import common
+import harness as common
 
 
 def _parse():
@@ -52,6 +52,7 @@ def main():
     return
   from tf_skeptical import evaluation, flagging, metrics, sweep, training
   from tf_skeptical.data import examples
+  from tf_skeptical.targets import Targets
   from experiments.harder_set import dataset
   work = os.path.join(args.work_dir, "harder_set")
   train_dir, eval_dir, truth_csv = dataset(work, 20000, 3000, 200)
@@ -61,8 +62,8 @@ def main():
   entries = evaluation.truth_as_entries(truth)
   perfect = dataclasses.replace(entries, made_from=sweep.truth_provenance(flags.made_from,
                                                                          truth_csv))
-  treatments = {"labels as given": {}, "complete labels": dict(add_positives=entries),
-                "perfect mask": dict(discards=perfect)}
+  treatments = {"labels as given": Targets(), "complete labels": Targets(added_positives=entries),
+                "perfect mask": Targets(flagged=perfect)}
   own = {"labels as given": sweep.run_dir(sweep_dir, 0.0, known.seed),
          "complete labels": sweep.reference_dir(sweep_dir, sweep.COMPLETE, known.seed),
          "perfect mask": sweep.reference_dir(sweep_dir, sweep.PERFECT_MASK, known.seed)}
@@ -71,11 +72,11 @@ def main():
     width, epochs = re.fullmatch(r"w([\d.]+)e(\d+)", recipe).groups()
     cfg = training.TrainConfig(model="embedding_mlp", width=float(width), epochs=int(epochs),
                                batch_size=256, seed=known.seed)
-    for name, how in treatments.items():
+    for name, told in treatments.items():
       model_dir = (own[name] if recipe == "w0.5e8" else
                    os.path.join(work, "recipes", recipe, name.replace(" ", "_")))
       if not training.is_trained(model_dir):
-        training.train(train_dir, model_dir, cfg, eval_dir=eval_dir, verbose=0, **how)
+        training.train(train_dir, model_dir, cfg, targets=told, eval_dir=eval_dir, verbose=0)
       _, labels, scores = evaluation.eval_scores(model_dir, eval_dir)
       if groups is None:
         groups = class_groups(os.path.join(work, "sim", "generation.json"), labels)

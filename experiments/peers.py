@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from bench import common
+import harness as common
 
 
 def demo_flags(work: str):

@@ -14,7 +14,7 @@ Round 2 (when the demo ran with --rounds=2): the flags of the best round-1 stude
 import json
 import os
 
-from bench import common
+import harness as common
 from experiments import peers
 
 PERCENTS = (0.5, 1.0, 2.0, 4.0)

@@ -36,7 +36,7 @@ import sys
 
 import numpy as np
 
-from bench import common
+import harness as common
 
 HEAD, TAIL = "head", "tail"
 COMMAND = "python -m experiments.treatments"  # as run (set by _parse), recorded with its rows
@@ -222,8 +222,8 @@ def real(known, args):
   params = verdict.VerdictParams(bootstrap=known.bootstrap)
   cfg = sweep.SweepConfig(
       train=training.TrainConfig(width=0.25, epochs=known.epochs, balanced=bool(known.balanced),
-                                 ontology=onto_path if known.ontology else "",
                                  deterministic_input=bool(known.deterministic_input)),
+      ontology=onto_path if known.ontology else "",
       percents=tuple(float(p) for p in known.percents.split(",")), seeds=known.seeds,
       treatments=tuple(known.treatments.split(",")),
       flag_min_positives=known.flag_min_positives, verdict_params=params)
@@ -250,8 +250,9 @@ def harder(known, args):
   params = verdict.VerdictParams(bootstrap=known.bootstrap)
   cfg = sweep.SweepConfig(
       train=training.TrainConfig(model="embedding_mlp", width=0.5, epochs=known.epochs,
-                                 batch_size=256, ontology=onto, balanced=balanced,
+                                 batch_size=256, balanced=balanced,
                                  deterministic_input=bool(known.deterministic_input)),
+      ontology=onto,
       percents=tuple(float(p) for p in known.percents.split(",")), max_percent=20.0,
       score_workers=1, seeds=known.seeds, treatments=tuple(known.treatments.split(",")),
       flag_min_positives=known.flag_min_positives, verdict_params=params)
@@ -287,7 +288,8 @@ def partial_corrections(train_dir, eval_dir, sweep_dir, cfg, truth_csv):
       dirs[part] = [os.path.join(sweep_dir, "students", f"complete_{part}_only_seed{i}")
                     for i in range(cfg.seeds)]
       futures += [runs.submit(runner, train_dir, eval_dir, runs.Run(
-          d, cfg.seeded(i), add_positives=given)) for i, d in enumerate(dirs[part])]
+          d, cfg.seeded(i), added_positives=given, ontology=cfg.propagated))
+                  for i, d in enumerate(dirs[part])]
     runs.results(futures)
   _, labels, _ = evaluation.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
   baselines = _scores(sweep_dir, eval_dir, [sweep.run_dir(sweep_dir, 0.0, i)

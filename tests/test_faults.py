@@ -15,6 +15,7 @@ from conftest import TINY, TINY_TRAIN, write_float_wav
 from tf_skeptical.data import audio_io, class_map, examples, segments
 from tf_skeptical.datasets import builtin_data
 from tf_skeptical import exporting, flagging, inference, models, prepare, scoring, taggers, training
+from tf_skeptical.targets import Targets
 from tf_skeptical.util import files, provenance
 from tf_skeptical.util.bad_input import DataError
 from tf_skeptical.masked_loss import MaskedBCEModel
@@ -156,18 +157,18 @@ def test_flags_of_another_clip_set_are_refused(teacher_flags, tiny_examples, tmp
   _, eval_dir = tiny_examples  # other clips than the flags were made from
   with pytest.raises(provenance.ProvenanceMismatch, match="made from another clip set"):
     training.train(eval_dir, str(tmp_path / "s"), training.TrainConfig(**TINY_TRAIN),
-                   discards=flags.discards(10), verbose=0)
+                   targets=Targets(flagged=flags.entries(10)), verbose=0)
   assert not training.is_trained(str(tmp_path / "s"))
 
 
 def test_flags_of_another_class_map_are_refused(teacher_flags, tiny_examples, tmp_path):
   _, flags = teacher_flags
   train_dir, _ = tiny_examples
-  other = flags.discards(10)
+  other = flags.entries(10)
   other.made_from["class_map_id"] = provenance.class_map_id(["/m/x"] * 4)
   with pytest.raises(provenance.ProvenanceMismatch, match="made from another class map"):
     training.train(train_dir, str(tmp_path / "s"), training.TrainConfig(**TINY_TRAIN),
-                   discards=other, verbose=0)
+                   targets=Targets(flagged=other), verbose=0)
 
 
 @pytest.mark.parametrize("percent", [-1.0, float("nan")])
@@ -176,7 +177,7 @@ def test_negative_or_nan_discard_percent_is_refused(teacher_flags, tmp_path, per
   path = str(tmp_path / "flags.npz")
   flagging.write_flags(flags, path)
   with pytest.raises(ValueError, match="percentage must be"):
-    flagging.load_discards(path, percent)
+    flagging.load_entries(path, percent)
   done = subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_train", "--train=x",
                          "--model_dir=y", f"--discard_percent={percent}"],
                         capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
@@ -276,7 +277,7 @@ def test_flags_of_a_dataset_with_the_same_clip_names_are_refused(teacher_flags, 
   assert set(flags.clip_ids) == {c["clip_id"] for c in examples.iterate(other)}
   with pytest.raises(provenance.ProvenanceMismatch, match="made from another clip set"):
     training.train(other, str(tmp_path / "s"), training.TrainConfig(**TINY_TRAIN),
-                   discards=flags.discards(10), verbose=0)
+                   targets=Targets(flagged=flags.entries(10)), verbose=0)
 
 
 def test_model_and_class_map_of_another_dataset_are_refused(tiny_teacher, tiny_examples,
@@ -339,7 +340,7 @@ def test_known_refusals_are_one_line_and_traceback_on_request(teacher_flags, tin
   train_dir, _ = tiny_examples
   path = str(tmp_path / "flags.npz")
   flagging.write_flags(dataclasses.replace(flags, max_percent=1.0), path)
-  args = (f"--train={train_dir}", "--model_dir=s", f"--flags={path}", "--discard_percent=4")
+  args = (f"--train={train_dir}", "--model_dir=s", f"--teacher_flags={path}", "--discard_percent=4")
   done = run_binary("tfsk_train", *args, cwd=tmp_path)
   assert_one_line_error(done, "tfsk_train", "flags were written up to 1.0%, not 4.0%",
                         "--max_percent")

@@ -44,11 +44,11 @@ def test_hand_worked_entries():
       (1, "c04", 1, 9.091), (1, "c05", 2, 18.182), (1, "c09", 3, 27.273),
       (1, "c08", 4, 36.364), (1, "c07", 5, 45.455)]
   # Discarding 20%: floor(1.8) = 1 of class 0, floor(2.2) = 2 of class 1.
-  d = f.discards(20)
+  d = f.entries(20)
   assert {k: d.classes_of(i).tolist() for i, k in enumerate(d.clip_ids)} == {
       "c04": [0, 1], "c05": [1]}
   with pytest.raises(ValueError, match="up to 50"):
-    f.discards(60)
+    f.entries(60)
 
 
 def test_flags_file_round_trip(tmp_path):
@@ -59,14 +59,14 @@ def test_flags_file_round_trip(tmp_path):
   g = flagging.read_flags(path)
   for name in ("clip_ids", "clip", "cls", "rank", "score", "num_implicit"):
     np.testing.assert_array_equal(getattr(f, name), getattr(g, name))
-  assert flagging.load_discards(path, 0) is None
-  assert flagging.load_discards(path, 20).count == 3
+  assert flagging.load_entries(path, 0) is None
+  assert flagging.load_entries(path, 20).count == 3
   for p in (10, 30, 50):  # read without ranks and scores: the same entries
-    a, b = flagging.load_discards(path, p), f.discards(p)
+    a, b = flagging.load_entries(path, p), f.entries(p)
     for name in ("clip_ids", "indptr", "classes"):
       np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
   with pytest.raises(ValueError, match="up to 50"):
-    flagging.load_discards(path, 60)
+    flagging.load_entries(path, 60)
 
 
 @settings(max_examples=60, deadline=None)
@@ -112,13 +112,13 @@ def test_mask_from_array_discards_equals_a_dense_reference(seed, percent):
   pos = _csr([list(np.flatnonzero(rng.random(c) < 0.2)) for _ in range(n)])
   neg = _csr([list(np.flatnonzero(rng.random(c) < 0.05)) for _ in range(n)])
   f = flagging.rank_implicit_negatives(ids, scores, pos, neg, max_percent=20)
-  want = np.ones((n, c), np.float32)
+  want = np.zeros((n, c), np.float32)
   sel = f.selected(percent)
-  want[f.clip[sel], f.cls[sel]] = 0
-  d = f.discards(percent)
+  want[f.clip[sel], f.cls[sel]] = 1
+  d = f.entries(percent)
   assert d.count == int(sel.sum()) and d.clip_ids.dtype.kind == "U"
-  lookup = input_pipeline.mask_lookup(d, c)
-  got = np.stack([lookup(tf.constant(k)).numpy() for k in ids])
+  lookup = input_pipeline.entry_lookup(d, c)
+  got = np.stack([lookup(tf.constant(k))[0].numpy() for k in ids])
   np.testing.assert_array_equal(got, want)
 
 

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_skeptical.util import files, provenance
 from tf_skeptical import folds, inference, input_pipeline, scoring, sweep
@@ -14,11 +15,14 @@ from conftest import TINY_TRAIN
 pytestmark = pytest.mark.end_to_end
 
 
-def test_fold_of_is_fixed_by_the_clip_id_and_spreads_clips():
+def test_a_clips_fold_is_fixed_by_its_id_and_folds_spread_clips():
   ids = [f"clip{i:05d}" for i in range(3000)]
-  a = folds.fold_of(ids, 5)
-  np.testing.assert_array_equal(a, folds.fold_of(ids[::-1], 5)[::-1])  # order-independent
-  assert set(a) == set(range(5)) and np.bincount(a).min() > 500
+  inside = np.stack([folds.Fold(k, 5).contains(tf.constant(ids)).numpy() for k in range(5)])
+  backwards = np.stack([folds.Fold(k, 5).contains(tf.constant(ids[::-1])).numpy()
+                        for k in range(5)])
+  np.testing.assert_array_equal(inside, backwards[:, ::-1])  # order-independent
+  assert (inside.sum(axis=0) == 1).all()  # every clip in exactly one fold
+  assert inside.sum(axis=1).min() > 500
   with pytest.raises(ValueError, match="2\\+ folds"):
     folds.Fold(0, 1)
 

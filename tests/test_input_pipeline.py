@@ -10,7 +10,9 @@ import tensorflow as tf
 
 from tf_skeptical.data import audioset_embeddings, ontology
 from tf_skeptical.datasets import audioset_simulation as sim
-from tf_skeptical import flagging, folds, input_pipeline, prepare, scoring, treatments
+from tf_skeptical import folds, input_pipeline, prepare, scoring, treatments
+from tf_skeptical.entries import Entries
+from tf_skeptical.targets import Targets
 from tf_skeptical.data import examples
 from tf_skeptical.data.params import DEFAULT_FRONTEND as P
 
@@ -39,7 +41,7 @@ def embedding_examples(tmp_path_factory):
 
 def _random_entries(rng, ids, share):
   chosen = [i for i in ids if rng.random() < share]
-  return flagging.Discards.from_lists(
+  return Entries.from_lists(
       chosen, [tuple(np.flatnonzero(rng.random(NUM_CLASSES) < 0.3)) for _ in chosen])
 
 
@@ -48,22 +50,23 @@ def test_embedding_batches_match_the_source_records(embedding_examples, fold_cou
   ex, source = embedding_examples
   rng = np.random.default_rng(fold_count)
   ids = sorted(source)
-  discards = _random_entries(rng, ids, 0.5)
+  flagged = _random_entries(rng, ids, 0.5)
   added = _random_entries(rng, ids, 0.2)
   fold = folds.Fold(1, fold_count) if fold_count else None
-  ds = input_pipeline.training_dataset(ex, 7, hop_frames=1, discards=discards,
-                                      add_positives=added, exclude_fold=fold, repeat=False,
-                                      seed=0, with_implicit=True, with_clip_ids=True)
+  ds = input_pipeline.training_dataset(
+      ex, 7, hop_frames=1, targets=Targets(flagged=flagged, added_positives=added),
+      exclude_fold=fold, repeat=False, seed=0, with_implicit=True, with_clip_ids=True)
 
   def entries(d):
     out = {}
     for i, k in enumerate(d.clip_ids):
       out[str(k)] = d.classes_of(i)
     return out
-  masked, positive = entries(discards), entries(added)
+  masked, positive = entries(flagged), entries(added)
   expected = set(ids)
   if fold:
-    expected -= {k for k, f in zip(ids, folds.fold_of(ids, fold_count)) if f == 1}
+    expected -= {k for k, inside in zip(ids, fold.contains(tf.constant(ids)).numpy())
+                 if inside}
   seen = []
   for x, y in ds.as_numpy_iterator():
     assert x.shape[1:] == (10, 128) and all(v.shape[0] == 7 for v in y.values())
@@ -84,16 +87,16 @@ def test_embedding_batches_match_the_source_records(embedding_examples, fold_cou
   assert set(seen) <= expected and len(expected) - len(seen) < 7  # whole batches only
 
 
-def test_mask_lookup_takes_a_batch_of_ids(embedding_examples):
+def test_entry_lookup_takes_a_batch_of_ids(embedding_examples):
   _, source = embedding_examples
   ids = sorted(source)[:30]
   d = _random_entries(np.random.default_rng(9), ids, 0.6)
-  lookup = input_pipeline.mask_lookup(d, NUM_CLASSES)
-  want = np.ones((len(ids), NUM_CLASSES), np.float32)
+  lookup = input_pipeline.entry_lookup(d, NUM_CLASSES)
+  want = np.zeros((len(ids), NUM_CLASSES), np.float32)
   for i, k in enumerate(d.clip_ids):
-    want[ids.index(str(k)), d.classes_of(i)] = 0
-  np.testing.assert_array_equal(lookup(tf.constant(ids)).numpy(), want)
-  np.testing.assert_array_equal(lookup(tf.constant([ids[:15], ids[15:]])).numpy(),
+    want[ids.index(str(k)), d.classes_of(i)] = 1
+  np.testing.assert_array_equal(lookup(tf.constant(ids))[0].numpy(), want)
+  np.testing.assert_array_equal(lookup(tf.constant([ids[:15], ids[15:]]))[0].numpy(),
                                 want.reshape(2, 15, NUM_CLASSES))
 
 
@@ -108,14 +111,14 @@ def test_treated_batches_match_the_source_records(embedding_examples, name):
   row_of = {k: i for i, k in enumerate(ids)}
   chosen = [k for k in ids if rng.random() < 0.5]
   classes = [tuple(np.flatnonzero(rng.random(NUM_CLASSES) < 0.3)) for _ in chosen]
-  discards = flagging.Discards.from_lists(
+  flagged = Entries.from_lists(
       chosen, classes, scores=[teacher[row_of[k], list(c)] for k, c in zip(chosen, classes)])
   empty = scoring.csr_from_lists([np.zeros(0, np.int64)] * len(ids))
   scores = scoring.Scores(np.array(ids), np.asfortranarray(teacher), empty, empty, {})
   treatment = treatments.Treatment(name, 0.75)
-  ds = input_pipeline.training_dataset(ex, 7, hop_frames=1, discards=discards, repeat=False,
-                                      seed=0, with_clip_ids=True, treatment=treatment,
-                                      teacher_scores=scores)
+  ds = input_pipeline.training_dataset(ex, 7, hop_frames=1, repeat=False, seed=0,
+                                      with_clip_ids=True,
+                                      targets=Targets(treatment, flagged, 1.0, scores))
   flagged_of = dict(zip(chosen, classes))
   rows = 0
   for _, y in ds.as_numpy_iterator():
@@ -143,7 +146,8 @@ def test_labels_propagate_up_an_ontology(embedding_examples):
                                  mids[5]: [mids[7]], mids[6]: [mids[7]]}, mids)
   up = {1: {0}, 2: {0, 1}, 7: {5, 6}}
   ds = input_pipeline.training_dataset(ex, 7, hop_frames=1, repeat=False, seed=0,
-                                      with_clip_ids=True, with_implicit=True, ontology=tree)
+                                      with_clip_ids=True, with_implicit=True,
+                                      targets=Targets(ontology=tree))
   checked = 0
   for _, y in ds.as_numpy_iterator():
     for row, key in enumerate(y["clip_id"]):
@@ -161,9 +165,9 @@ def test_training_dataset_masks_only_discarded_entries(tiny_examples):
   train_dir, _ = tiny_examples
   clips = list(examples.iterate(train_dir))
   target = clips[3]["clip_id"]
-  discards = flagging.Discards.from_lists((target,), ((1, 4),))
-  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, discards=discards,
-                                      repeat=False, seed=0)
+  flagged = Entries.from_lists((target,), ((1, 4),))
+  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, repeat=False, seed=0,
+                                      targets=Targets(flagged=flagged))
   per_clip = P.num_patches(P.num_frames(int(TINY.clip_seconds * P.sample_rate)))
   assert per_clip == 2  # 148 frames: patches start at 0 and 48
   n_patches = n_masked = 0
@@ -176,9 +180,6 @@ def test_training_dataset_masks_only_discarded_entries(tiny_examples):
       n_masked += 1
   assert n_patches == TINY.train_clips * per_clip // 8 * 8  # whole batches only
   assert n_masked == per_clip  # every patch of the target clip, and no other
-  lookup = input_pipeline.mask_lookup(discards, TINY.num_classes)
-  np.testing.assert_array_equal(lookup(tf.constant(target)), [1, 0, 1, 1, 0, 1])
-  np.testing.assert_array_equal(lookup(tf.constant(clips[0]["clip_id"])), np.ones(6))
 
 
 def test_training_dataset_adds_the_given_positives_and_only_them(tiny_examples):
@@ -188,9 +189,9 @@ def test_training_dataset_adds_the_given_positives_and_only_them(tiny_examples):
   target = sorted(clips)[5]
   given = np.flatnonzero(clips[target]["positives"])
   absent = [c for c in range(TINY.num_classes) if c not in given][:2]
-  added = flagging.Discards.from_lists((target,), (tuple(absent),))
-  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, add_positives=added,
-                                      repeat=False, seed=0)
+  added = Entries.from_lists((target,), (tuple(absent),))
+  ds = input_pipeline.training_dataset(train_dir, 8, hop_frames=48, repeat=False, seed=0,
+                                      targets=Targets(added_positives=added))
   want = {k: c["positives"] for k, c in clips.items()}
   want[target] = want[target].copy()
   want[target][absent] = 1

@@ -14,6 +14,7 @@ import ram_filesystem  # noqa: F401  (registers ram:// with Beam)
 from conftest import TINY, TINY_TRAIN
 from tf_skeptical.datasets import builtin_data
 from tf_skeptical import evaluation, exporting, flagging, prepare, scoring, training
+from tf_skeptical.targets import Targets
 from tf_skeptical.data import examples
 from tf_skeptical.util import files
 
@@ -71,8 +72,8 @@ def test_pipeline_on_urls_matches_local_and_writes_nothing_locally(in_empty_dir,
   np.testing.assert_array_equal(again.percentile, flags.percentile)
 
   student = f"{ROOT}/student"
-  training.train(train_dir, student, cfg, discards=flagging.load_discards(flags_path, 5.0),
-                 verbose=0)
+  training.train(train_dir, student, cfg, verbose=0,
+                 targets=Targets(flagged=flagging.load_entries(flags_path, 5.0), percent=5.0))
   ev = evaluation.evaluate_model(student, train_dir)
   evaluation.write_evaluation(ev, examples.read_info(train_dir).class_map.display_names,
                               f"{ROOT}/eval")

@@ -84,8 +84,8 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   num_classes = examples.read_info(train_dir).num_classes
   for r in table:
     p = r["discard_percent"]
-    lookup = input_pipeline.mask_lookup(flags.discards(p) if p else None, num_classes)
-    masked = sum(int(num_classes - lookup(tf.constant(c["clip_id"])).numpy().sum())
+    lookup = input_pipeline.entry_lookup(flags.entries(p) if p else None, num_classes)
+    masked = sum(int(lookup(tf.constant(c["clip_id"]))[0].numpy().sum())
                  for c in examples.iterate(train_dir))
     assert r["masked_entries"] == masked
     assert masked == int((flags.rank <= np.floor(flags.num_implicit[flags.cls] * p / 100
@@ -121,7 +121,7 @@ def test_sweep_produces_every_artifact_and_resumes(tiny_data, tiny_examples, tmp
   teacher = sweep.run_dir(work, 0.0)
   old_id = provenance.file_id(inference.model_path(teacher))
   training.train(train_dir, teacher, dataclasses.replace(cfg.train, seed=7), eval_dir=eval_dir,
-                 verbose=0, overwrite=True, extra_result=dict(discard_percent=0.0))
+                 verbose=0, overwrite=True)
   new_id = provenance.file_id(inference.model_path(teacher))
   assert new_id != old_id
   sweep.run(train_dir, eval_dir, work, cfg, truth_csv=truth)
@@ -204,8 +204,8 @@ def test_treatments_and_the_ontology_each_get_their_rows_and_runs(harder_set, tm
   onto_path = os.path.join(os.path.dirname(truth), sim.ONTOLOGY)
   work = str(tmp_path / "sweep")
   cfg = sweep.SweepConfig(train=training.TrainConfig(model="embedding_mlp", width=0.25,
-                                                     epochs=2, batch_size=64,
-                                                     ontology=onto_path),
+                                                     epochs=2, batch_size=64),
+                          ontology=onto_path,
                           percents=(0.0, 10.0), max_percent=10.0, score_workers=1,
                           treatments=("mask", "soft", "distill0.5", "positive"),
                           complete_reference=False, perfect_mask_reference=False,
@@ -216,19 +216,18 @@ def test_treatments_and_the_ontology_each_get_their_rows_and_runs(harder_set, tm
   flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))
   assert flags.made_from["ontology"] == onto_path
   baseline = files.read_json(os.path.join(sweep.run_dir(work, 0.0), training.RESULT))
-  assert baseline["config"]["ontology"] == onto_path
+  assert baseline["ontology"] == onto_path
   for r in table[1:]:
     run = sweep.row_dir(work, r)
     assert os.path.basename(run) == ("p10" if r["treatment"] == "mask"
                                      else f"{r['treatment']}_p10")
     result = files.read_json(os.path.join(run, training.RESULT))
     assert result["treatment"] == r["treatment"]
-    assert result["config"]["treatment"] == treatments.parse(r["treatment"]).name
     assert result["flags"]["model_id"] == flags.made_from["model_id"]
     assert r["gain"] == pytest.approx(result["eval"]["d_prime"]
                                       - baseline["eval"]["d_prime"], abs=1e-5)
   assert files.read_json(os.path.join(sweep.row_dir(work, table[3]), training.RESULT))[
-      "config"]["distill_weight"] == 0.5
+      "treatment"] == "distill0.5"
   # No flag is an ancestor of a class labelled in its clip (read from the train examples).
   info = examples.read_info(train_dir)
   tree = ontology.read_ontology(onto_path, info.class_map.mids)

@@ -12,6 +12,8 @@ import time
 import pytest
 
 from tf_skeptical import inference, metrics, training
+from tf_skeptical.entries import Entries
+from tf_skeptical.targets import Targets
 
 from conftest import TINY_TRAIN
 
@@ -138,8 +140,9 @@ def test_killed_after_fit_resumes_without_training_and_keeps_the_history(tiny_ex
 
 def test_a_resume_with_another_recipe_is_refused_naming_the_setting(tiny_examples, tmp_path,
                                                                    monkeypatch):
-  """A killed run's backup records its recipe: another width, model, treatment or set of
-  examples is refused before any weight is loaded; the same recipe resumes."""
+  """A killed run's backup records its recipe: another width, model, batch size, seed, set
+  of examples or set of targets is refused before any weight is loaded; the same recipe
+  resumes."""
   train_dir, eval_dir = tiny_examples
   model_dir = str(tmp_path / "run")
   cfg = training.TrainConfig(**dict(TINY_TRAIN, epochs=1))
@@ -148,7 +151,7 @@ def test_a_resume_with_another_recipe_is_refused_naming_the_setting(tiny_example
   for other, setting, was, now in (
       (dict(width=0.5), "--width", "0.25", "0.5"),
       (dict(model="embedding_mlp"), "--model", "'mobilenet_v1'", "'embedding_mlp'"),
-      (dict(treatment="soft"), "--treatment", "'mask'", "'soft'"),
+      (dict(batch_size=16), "--batch_size", "8", "16"),
       (dict(seed=3), "--seed", "0", "3")):
     with pytest.raises(training.ResumeMismatch) as caught:
       training.train(train_dir, model_dir, dataclasses.replace(cfg, **other), verbose=0)
@@ -157,4 +160,7 @@ def test_a_resume_with_another_recipe_is_refused_naming_the_setting(tiny_example
         f"{now}: run again with the same settings to resume, or remove {backup} to start over")
   with pytest.raises(training.ResumeMismatch, match="started with its clip set = "):
     training.train(eval_dir, model_dir, cfg, verbose=0)
+  added = Entries.from_lists(["train000001"], [[2]])
+  with pytest.raises(training.ResumeMismatch, match="started with its added positives = 0"):
+    training.train(train_dir, model_dir, cfg, targets=Targets(added_positives=added), verbose=0)
   assert training.train(train_dir, model_dir, cfg, verbose=0)["config"]["width"] == 0.25

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tf_skeptical import flagging, input_pipeline, scoring, treatments
+from tf_skeptical.entries import Entries
 from tf_skeptical.masked_loss import masked_bce
 from tf_skeptical.treatments import Treatment
 
@@ -109,7 +110,7 @@ def test_flag_scores_joined_by_clip_id_match_a_dense_reference(seed):
   classes = [sorted(rng.choice(num_classes, rng.integers(1, 4), replace=False))
              for _ in chosen]
   values = [list(rng.random(len(c)).astype(np.float32)) for c in classes]
-  discards = flagging.Discards.from_lists(chosen, classes, scores=values)
+  flagged_entries = Entries.from_lists(chosen, classes, scores=values)
   dense_flag = np.zeros((len(ids), num_classes), np.float32)
   dense_score = np.zeros((len(ids), num_classes), np.float32)
   where = {k: i for i, k in enumerate(ids)}
@@ -117,13 +118,13 @@ def test_flag_scores_joined_by_clip_id_match_a_dense_reference(seed):
     dense_flag[where[k], cs] = 1
     dense_score[where[k], cs] = vs
   query = rng.permutation(len(ids))[:40]  # any order, a batch of ids at once
-  flagged, scores = input_pipeline.flag_lookup(discards, num_classes)(tf.constant(ids[query]))
+  flagged, scores = input_pipeline.entry_lookup(flagged_entries, num_classes)(tf.constant(ids[query]))
   np.testing.assert_array_equal(flagged.numpy(), dense_flag[query])
   np.testing.assert_array_equal(scores.numpy(), dense_score[query])
 
 
 def test_flags_carry_their_scores_into_discards():
-  """Flags.discards(p, with_scores) gives each flagged entry the score it was ranked by."""
+  """Flags.entries(p, with_scores) gives each flagged entry the score it was ranked by."""
   rng = np.random.default_rng(4)
   n, c = 50, 5
   ids = _random_ids(rng, n)
@@ -131,13 +132,13 @@ def test_flags_carry_their_scores_into_discards():
   scores = rng.random((n, c)).astype(np.float32)
   empty = scoring.csr_from_lists([np.zeros(0, np.int64)] * n)
   flags = flagging.rank_implicit_negatives(ids, np.asfortranarray(scores), empty, empty, 20.0)
-  d = flags.discards(10, with_scores=True)
+  d = flags.entries(10, with_scores=True)
   assert d.count == c * int(np.floor(n * 0.1 + 1e-9))
   for i, k in enumerate(d.clip_ids):
     row = int(np.flatnonzero(ids == k)[0])
     np.testing.assert_array_equal(d.scores[d.indptr[i]:d.indptr[i + 1]],
                                   scores[row, d.classes_of(i)])
-  assert flags.discards(10).scores is None
+  assert flags.entries(10).scores is None
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -76,9 +76,9 @@ def test_the_clip_interval_covers_the_true_gain_about_95_percent_of_the_time():
   truth = verdict.d_prime(big_labels, good) - verdict.d_prime(big_labels, bad)
   for t in range(trials):
     idx = rng.integers(0, 20000, 300)
-    low, high = verdict.clip_interval(big_labels[idx], [good[idx]], [bad[idx]],
-                                      verdict.VerdictParams(bootstrap=200, seed=t))
-    covered += low <= truth <= high
+    row = verdict.paired_gain(big_labels[idx], [good[idx]], [bad[idx]],
+                              verdict.VerdictParams(bootstrap=200, seed=t))
+    covered += row["gain_clip_low"] <= truth <= row["gain_clip_high"]
   assert covered >= 33  # 95% nominal; P(covered < 33 | 0.95) is below 0.2%
 
 
@@ -95,9 +95,9 @@ def test_the_lwlrap_clip_interval_covers_the_true_gain_about_95_percent_of_the_t
   truth = lwlrap(big_labels, good) - lwlrap(big_labels, bad)
   for t in range(trials):
     idx = rng.integers(0, 20000, 300)
-    low, high = verdict.clip_interval(big_labels[idx], [good[idx]], [bad[idx]],
-                                      verdict.VerdictParams(bootstrap=200, seed=t), "lwlrap")
-    covered += low <= truth <= high
+    row = verdict.paired_gain(big_labels[idx], [good[idx]], [bad[idx]],
+                              verdict.VerdictParams(bootstrap=200, seed=t))
+    covered += row["lwlrap_gain_clip_low"] <= truth <= row["lwlrap_gain_clip_high"]
   assert covered >= 33
 
 

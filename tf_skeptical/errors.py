@@ -7,28 +7,35 @@ print the message as `<binary>: error: <message>` (bin/cli.py).
 """
 
 import errno
-import os
 import re
-import sys
-import traceback
 from typing import Optional
 
-from absl import flags
+
+class UserError(Exception):
+  """A failure the user can act on, raised on purpose: its message says what, which file
+  and what to do. Every error type of the package that a user can cause derives from it,
+  and only these (and the file-system failures below) are reported as one line."""
 
 
-class RunFailed(RuntimeError):
+class BadValue(UserError, ValueError):
+  """A setting, argument or combination of them that cannot work."""
+
+
+class Failed(UserError, RuntimeError):
+  """A stage that ran and did not produce what it must (lost clips, a failed export
+  check): its message names the output and what was kept."""
+
+
+class RunFailed(UserError, RuntimeError):
   """A call in a worker process (side_by_side.py) failed with a known error; the message
   is that error's one line."""
 
 
-def _raised_by_us(error: BaseException) -> bool:
-  """Whether the exception was raised in this package's code or the binaries' (where every
-  ValueError or RuntimeError is a message written for the user)."""
-  ours = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-               for m in (sys.modules.get("tf_skeptical"), sys.modules.get("tf_skeptical_bin"))
-               if m is not None and getattr(m, "__file__", None))
-  frames = traceback.extract_tb(error.__traceback__)
-  return bool(frames) and os.path.abspath(frames[-1].filename).startswith(ours)
+def tf_error_text(error) -> str:
+  """The first line of a TensorFlow error, without its {{function_node ...}} prefix."""
+  text = getattr(error, "message", str(error)).strip().splitlines()[0]
+  text = re.sub(r"\s*\[Condition [^\]]*\]", "", text)  # an assertion's internal condition
+  return re.sub(r"\{\{[^}]*\}\}\s*", "", text)
 
 
 def _full_disk(error: BaseException) -> Optional[str]:
@@ -74,7 +81,6 @@ def _file_error(error: BaseException) -> Optional[str]:
   text = None
   if isinstance(error, (tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
                         tf.errors.FailedPreconditionError, tf.errors.AlreadyExistsError)):
-    from tf_skeptical.util.bad_input import tf_error_text
     text = tf_error_text(error)
   else:
     found = re.search(r"(?:OSError|PermissionError|FileNotFoundError|NotADirectoryError|"
@@ -92,12 +98,8 @@ def known_error(error: BaseException) -> Optional[str]:
   """The one-line message for a failure the user can act on, or None (a bug: keep the
   traceback)."""
   import tensorflow as tf
-  from tf_skeptical.util.bad_input import DataError, tf_error_text
-  from tf_skeptical.data.examples import FeatureMismatch
-  from tf_skeptical.util.files import OutputLocked
-  from tf_skeptical.training import NonFiniteLoss
-  if isinstance(error, (DataError, FeatureMismatch, OutputLocked, NonFiniteLoss,
-                        RunFailed, flags.Error)):
+  from absl import flags
+  if isinstance(error, (UserError, flags.Error)):
     return str(error)
   full = _full_disk(error)
   if full:
@@ -112,7 +114,4 @@ def known_error(error: BaseException) -> Optional[str]:
               "it again with the stage that made it")
     if isinstance(error, tf.errors.InvalidArgumentError) and "teacher score" in text:
       return text
-    return None
-  if isinstance(error, (ValueError, RuntimeError)) and _raised_by_us(error):
-    return str(error)
   return None

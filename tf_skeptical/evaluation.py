@@ -13,10 +13,11 @@ import numpy as np
 import tensorflow as tf
 
 from tf_skeptical.data import examples
-from tf_skeptical.util import files, output_paths, provenance
+from tf_skeptical.util import files, output_paths
 from tf_skeptical import inference, metrics
 from tf_skeptical.data.class_map import ClassMap
-from tf_skeptical.flagging import Discards, Flags
+from tf_skeptical.entries import Entries
+from tf_skeptical.flagging import Flags
 
 EVAL_JSON = "eval.json"
 FLAG_QUALITY = "flag_quality.csv"
@@ -26,7 +27,8 @@ EVAL_SCORES = "eval_scores.npz"  # a trained run's eval clip scores, beside its 
 
 def evaluate(model, eval_dir: str, pooling: str = "mean", hop_frames: Optional[int] = None,
              model_name: str = "model") -> metrics.Evaluation:
-  """Clip-level metrics of a model on eval examples (also each epoch, during training).
+  """Clip-level metrics of a model on eval examples (tfsk_evaluate; training evaluates its
+  own model through inference.predict_clip_scores).
 
   hop_frames: frames between patches; default the model's frontend's (YAMNet: 48).
   """
@@ -44,7 +46,7 @@ def evaluate_model(model_path: str, eval_dir: str, pooling: str = "mean",
 def write_eval_scores(model_dir: str, ids, labels, scores, pooling: str = "mean") -> None:
   """Keeps a run's eval clip scores beside the model they came from (training writes them
   from its last evaluation, so that comparing runs predicts nothing again)."""
-  model_id = provenance.file_id(inference.model_path(model_dir))
+  model_id = inference.model_id(model_dir)
   with files.local_output(os.path.join(model_dir, EVAL_SCORES)) as tmp:
     np.savez(tmp, clip_ids=ids, labels=labels, scores=scores, model_id=np.str_(model_id),
              pooling=np.str_(pooling))
@@ -54,7 +56,7 @@ def eval_scores(model_dir: str, eval_dir: str):
   """A run's eval clip scores (mean-pooled): (clip ids, labels, scores), from the run's
   directory when they are of its model and eval clips, else predicted and kept there."""
   path = os.path.join(model_dir, EVAL_SCORES)
-  model_id = provenance.file_id(inference.model_path(model_dir))
+  model_id = inference.model_id(model_dir)
   if files.exists(path):
     with files.open(path, "rb") as f, np.load(f) as z:
       pooling = str(z["pooling"]) if "pooling" in z.files else "mean"
@@ -75,12 +77,12 @@ def read_truth(path: str, class_map: ClassMap) -> set:
     return {(row["clip_id"], index_of[row["mid"]]) for row in csv.DictReader(f)}
 
 
-def truth_as_entries(truth: set) -> Discards:
+def truth_as_entries(truth: set) -> Entries:
   """The truth's (clip, class) entries grouped by clip, as the input pipeline takes them."""
   by_clip = {}
   for clip_id, c in sorted(truth):
     by_clip.setdefault(clip_id, []).append(c)
-  return Discards.from_lists(list(by_clip), list(by_clip.values()))
+  return Entries.from_lists(list(by_clip), list(by_clip.values()))
 
 
 def write_evaluation(evaluation: metrics.Evaluation, class_names, out_dir: str,

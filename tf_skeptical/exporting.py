@@ -32,6 +32,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import tf_skeptical
+from tf_skeptical import errors
 from tf_skeptical import inference, models, taggers, tflite_metadata
 from tf_skeptical.data import examples, frontend
 from tf_skeptical.data.class_map import CLASS_MAP_FILE, read_class_map
@@ -87,7 +88,7 @@ def frontend_of(model: keras.Model, name: str) -> FrontendParams:
   """The log-mel frontend a model was trained on; export needs one."""
   features = inference.features_of(model)
   if features.kind != examples.LOG_MEL:
-    raise ValueError(f"{name}: export needs a model trained on log-mel patches, this one "
+    raise errors.BadValue(f"{name}: export needs a model trained on log-mel patches, this one "
                      f"was trained on {features.kind} features")
   return features.frontend
 
@@ -106,7 +107,7 @@ def split_audio(paths: Sequence[str], cfg: ExportConfig):
   """Shuffled training clips -> (calibration clips, held-out check clips). With under 5
   clips nothing is held out and the check reuses the calibration clips."""
   if not paths:
-    raise ValueError("int8 calibration needs training audio (--calibration_audio)")
+    raise errors.BadValue("int8 calibration needs training audio (--calibration_audio)")
   order = list(paths)
   random.Random(cfg.seed).shuffle(order)
   held_out = min(cfg.check_clips, len(order) // 5)
@@ -235,7 +236,7 @@ def check(export_dir: str, model: keras.Model, check_files: Sequence[str],
     saved = loaded.signatures["serving_default"](waveform=tf.constant(signal))["scores"].numpy()
     flt, q = _int8_against_float(export_dir, signal, hop)
     if not saved.shape == flt.shape == q.shape == ref.shape:
-      raise RuntimeError(f"{name}: score shapes differ: Keras {ref.shape}, SavedModel "
+      raise errors.Failed(f"{name}: score shapes differ: Keras {ref.shape}, SavedModel "
                          f"{saved.shape}, TFLite {flt.shape}, int8 {q.shape}")
     r = dict(patches=int(saved.shape[0]),
              saved_model_vs_keras=float(np.abs(saved - ref).max()),
@@ -258,7 +259,7 @@ def check(export_dir: str, model: keras.Model, check_files: Sequence[str],
                     f"difference {diff:.3f} > {cfg.int8_tolerance}")
   report["failures"] = failures
   if failures:
-    raise RuntimeError("export checks failed: " + "; ".join(failures))
+    raise errors.Failed("export checks failed: " + "; ".join(failures))
   return report
 
 
@@ -293,7 +294,7 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
   inference.check_class_map(model, model_path, provenance.class_map_id(class_map.mids),
                             class_map_csv)
   if model.output_shape[-1] != len(class_map):
-    raise ValueError(f"{model_path} has {model.output_shape[-1]} outputs but {class_map_csv} "
+    raise errors.BadValue(f"{model_path} has {model.output_shape[-1]} outputs but {class_map_csv} "
                      f"has {len(class_map)} classes")
   calibration, check_files = split_audio(calibration_files, cfg)
   metadata = dict(
@@ -302,7 +303,7 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
       mel_bands=params.mel_bands, num_classes=len(class_map),
       embedding_dims=int(model.get_layer(models.EMBEDDING_LAYER).output.shape[-1]),
       model=model_name or model.name, source=files.absolute(model_path),
-      model_id=provenance.file_id(inference.model_path(model_path)),
+      model_id=inference.model_id(model_path),
       class_map_id=provenance.class_map_id(class_map.mids),
       files=dict(saved_model=SAVED_MODEL, tflite_float=FLOAT_TFLITE, tflite_int8=INT8_TFLITE,
                  class_map=CLASS_MAP),

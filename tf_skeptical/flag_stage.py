@@ -74,7 +74,7 @@ def flag(read_scores: Callable, class_map, class_map_csv: str, out_dir: str,
                   else os.path.join(staging, os.path.basename(review_csv)))
     if review_aside:
       files.makedirs(os.path.dirname(files.absolute(review_csv)))
-    with stopping.removed_on_stop(review_tmp):
+    with stopping.removed_on_stop(review_tmp, files.remove):
       try:
         rows = flagging.write_review(flags, class_map.mids, names, review_tmp,
                                      params.review_percent, params.review_limit)

@@ -26,6 +26,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from tf_skeptical import errors
+from tf_skeptical.entries import Entries
 from tf_skeptical.util import files, provenance
 from tf_skeptical.util.bad_input import DataError
 
@@ -43,52 +45,6 @@ def flag_count(percent: float, num_implicit):
 
 
 @dataclasses.dataclass(frozen=True)
-class Discards:
-  """Entries a student leaves out of its loss, as arrays (CSR by clip): the classes to
-  ignore for clip_ids[i] are classes[indptr[i]:indptr[i + 1]]. Arrays, not per-entry Python
-  objects: at AudioSet scale and p = 20% there are about 2e8 entries.
-
-  made_from: the flags' provenance (clip set, class map, teacher model ids; see
-  provenance.py), which a student checks against its train examples. scores: the teacher's
-  score of each entry, parallel to classes, when a treatment needs it (treatments.py).
-  """
-
-  clip_ids: np.ndarray  # [K] str: the clips with at least one entry flagged
-  indptr: np.ndarray  # [K + 1] int64
-  classes: np.ndarray  # [indptr[-1]] int32
-  made_from: dict = dataclasses.field(default_factory=dict)
-  scores: Optional[np.ndarray] = None  # [indptr[-1]] float32, or None
-
-  @classmethod
-  def from_lists(cls, clip_ids: Sequence[str], classes: Sequence[Sequence[int]],
-                 made_from: Optional[dict] = None,
-                 scores: Optional[Sequence[Sequence[float]]] = None) -> "Discards":
-    """From per-clip class lists (and, optionally, score lists): small cases and tests."""
-    lengths = [len(c) for c in classes]
-    return cls(np.asarray(clip_ids, dtype=str), np.r_[0, np.cumsum(lengths)].astype(np.int64),
-               np.asarray([k for c in classes for k in c], np.int32), dict(made_from or {}),
-               None if scores is None else
-               np.asarray([v for s in scores for v in s], np.float32))
-
-  @property
-  def count(self) -> int:
-    return int(self.indptr[-1])
-
-  def classes_of(self, i: int) -> np.ndarray:
-    return self.classes[self.indptr[i]:self.indptr[i + 1]]
-
-  def check_examples(self, info) -> None:
-    """Raises ProvenanceMismatch unless the flags were made from info's clip set and class
-    map (examples.ExamplesInfo): flags of other clips would mask the wrong entries, or
-    none."""
-    flags_name = f"flags {self.made_from.get('flags', '')}".strip()
-    for key, what in (("clips_id", "clip set"), ("class_map_id", "class map")):
-      provenance.check_same(what, self.made_from.get(key, "unrecorded"), flags_name,
-                            info.extra.get(key, "unrecorded"),
-                            f"train examples {info.directory}")
-
-
-@dataclasses.dataclass(frozen=True)
 class Flags:
   """Flagged (clip, class) entries up to max_percent, sorted by class then rank."""
 
@@ -99,7 +55,7 @@ class Flags:
   score: np.ndarray  # [F] float32
   num_implicit: np.ndarray  # [C] int64
   max_percent: float
-  made_from: dict = dataclasses.field(default_factory=dict)  # see Discards
+  made_from: dict = dataclasses.field(default_factory=dict)  # see Entries
 
   @property
   def percentile(self) -> np.ndarray:
@@ -116,24 +72,24 @@ class Flags:
     _check_percent(percent, self.max_percent)
     return self.rank <= flag_count(percent, self.num_implicit)[self.cls]
 
-  def discards(self, percent: float, with_scores: bool = False) -> Discards:
+  def entries(self, percent: float, with_scores: bool = False) -> Entries:
     """The entries flagged at `percent`, grouped by clip (arrays throughout), with their
     teacher scores if asked."""
-    return _discards(self.clip_ids, self.clip, self.cls, self.num_implicit, self.max_percent,
+    return _entries(self.clip_ids, self.clip, self.cls, self.num_implicit, self.max_percent,
                      percent, self.made_from, self.score if with_scores else None)
 
 
 def _check_percent(percent: float, max_percent: float) -> None:
   if not percent >= 0:  # also NaN
-    raise ValueError(f"a discard percentage must be in [0, {max_percent}], got {percent}")
+    raise errors.BadValue(f"a discard percentage must be in [0, {max_percent}], got {percent}")
   if percent > max_percent + _EPS:
-    raise ValueError(f"flags were written up to {max_percent}%, not {percent}%: "
+    raise errors.BadValue(f"flags were written up to {max_percent}%, not {percent}%: "
                      "re-run flagging with a larger --max_percent")
 
 
-def _discards(clip_ids, clip, cls, num_implicit, max_percent, percent, made_from,
-              score=None) -> Discards:
-  """Flags (sorted by class, then rank 1, 2, ...) -> the Discards at `percent`. A class's
+def _entries(clip_ids, clip, cls, num_implicit, max_percent, percent, made_from,
+              score=None) -> Entries:
+  """Flags (sorted by class, then rank 1, 2, ...) -> the Entries at `percent`. A class's
   flags at `percent` are the first flag_count of its block, so the selection is a list of
   slices; the regrouping by clip is a CSR transpose (scipy, int32 indices). At AudioSet's
   p = 20% (2e8 flags) this needs no per-flag temporary wider than 4 bytes (an argsort's int64
@@ -160,7 +116,7 @@ def _discards(clip_ids, clip, cls, num_implicit, max_percent, percent, made_from
   del by_class, chosen, data
   counts = np.diff(by_clip.indptr)
   listed = np.flatnonzero(counts)
-  return Discards(clip_ids[listed], np.r_[0, np.cumsum(counts[listed])].astype(np.int64),
+  return Entries(clip_ids[listed], np.r_[0, np.cumsum(counts[listed])].astype(np.int64),
                   by_clip.indices.astype(np.int32, copy=False), dict(made_from),
                   None if score is None else by_clip.data.astype(np.float32, copy=False))
 
@@ -197,9 +153,9 @@ def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives:
   """
   n, num_classes = scores.shape
   if not 0 < max_percent <= 100:
-    raise ValueError(f"max_percent must be in (0, 100], got {max_percent}")
+    raise errors.BadValue(f"max_percent must be in (0, 100], got {max_percent}")
   if num_classes > np.iinfo(np.int16).max:
-    raise ValueError(f"at most {np.iinfo(np.int16).max} classes, got {num_classes}")
+    raise errors.BadValue(f"at most {np.iinfo(np.int16).max} classes, got {num_classes}")
   pos = class_lists(*positives, num_classes)
   neg = class_lists(*explicit_negatives, num_classes)
   # Outputs are allocated once at their final size: at AudioSet scale and 20% they are
@@ -262,19 +218,19 @@ def read_flags(path: str) -> Flags:
   return Flags(*arrays[:6], float(arrays[6]), made_from)
 
 
-def load_discards(path: str, percent: float, with_scores: bool = False) -> Optional[Discards]:
+def load_entries(path: str, percent: float, with_scores: bool = False) -> Optional[Entries]:
   """The entries flagged at `percent` (None at 0: nothing is flagged). Reads only the
   arrays that say which entries (not the ranks, nor the scores unless with_scores: 0.8 GB
   each at AudioSet's p = 20%)."""
   if not percent >= 0:  # also NaN
-    raise ValueError(f"a discard percentage must be >= 0, got {percent}")
+    raise errors.BadValue(f"a discard percentage must be >= 0, got {percent}")
   if percent == 0:
     return None
   names = ("clip_ids", "clip", "cls", "num_implicit", "max_percent") + (
       ("score",) if with_scores else ())
   arrays, made_from = _read_arrays(path, names)
   clip_ids, clip, cls, num_implicit, max_percent = arrays[:5]
-  return _discards(clip_ids, clip, cls, num_implicit, float(max_percent), percent, made_from,
+  return _entries(clip_ids, clip, cls, num_implicit, float(max_percent), percent, made_from,
                    arrays[5] if with_scores else None)
 
 
@@ -338,7 +294,11 @@ def percent_grid(text: str) -> list:
   """'0,0.1,0.2' -> [0.0, 0.1, 0.2]; 'paper' -> the paper's grid."""
   if text.strip() == "paper":
     return [0.0] + [round(0.1 * i, 1) for i in range(1, 10)] + [float(i) for i in range(1, 21)]
-  values = sorted({float(x) for x in text.split(",") if x.strip()})
+  try:
+    values = sorted({float(x) for x in text.split(",") if x.strip()})
+  except ValueError:
+    raise errors.BadValue(f"percentages must be numbers, comma-separated, or 'paper': "
+                          f"{text!r}") from None
   if any(v < 0 or v > 100 or math.isnan(v) for v in values):
-    raise ValueError(f"percentages must be in [0, 100]: {text!r}")
+    raise errors.BadValue(f"percentages must be in [0, 100]: {text!r}")
   return values

@@ -15,8 +15,9 @@ import dataclasses
 import hashlib
 from typing import Sequence
 
-import numpy as np
 import tensorflow as tf
+
+from tf_skeptical import errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Fold:
 
   def __post_init__(self):
     if not (self.count >= 2 and 0 <= self.index < self.count):
-      raise ValueError(f"fold {self.index} of {self.count}: need 2+ folds and 0 <= index < "
+      raise errors.BadValue(f"fold {self.index} of {self.count}: need 2+ folds and 0 <= index < "
                        "count")
 
   def contains(self, clip_id) -> tf.Tensor:
@@ -37,13 +38,6 @@ class Fold:
   @property
   def name(self) -> str:
     return f"fold{self.index}"
-
-
-def fold_of(clip_ids: Sequence[str], count: int) -> np.ndarray:
-  """The fold index of each clip id."""
-  if len(clip_ids) == 0:
-    return np.zeros(0, np.int64)
-  return tf.strings.to_hash_bucket_fast(tf.constant(list(clip_ids)), count).numpy()
 
 
 def combined_model_id(model_ids: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_skeptical import errors
 from tf_skeptical.data import examples, frontend
 from tf_skeptical.util import files, provenance
 from tf_skeptical import input_pipeline
@@ -29,6 +30,12 @@ def model_path(model_dir_or_file: str) -> str:
   if files.isdir(model_dir_or_file):
     return os.path.join(model_dir_or_file, MODEL_FILE)
   return model_dir_or_file
+
+
+def model_id(model_dir_or_file: str) -> str:
+  """The id of the model file a directory (or .keras file) holds: what every artifact made
+  by a model (scores, flags, eval scores, an export) records, and is checked against."""
+  return provenance.file_id(model_path(model_dir_or_file))
 
 
 def load_model(model_dir_or_file: str) -> keras.Model:
@@ -88,7 +95,7 @@ def pool_patches(patch_scores: np.ndarray, clip_index: np.ndarray, num_clips: in
   clip_index = np.asarray(clip_index, np.int64)
   counts = np.bincount(clip_index, minlength=num_clips)
   if (counts == 0).any():
-    raise ValueError(f"{int((counts == 0).sum())} clip(s) have no patches to pool")
+    raise errors.BadValue(f"{int((counts == 0).sum())} clip(s) have no patches to pool")
   if how == "mean":
     sums = np.zeros((num_clips, patch_scores.shape[1]))
     np.add.at(sums, clip_index, patch_scores)
@@ -97,7 +104,7 @@ def pool_patches(patch_scores: np.ndarray, clip_index: np.ndarray, num_clips: in
     out = np.full((num_clips, patch_scores.shape[1]), -np.inf)
     np.maximum.at(out, clip_index, patch_scores)
     return out
-  raise ValueError(f"pooling must be one of {POOLINGS}, got {how!r}")
+  raise errors.BadValue(f"pooling must be one of {POOLINGS}, got {how!r}")
 
 
 def predict_clip_scores(model: keras.Model, examples_dir: str, *, model_name: str = "model",

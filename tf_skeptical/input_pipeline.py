@@ -1,9 +1,10 @@
-"""tf.data input: example shards (+ flagged entries) -> (patches, {"labels", "mask"}).
+"""tf.data input: example shards + what a student is told -> (patches, {"labels", "mask"}).
 
 Every patch inherits its clip's labels and mask. The mask is 1 where an entry counts in
-the loss and 0 where it is ignored. The teacher's flags (flagging.Discards) are a clip id ->
-classes table looked up inside the graph; the student's treatment of them (treatments.py)
-makes the targets ("labels", soft where the teacher's scores enter) and the mask.
+the loss and 0 where it is ignored. What the run is told (targets.Targets) enters here: the
+teacher's flags (entries.Entries) are a clip id -> classes table looked up inside the
+graph, and the student's treatment of them (treatments.py) makes the targets ("labels",
+soft where the teacher's scores enter) and the mask.
 """
 
 from typing import Optional
@@ -11,34 +12,34 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from tf_skeptical import errors
 from tf_skeptical.data import examples, frontend
 from tf_skeptical import treatments
-from tf_skeptical.flagging import Discards
+from tf_skeptical.entries import Entries
 from tf_skeptical.folds import Fold
-from tf_skeptical.treatments import Treatment
+from tf_skeptical.targets import Targets
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def flag_lookup(discards: Optional[Discards], num_classes: int):
-  """Returns clip ids (tf.string, any shape [...]) -> (flagged [..., C], scores [..., C])
-  float32: 1 where discards list the entry (0 for clips not listed), and there the
-  teacher's score from discards.scores (0 without them). The discards stay arrays
-  (flagging.Discards is CSR: a clip's classes are classes[indptr[row]:indptr[row + 1]]), so
-  the table costs 4 bytes an entry (8 with scores), not a Python object: 0.8 GB at
-  AudioSet's p = 20%."""
+def entry_lookup(entries: Optional[Entries], num_classes: int):
+  """Returns clip ids (tf.string, any shape [...]) -> (listed [..., C], values [..., C])
+  float32: 1 where the entries list the entry (0 for clips not listed), and there its value
+  from entries.scores (0 without them). The entries stay arrays (CSR: a clip's classes are
+  classes[indptr[row]:indptr[row + 1]]), so the table costs 4 bytes an entry (8 with
+  scores), not a Python object: 0.8 GB at AudioSet's p = 20%."""
   def shape_of(clip_ids):
     return tf.concat([tf.shape(clip_ids), [num_classes]], 0)
 
-  if discards is None or discards.count == 0:
+  if entries is None or entries.count == 0:
     return lambda clip_ids: (tf.zeros(shape_of(clip_ids)), tf.zeros(shape_of(clip_ids)))
   table = tf.lookup.StaticHashTable(
       tf.lookup.KeyValueTensorInitializer(
-          tf.constant(discards.clip_ids.astype(object), tf.string),
-          tf.range(len(discards.clip_ids), dtype=tf.int64)), default_value=-1)
-  flat = tf.constant(discards.classes, tf.int32)
-  splits = tf.constant(discards.indptr, tf.int64)
-  values = None if discards.scores is None else tf.constant(discards.scores, tf.float32)
+          tf.constant(entries.clip_ids.astype(object), tf.string),
+          tf.range(len(entries.clip_ids), dtype=tf.int64)), default_value=-1)
+  flat = tf.constant(entries.classes, tf.int32)
+  splits = tf.constant(entries.indptr, tf.int64)
+  values = None if entries.scores is None else tf.constant(entries.scores, tf.float32)
 
   def lookup(clip_ids):
     ids = tf.reshape(clip_ids, [-1])
@@ -58,13 +59,6 @@ def flag_lookup(discards: Optional[Discards], num_classes: int):
   return lookup
 
 
-def mask_lookup(discards: Optional[Discards], num_classes: int):
-  """Returns clip ids (tf.string, any shape [...]) -> masks [..., C] float32: 0 where
-  discards list the entry, 1 elsewhere (flag_lookup)."""
-  flagged = flag_lookup(discards, num_classes)
-  return lambda clip_ids: 1.0 - flagged(clip_ids)[0]
-
-
 def teacher_score_lookup(scores, num_classes: int):
   """Returns clip ids (tf.string, any shape [...]) -> the teacher's scores [..., C] float32,
   from the score records of the Beam job (scoring.Scores, sorted by clip id). They are
@@ -72,7 +66,7 @@ def teacher_score_lookup(scores, num_classes: int):
   score's relative error is at most 2^-11). A clip without scores fails the step, naming
   the scores: a student is trained only on clips its teacher scored."""
   if scores.scores.shape[1] != num_classes:
-    raise ValueError(f"the teacher's scores have {scores.scores.shape[1]} classes, the "
+    raise errors.BadValue(f"the teacher's scores have {scores.scores.shape[1]} classes, the "
                      f"examples {num_classes}")
   table = tf.lookup.StaticHashTable(
       tf.lookup.KeyValueTensorInitializer(
@@ -124,26 +118,22 @@ def clip_patches(features, spec: examples.Features, hop_frames: int):
 
 
 def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
-                     discards: Optional[Discards] = None, shuffle_buffer: int = 4096,
+                     targets: Targets = Targets(), shuffle_buffer: int = 4096,
                      seed: Optional[int] = None, repeat: bool = True,
                      clip_weights: Optional[dict] = None, with_implicit: bool = False,
-                     exclude_fold: Optional[Fold] = None,
-                     add_positives: Optional[Discards] = None, with_clip_ids: bool = False,
-                     treatment: Treatment = Treatment(), teacher_scores=None,
-                     ontology=None, deterministic: bool = False):
+                     exclude_fold: Optional[Fold] = None, with_clip_ids: bool = False,
+                     deterministic: bool = False):
   """Shuffled, batched (patch, {"labels": [C], "mask": [C]}) for fit().
 
-  discards: the flagged entries; treatment: what the targets and mask make of them
-  (treatments.py; the paper's mask by default). soft and distill need the flags' scores
-  (Discards.scores), distill every entry's teacher score (teacher_scores: scoring.Scores).
-  ontology (ontology.Ontology): every positive's ancestors become positives.
+  targets: what the run is told (targets.py): the flagged entries and what the targets and
+  mask make of them (the treatment; the paper's mask by default), the teacher's scores,
+  added positives, the ontology whose ancestors of every positive become positives.
 
   clip_weights (clip id -> acceptance probability in (0, 1]) resamples clips, e.g. for
   class-balanced sampling. with_implicit adds "implicit": 1 where a class is neither a
   positive nor an explicit negative (what online large-loss rejection may reject).
   exclude_fold leaves that fold's clips out (an out-of-fold teacher; folds.py).
-  add_positives: entries made positive (the known missing labels, for the complete-label
-  reference run of an experiment whose truth is known). with_clip_ids adds "clip_id" (to see
+  with_clip_ids adds "clip_id" (to see
   which clips a model trains on). deterministic: the same seed gives the same batches in the
   same order (parallel stages deliver in order, a little slower), so that two runs of one
   seed differ only by what they are given, not by their batch order; otherwise each
@@ -156,17 +146,12 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
   """
   info = examples.read_info(examples_dir)
   num_classes = info.num_classes
-  if treatment.needs_flag_scores and discards is not None and discards.scores is None:
-    raise ValueError(f"the {treatment.name} treatment needs the flags' teacher scores: "
-                     "load the discards with_scores=True")
-  if treatment.needs_teacher_scores and teacher_scores is None:
-    raise ValueError(f"the {treatment.name} treatment needs the teacher's scores of the "
-                     "train set (teacher_scores)")
-  flags_of = flag_lookup(discards, num_classes)
-  teacher_of = (teacher_score_lookup(teacher_scores, num_classes)
+  treatment = targets.treatment
+  flags_of = entry_lookup(targets.flagged, num_classes)
+  teacher_of = (teacher_score_lookup(targets.teacher_scores, num_classes)
                 if treatment.needs_teacher_scores else None)
-  added = flag_lookup(add_positives, num_classes)
-  up = None if ontology is None else tf.constant(ontology.matrix())
+  added = entry_lookup(targets.added_positives, num_classes)
+  up = None if targets.ontology is None else tf.constant(targets.ontology.matrix())
   weight = None
   if clip_weights:
     weight = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(

@@ -16,6 +16,8 @@ from typing import Dict
 import numpy as np
 from scipy import special, stats
 
+from tf_skeptical import errors
+
 # d' is infinite at AUC 1; clip so that a perfect AUC gives a large, finite value.
 _AUC_CLIP = 1e-6
 
@@ -149,7 +151,7 @@ def evaluate(labels: np.ndarray, scores: np.ndarray) -> Evaluation:
   labels = np.asarray(labels) > 0
   scores = np.asarray(scores, np.float64)
   if labels.shape != scores.shape:
-    raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
+    raise errors.BadValue(f"labels {labels.shape} and scores {scores.shape} differ in shape")
   auc = per_class_auc(labels, scores)
   ap = per_class_average_precision(labels, scores)
   dp = d_prime(auc)

@@ -17,6 +17,8 @@ from typing import Tuple
 import keras
 from keras import layers
 
+from tf_skeptical import errors
+
 EMBEDDING_LAYER = "embedding"
 LOGITS_LAYER = "logits"
 
@@ -58,7 +60,7 @@ def mobilenet_v1(input_shape: Tuple[int, int], num_classes: int, width: float = 
 def resnet50(input_shape: Tuple[int, int], num_classes: int, width: float = 1.0,
              bn_momentum: float = 0.99):
   if width != 1.0:
-    raise ValueError("resnet50 has no width multiplier; use --width=1")
+    raise errors.BadValue("resnet50 has no width multiplier; use --width=1")
   inputs = keras.Input(input_shape, name="patch")
   x = layers.Reshape(input_shape + (1,), name="add_channel")(inputs)
   trunk = keras.applications.ResNet50(include_top=False, weights=None,
@@ -93,5 +95,5 @@ def build_model(name: str, input_shape: Tuple[int, int], num_classes: int, width
                 bn_momentum: float = 0.99):
   """The backbone called `name`, as a functional Keras model producing logits."""
   if name not in MODELS:
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
+    raise errors.BadValue(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
   return MODELS[name](tuple(input_shape), num_classes, width, bn_momentum)

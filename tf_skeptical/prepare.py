@@ -20,10 +20,12 @@ from typing import Optional, Sequence
 import apache_beam as beam
 import tensorflow as tf
 
+from tf_skeptical import errors
 from tf_skeptical.data import audio_io, audioset_embeddings, examples, frontend
 from tf_skeptical.util import files, output_paths, provenance, shard_writer
 from tf_skeptical.data.audio_io import AUDIO_EXTENSIONS
-from tf_skeptical.util.bad_input import (DataError, Skip, tf_error_text,
+from tf_skeptical.errors import tf_error_text
+from tf_skeptical.util.bad_input import (DataError, Skip,
                                          worker_errors_as_data_errors, write_skip_report)
 from tf_skeptical.util.beam_options import counter, pipeline as beam_pipeline
 from tf_skeptical.data.class_map import read_class_map, write_class_map
@@ -231,7 +233,7 @@ def prepare_audio(segments_csv: str, audio_dir: str, class_map_csv: str, output_
   """Segments CSV + audio folder -> log-mel example shards in output_dir. feature_storage:
   float32 or float16 (examples.py)."""
   if feature_storage not in (examples.FLOAT32, examples.FLOAT16):
-    raise ValueError(f"log-mel features are stored as float32 or float16, not "
+    raise errors.BadValue(f"log-mel features are stored as float32 or float16, not "
                      f"{feature_storage!r}")
   output_paths.check_directory(output_dir, examples.OUTPUT)
   class_map = read_class_map(class_map_csv)
@@ -274,7 +276,7 @@ def prepare_embeddings(tfrecord_pattern: str, class_map_csv: str, output_dir: st
   """AudioSet embedding TFRecords (a glob) -> [10, 128] example shards in output_dir,
   stored by default as the released uint8 codes (lossless; examples.py)."""
   if feature_storage not in examples.STORAGES:
-    raise ValueError(f"feature storage must be one of {examples.STORAGES}, not "
+    raise errors.BadValue(f"feature storage must be one of {examples.STORAGES}, not "
                      f"{feature_storage!r}")
   output_paths.check_directory(output_dir, examples.OUTPUT)
   class_map = read_class_map(class_map_csv)

@@ -18,7 +18,8 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from tf_skeptical.util import example_wire, files, output_paths, provenance, shard_writer
+from tf_skeptical import errors
+from tf_skeptical.util import example_wire, files, output_paths, shard_writer
 from tf_skeptical.data import examples
 from tf_skeptical import folds, inference, input_pipeline
 from tf_skeptical.util.bad_input import DataError, worker_errors_as_data_errors
@@ -162,14 +163,14 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
       result.wait_until_finish()
     read, scored = counter(result, "clips_read"), counter(result, "clips_scored")
     if not read == scored + counter(result, "clips_in_other_folds") == info.num_clips:
-      raise RuntimeError(f"scoring lost clips: {info.num_clips} in {examples_dir}, {read} "
+      raise errors.Failed(f"scoring lost clips: {info.num_clips} in {examples_dir}, {read} "
                          f"read, {scored} scored; {output_dir} is left as it was")
     for tmp in files.glob(os.path.join(staging, "beam-temp-*")):
       files.remove(tmp)
     layout = shard_writer.publish(staging, SCORES_PREFIX)
     manifest = dict(num_clips=scored, num_classes=info.num_classes, pooling=pooling,
                     hop_frames=hop_frames, model=files.absolute(model_path),
-                    model_id=provenance.file_id(inference.model_path(model_path)),
+                    model_id=inference.model_id(model_path),
                     examples=files.absolute(examples_dir),
                     clips_id=info.extra.get("clips_id"),
                     class_map_id=info.extra.get("class_map_id"),
@@ -266,7 +267,7 @@ def merge_scores(parts: Sequence[Scores]) -> Scores:
   """Scores of disjoint clip sets (out-of-fold teachers' folds) as one, sorted by clip id.
   The manifest names every part's model; its model_id is their combined id."""
   if not parts:
-    raise ValueError("no scores to merge")
+    raise errors.BadValue("no scores to merge")
   ids = np.concatenate([p.clip_ids for p in parts])
   order = _sorted_by_id(ids, lambda k: ("scores", f"clip {k} is in more than one fold's "
                                                    "scores"))

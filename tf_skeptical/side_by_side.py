@@ -5,7 +5,7 @@ processes with one intra-op thread each train about 1.7x the patches per second 
 process with both threads (bench/training_speed.py measures it). A sweep's runs are
 independent once their teacher's flags exist, so `Runner(jobs)` with jobs >= 2 trains them
 in that many spawned processes (spawn, not fork: TensorFlow's runtime does not survive a
-fork); jobs = 1 runs each one in this process when it is submitted, as before.
+fork); jobs = 1 runs each one in this process when it is submitted.
 
 A failure in a worker comes back as one exception: a known one (bad input, mismatched
 artifacts, a lock: errors.known_error) as errors.RunFailed with its one-line message, anything

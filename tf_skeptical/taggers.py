@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from tf_skeptical import errors
 from tf_skeptical.data import audio_io
 from tf_skeptical.data.params import FrontendParams
 from tf_skeptical.util import native_output
@@ -74,7 +75,7 @@ def streamed_scores(blocks: Iterable[np.ndarray], score: Callable, window: int, 
   for block in blocks:
     bad = np.flatnonzero(~np.isfinite(block))
     if bad.size:
-      raise ValueError(f"non-finite samples (NaN or Inf) in the audio, the first at "
+      raise errors.BadValue(f"non-finite samples (NaN or Inf) in the audio, the first at "
                        f"{(start + len(buffer) + bad[0]) / sample_rate:.3f} s")
     buffer = np.concatenate([buffer, block])
     count = 1 + (len(buffer) - window) // hop if len(buffer) >= window else 0
@@ -82,7 +83,7 @@ def streamed_scores(blocks: Iterable[np.ndarray], score: Callable, window: int, 
       out.append(score(buffer[:window + (count - 1) * hop]))
       buffer, start = buffer[count * hop:], start + count * hop
   if not out:
-    raise ValueError(f"{(start + len(buffer)) / sample_rate:.2f} s of audio, shorter than one "
+    raise errors.BadValue(f"{(start + len(buffer)) / sample_rate:.2f} s of audio, shorter than one "
                      f"{window / sample_rate:.3f} s window: nothing to tag")
   return np.concatenate(out)
 

@@ -32,6 +32,8 @@ import flatbuffers
 from flatbuffers import table as fb_table
 from ai_edge_litert import schema_py_generated as tflite_schema
 
+from tf_skeptical import errors
+
 METADATA_BUFFER = "TFLITE_METADATA"  # the name MediaPipe's metadata extractor looks for
 FILE_IDENTIFIER = b"M001"
 # AudioProperties arrived in metadata schema 1.3.0; nothing newer is used.
@@ -63,7 +65,7 @@ class TaggerMetadata:
     bad = [i for i, label in enumerate(self.labels) if not label or "\n" in label or
            "\r" in label]
     if bad:
-      raise ValueError(f"class display names must be non-empty single lines; class "
+      raise errors.BadValue(f"class display names must be non-empty single lines; class "
                        f"{bad[0]} is {self.labels[bad[0]]!r}")
 
 
@@ -139,7 +141,7 @@ def metadata_buffer(meta: TaggerMetadata, output_order: Sequence[str]) -> bytes:
       "network's last hidden layer).", w.content(_FEATURE_PROPERTIES, w.table(0)))
   unknown = set(output_order) - set(outputs)
   if unknown or len(output_order) != len(outputs):
-    raise ValueError(f"tagger outputs {list(output_order)}: expected scores and embeddings")
+    raise errors.BadValue(f"tagger outputs {list(output_order)}: expected scores and embeddings")
   settings = w.associated_file(
       SETTINGS_FILE, "tf_skeptical export metadata: frontend settings, model and class-map "
       "ids (metadata.json of the export directory).", _DESCRIPTIONS)
@@ -163,7 +165,7 @@ def _output_order(model: "tflite_schema.ModelT", signature: str) -> List[str]:
       by_tensor = {t.tensorIndex: t.name.decode() for t in sig.outputs}
       subgraph = model.subgraphs[sig.subgraphIndex]
       return [by_tensor[int(i)] for i in subgraph.outputs]
-  raise ValueError(f"the TFLite model has no signature {signature!r}")
+  raise errors.BadValue(f"the TFLite model has no signature {signature!r}")
 
 
 def with_metadata(model_bytes: bytes, meta: TaggerMetadata, signature: str = "patch") -> bytes:
@@ -249,14 +251,14 @@ def read_metadata(model_bytes: bytes) -> dict:
   names = {model.Metadata(i).Name().decode(): model.Metadata(i).Buffer()
            for i in range(model.MetadataLength())}
   if METADATA_BUFFER not in names:
-    raise ValueError(f"the model has no {METADATA_BUFFER} buffer (no TFLite Model Metadata)")
+    raise errors.BadValue(f"the model has no {METADATA_BUFFER} buffer (no TFLite Model Metadata)")
   buf = model.Buffers(names[METADATA_BUFFER]).DataAsNumpy().tobytes()
   if buf[4:8] != FILE_IDENTIFIER:
-    raise ValueError(f"{METADATA_BUFFER} is not a ModelMetadata flatbuffer")
+    raise errors.BadValue(f"{METADATA_BUFFER} is not a ModelMetadata flatbuffer")
   root = _Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
   subgraphs = root.children(3)
   if len(subgraphs) != 1:
-    raise ValueError(f"expected metadata for 1 subgraph, found {len(subgraphs)}")
+    raise errors.BadValue(f"expected metadata for 1 subgraph, found {len(subgraphs)}")
   with zipfile.ZipFile(io.BytesIO(model_bytes)) as z:
     packed = {i.filename: z.read(i) for i in z.infolist()
               if i.compress_type == zipfile.ZIP_STORED}
@@ -295,6 +297,6 @@ def check_metadata(model_bytes: bytes, meta: TaggerMetadata, signature: str = "p
     if got["packed_files"].get(name) != data:
       problems.append(f"packed {name} is missing or differs")
   if problems:
-    raise RuntimeError("TFLite metadata check failed: " + "; ".join(problems))
+    raise errors.Failed("TFLite metadata check failed: " + "; ".join(problems))
   return dict(min_parser_version=got["min_parser_version"], outputs=order,
               labels=len(meta.labels), packed_files=sorted(got["packed_files"]))

@@ -24,11 +24,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_skeptical import (evaluation, folds, inference, input_pipeline, metrics, models,
-                          treatments)
-from tf_skeptical.data import examples, ontology
-from tf_skeptical.util import files, output_paths, provenance
-from tf_skeptical.flagging import Discards
+from tf_skeptical import errors, evaluation, folds, inference, input_pipeline, metrics, models
+from tf_skeptical.data import examples
+from tf_skeptical.targets import Targets
+from tf_skeptical.util import files, output_paths
 from tf_skeptical.large_loss_rejection import RejectionSchedule
 from tf_skeptical.masked_loss import MaskedBCEModel
 
@@ -39,48 +38,65 @@ OUTPUT = output_paths.OutputKind("model directory",
                                  (RESULT, BACKUP, LOGS, inference.MODEL_FILE))
 
 
+def _setting(default, help: str, choices=None, flag: bool = True, **bounds):
+  """A TrainConfig field with what its flag says about it (bin/train_options.py makes the
+  flags from these): the help, the allowed values, and bounds for bin/checks.py."""
+  return dataclasses.field(default=default, metadata=dict(help=help, choices=choices,
+                                                          flag=flag, bounds=bounds))
+
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  model: str = "mobilenet_v1"
-  width: float = 1.0
-  epochs: int = 10
-  steps_per_epoch: int = 0  # 0: one pass over the train patches
-  batch_size: int = 64
-  learning_rate: float = 3e-3
-  bn_momentum: float = 0.9  # see models.py: 0.99 lags badly in short runs
-  schedule: str = "cosine"  # or "constant"
-  # Frames between training patches (96: non-overlapping). Evaluation cuts patches at the
-  # frontend's inference hop (examples' manifest; YAMNet: 48).
-  train_hop_frames: int = 96
-  pooling: str = "mean"  # patch scores -> clip score, in the per-epoch evaluation
-  # Clip-level evaluation on the eval set every this many epochs, and always after the
-  # last (whose numbers are the result's either way); 1: a point every epoch in
-  # TensorBoard. Each evaluation scores every eval patch.
-  eval_every_epochs: int = 4
-  balanced: bool = False
-  # True: the same seed gives the same batches in the same order (input_pipeline.py), so
-  # that runs paired by seed (a student and its baseline) differ only by their targets.
-  deterministic_input: bool = False
-  strategy: str = "default"  # or "mirrored" (one machine's devices), "multi_worker"
-  mixed_precision: bool = False
-  backup_every_steps: int = 0  # 0: back up at the end of every epoch
-  # Online large-loss rejection (the LL-R peer): % of each batch's implicit negatives
-  # rejected, growing by reject_per_epoch each epoch up to reject_max. 0: off.
-  reject_per_epoch: float = 0.0
-  reject_max: float = 100.0
+  """The training recipe of a teacher or a student (what they are told is targets.py's)."""
+
+  model: str = _setting("mobilenet_v1", "Architecture.", choices=tuple(sorted(models.MODELS)))
+  width: float = _setting(1.0, "MobileNetV1 width multiplier.", positive=True)
+  epochs: int = _setting(10, "Epochs.", positive=True)
+  steps_per_epoch: int = _setting(0, "Steps per epoch; 0 = one pass over the train patches.",
+                                  low=0)
+  batch_size: int = _setting(64, "Patches per batch.", positive=True)
+  learning_rate: float = _setting(3e-3, "Adam's (initial) learning rate.", positive=True)
+  bn_momentum: float = _setting(0.9, "BatchNorm momentum; Keras' 0.99 lags badly in short "
+                                "runs (models.py).", low=0.0, high=1.0, high_open=True)
+  schedule: str = _setting("cosine", "Learning-rate schedule over all steps.",
+                           choices=("cosine", "constant"))
+  train_hop_frames: int = _setting(
+      96, "Frames between training patches (96 = non-overlapping). Evaluation cuts patches "
+      "at the examples' frontend hop (YAMNet: 48).", positive=True)
+  pooling: str = _setting("mean", "How patch scores pool into a clip score for evaluation.",
+                          choices=inference.POOLINGS)
+  eval_every_epochs: int = _setting(
+      4, "With eval examples: clip-level d'/lwlrap/mAP every this many epochs and after the "
+      "last (the result's numbers); 1 = a TensorBoard point every epoch. Each evaluation "
+      "scores every eval patch.", positive=True)
+  balanced: bool = _setting(False, "Class-balanced sampling (rare classes are seen more "
+                            "often).")
+  deterministic_input: bool = _setting(
+      False, "The same --seed gives the same batches in the same order (a little slower): "
+      "runs compared by seed then differ only by their labels and flags.")
+  strategy: str = _setting(
+      "default", "tf.distribute strategy: default (one device), mirrored (this machine's "
+      "devices), or multi_worker (MultiWorkerMirroredStrategy over the cluster in TF_CONFIG: "
+      "start the same command on every worker; the chief writes --model_dir; "
+      "docs/multi_worker.md).", choices=STRATEGIES)
+  mixed_precision: bool = _setting(False, "mixed_float16 training (for GPUs; slower on "
+                                   "CPUs).")
+  backup_every_steps: int = _setting(
+      0, "Back up for resuming every this many steps; 0 = at the end of every epoch.", low=0)
+  reject_per_epoch: float = _setting(
+      0.0, "Online large-loss rejection (LL-R, the teacher-free peer): each batch, ignore "
+      "this % more of the implicit negatives with the largest loss every epoch. 0 = off.",
+      low=0.0, high=100.0)
+  reject_max: float = _setting(100.0, "Cap, in %, of the large-loss rejection rate (100 = "
+                               "none, as in LL-R).", low=0.0, high=100.0)
   # Out-of-fold teachers (folds.py): train on the clips outside fold holdout_fold of
-  # holdout_folds. 0 folds: every clip.
-  holdout_folds: int = 0
-  holdout_fold: int = 0
-  # What a student makes of its flagged entries (treatments.py): mask (the paper), soft,
-  # distill (with distill_weight, the teacher's share of every target) or positive.
-  treatment: str = treatments.MASK
-  distill_weight: float = 0.9
-  # An AudioSet-layout ontology.json (ontology.py): with propagate_labels, every positive's
-  # ancestors are positives too (YAMNet's practice). "": none.
-  ontology: str = ""
-  propagate_labels: bool = True
-  seed: int = 0
+  # holdout_folds. 0 folds: every clip. Set by the sweep, not a flag.
+  holdout_folds: int = _setting(0, "", flag=False)
+  holdout_fold: int = _setting(0, "", flag=False)
+  seed: int = _setting(0, "Random seed.")
 
   def __post_init__(self):
     """Refuses a recipe that cannot train (bin/checks.py refuses the same values as flags,
@@ -89,14 +105,10 @@ class TrainConfig:
                       ("train_hop_frames", 1), ("eval_every_epochs", 1),
                       ("backup_every_steps", 0)):
       if not getattr(self, name) >= low:
-        raise ValueError(f"TrainConfig.{name} must be >= {low}, got {getattr(self, name)}")
+        raise errors.BadValue(f"TrainConfig.{name} must be >= {low}, got {getattr(self, name)}")
     for name in ("width", "learning_rate"):
       if not getattr(self, name) > 0:  # NaN too
-        raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
-
-  @property
-  def treatment_spec(self) -> treatments.Treatment:
-    return treatments.Treatment(self.treatment, self.distill_weight)
+        raise errors.BadValue(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
 
   @property
   def excluded_fold(self) -> Optional[folds.Fold]:
@@ -248,29 +260,27 @@ class Backup(keras.callbacks.Callback):
 
 # TrainConfig fields that do not change what is trained, so a resume may change them.
 _RESUMABLE = ("eval_every_epochs", "backup_every_steps", "pooling")
-_FLAG_SETTINGS = {f.name for f in dataclasses.fields(TrainConfig)} | {"discard_percent"}
+_FLAG_SETTINGS = {f.name for f in dataclasses.fields(TrainConfig)} | {"discard_percent",
+                                                                      "treatment", "ontology"}
 
 
-class ResumeMismatch(ValueError):
+class ResumeMismatch(errors.BadValue):
   """A killed run was started again with another recipe than its backup's."""
 
 
-def backup_recipe(cfg: TrainConfig, info: examples.ExamplesInfo, discards=None,
-                  add_positives=None, extra_result: Optional[dict] = None) -> dict:
+def backup_recipe(cfg: TrainConfig, info: examples.ExamplesInfo, told: Targets) -> dict:
   """What a backup must agree with to be resumed: the recipe but for _RESUMABLE, the
-  examples' class map and clip set, and what the student is told (which flags, how many
-  entries)."""
+  examples' class map and clip set, and what the student is told (the treatment, which
+  flags, how many entries)."""
   recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RESUMABLE}
+  record = told.record()
   recipe.update(class_map=info.extra.get("class_map_id"), clip_set=info.extra.get("clips_id"),
-                flags_teacher=discards.made_from.get("model_id") if discards else None,
-                flagged_entries=discards.count if discards else 0,
-                added_positives=add_positives.count if add_positives else 0)
-  if extra_result and "discard_percent" in extra_result:
-    recipe["discard_percent"] = extra_result["discard_percent"]
+                flags_teacher=(record["flags"] or {}).get("model_id"),
+                **{k: v for k, v in record.items() if k != "flags"})
   return recipe
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(errors.UserError, RuntimeError):
   """The training loss became NaN or infinite: the model is useless and nothing is saved."""
 
 
@@ -294,9 +304,6 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                           "rate.")
 
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
-
-
 def make_strategy(name: str) -> tf.distribute.Strategy:
   """The tf.distribute strategy called `name`. multi_worker: MultiWorkerMirroredStrategy,
   its cluster and this process's place in it read from TF_CONFIG (docs/multi_worker.md); it
@@ -307,7 +314,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy()
   if name == "multi_worker":
     return tf.distribute.MultiWorkerMirroredStrategy()
-  raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+  raise errors.BadValue(f"strategy must be one of {STRATEGIES}, got {name!r}")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -330,7 +337,7 @@ def _learning_rate(cfg: TrainConfig, total_steps: int):
     # teacher check) builds its optimizer too.
     return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(1, total_steps),
                                                   alpha=0.05)
-  raise ValueError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
+  raise errors.BadValue(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
 
 
 def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: int):
@@ -351,37 +358,16 @@ def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: in
   return model
 
 
-def _check_teacher_scores(scores, discards, info) -> None:
-  """The distill treatment's teacher scores must be of these train examples and, with
-  flags, of the teacher that made them (a ProvenanceMismatch names both)."""
-  if scores is None:
-    raise ValueError("the distill treatment needs the teacher's scores of the train set")
-  m = scores.manifest
-  name = f"teacher scores of {m.get('model', 'a model')}"
-  for key, what in (("clips_id", "clip set"), ("class_map_id", "class map")):
-    provenance.check_same(what, m.get(key, "unrecorded"), name,
-                          info.extra.get(key, "unrecorded"), f"train examples {info.directory}")
-  if discards is not None:
-    provenance.check_same("teacher", m.get("model_id", "unrecorded"), name,
-                          discards.made_from.get("model_id", "unrecorded"),
-                          f"flags {discards.made_from.get('flags', '')}".strip())
-
-
 def is_trained(model_dir: str) -> bool:
   return files.exists(os.path.join(model_dir, RESULT))
 
 
 def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
-          eval_dir: Optional[str] = None, discards: Optional[Discards] = None,
-          verbose: int = 1, extra_result: Optional[dict] = None,
-          overwrite: bool = False, add_positives: Optional[Discards] = None,
-          teacher_scores=None) -> dict:
-  """Trains (or resumes) a model on train_dir; returns and writes result.json.
-
-  discards: the teacher's flagged entries (a student), treated as cfg.treatment says
-  (masked by default). add_positives: entries trained as positives (the known missing
-  labels: an experiment's complete-label reference). teacher_scores: the teacher's scores of
-  the train set (scoring.Scores), which the distill treatment needs.
+          targets: Targets = Targets(), eval_dir: Optional[str] = None, verbose: int = 1,
+          overwrite: bool = False) -> dict:
+  """Trains (or resumes) a model on train_dir as `targets` tell it (targets.py: the labels
+  as given by default; a student's flags and treatment, an experiment's added positives,
+  the ontology); returns and writes result.json.
 
   A finished model directory (result.json present) is left as it is and its result
   returned, unless overwrite: scores and flags made with that model depend on it.
@@ -391,8 +377,7 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
     # Another worker of a multi-worker run trains in step with the chief; its copy of the
     # outputs goes to a scratch directory, so that only the chief writes model_dir.
     with tempfile.TemporaryDirectory(prefix="tfsk_worker_") as scratch:
-      return _train(train_dir, scratch, cfg, eval_dir, discards, verbose,
-                    extra_result or {}, add_positives, teacher_scores, strategy)
+      return _train(train_dir, scratch, cfg, targets, eval_dir, verbose, strategy)
   output_paths.check_directory(model_dir, OUTPUT, "--model_dir")
   if is_trained(model_dir) and not overwrite:
     logging.info("%s is already trained; its result is kept (overwrite to train it again)",
@@ -402,12 +387,10 @@ def train(train_dir: str, model_dir: str, cfg: TrainConfig = TrainConfig(), *,
   with files.output_lock(model_dir):
     if overwrite:
       files.remove(model_dir)
-    return _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result or {},
-                  add_positives, teacher_scores, strategy)
+    return _train(train_dir, model_dir, cfg, targets, eval_dir, verbose, strategy)
 
 
-def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
-           add_positives, teacher_scores, strategy) -> dict:
+def _train(train_dir, model_dir, cfg, targets, eval_dir, verbose, strategy) -> dict:
   start = time.perf_counter()
   files.makedirs(model_dir)
   keras.utils.set_random_seed(cfg.seed)
@@ -415,13 +398,9 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
     keras.mixed_precision.set_global_policy("mixed_float16")
   info = examples.read_info(train_dir)
   backup = Backup(os.path.join(model_dir, BACKUP), cfg.backup_every_steps,
-                  backup_recipe(cfg, info, discards, add_positives, extra_result))
+                  backup_recipe(cfg, info, targets))
   backup.check_recipe()
-  treatment = cfg.treatment_spec
-  if discards is not None:
-    discards.check_examples(info)
-  if treatment.needs_teacher_scores:
-    _check_teacher_scores(teacher_scores, discards, info)
+  targets.check_examples(info)
   if eval_dir:
     info.features.check_same(f"train examples {train_dir}",
                              examples.read_info(eval_dir).features, f"eval examples {eval_dir}")
@@ -430,13 +409,9 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
       kept * info.num_clips * info.patches_per_clip(cfg.train_hop_frames) / cfg.batch_size)
   weights = balanced_clip_weights(train_dir) if cfg.balanced else None
   dataset = input_pipeline.training_dataset(
-      train_dir, cfg.batch_size, discards=discards, hop_frames=cfg.train_hop_frames,
+      train_dir, cfg.batch_size, targets=targets, hop_frames=cfg.train_hop_frames,
       seed=cfg.seed, clip_weights=weights, with_implicit=cfg.reject_per_epoch > 0,
-      exclude_fold=cfg.excluded_fold, add_positives=add_positives, treatment=treatment,
-      teacher_scores=teacher_scores if treatment.needs_teacher_scores else None,
-      ontology=(ontology.read_ontology(cfg.ontology, info.class_map.mids)
-                if cfg.ontology and cfg.propagate_labels else None),
-      deterministic=cfg.deterministic_input)
+      exclude_fold=cfg.excluded_fold, deterministic=cfg.deterministic_input)
   with strategy.scope():
     model = compile_model(info, cfg, steps * cfg.epochs)
 
@@ -462,12 +437,8 @@ def _train(train_dir, model_dir, cfg, eval_dir, discards, verbose, extra_result,
   model.save(tmp)
   files.rename(tmp, os.path.join(model_dir, inference.MODEL_FILE))
   result = dict(config=dataclasses.asdict(cfg), train_dir=files.absolute(train_dir),
-                steps_per_epoch=steps,
-                treatment=treatment.label if discards else None,
-                masked_entries=discards.count if discards else 0,
-                added_positives=add_positives.count if add_positives else 0,
-                flags=discards.made_from if discards else None,
-                history=backup.history_by_metric(), **extra_result)
+                steps_per_epoch=steps, **targets.record(),
+                history=backup.history_by_metric())
   if clip_eval:  # the model as saved; its clip scores kept for comparing runs
     ids, labels, scores = clip_eval.final(model)
     result["eval"] = metrics.evaluate(labels, scores).summary()

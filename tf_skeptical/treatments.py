@@ -21,6 +21,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from tf_skeptical import errors
+
 MASK, SOFT, DISTILL, POSITIVE = "mask", "soft", "distill", "positive"
 TREATMENTS = (MASK, SOFT, DISTILL, POSITIVE)
 
@@ -32,9 +34,9 @@ class Treatment:
 
   def __post_init__(self):
     if self.name not in TREATMENTS:
-      raise ValueError(f"treatment must be one of {', '.join(TREATMENTS)}, got {self.name!r}")
+      raise errors.BadValue(f"treatment must be one of {', '.join(TREATMENTS)}, got {self.name!r}")
     if not 0.0 <= self.distill_weight <= 1.0:
-      raise ValueError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+      raise errors.BadValue(f"distill_weight must be in [0, 1], got {self.distill_weight}")
 
   @property
   def needs_flag_scores(self) -> bool:
@@ -59,7 +61,7 @@ def parse(text: str, distill_weight: float = 0.9) -> Treatment:
     try:
       return Treatment(DISTILL, float(text[len(DISTILL):]))
     except ValueError:
-      raise ValueError(f"not a treatment: {text!r} (distill<weight>, e.g. distill0.9)")
+      raise errors.BadValue(f"not a treatment: {text!r} (distill<weight>, e.g. distill0.9)")
   return Treatment(text, distill_weight)
 
 

@@ -29,6 +29,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from scipy import stats
 
+from tf_skeptical import errors
 from tf_skeptical import metrics
 
 
@@ -88,23 +89,13 @@ def _clip_intervals(labels, pairs, params: VerdictParams) -> Dict[str, tuple]:
           for m, g in gains.items()}
 
 
-def clip_interval(labels: np.ndarray, students: Sequence[np.ndarray],
-                  baselines: Sequence[np.ndarray], params: VerdictParams = VerdictParams(),
-                  metric: str = "d_prime"):
-  """Bootstrap interval over eval clips of mean_s metric(student_s) - metric(baseline_s).
-
-  labels [N, C]; students and baselines: per seed, clip scores [N, C] in the same clip
-  order. Returns (low, high)."""
-  return _clip_intervals(labels, _pairs(labels, students, baselines), params)[metric]
-
-
 def paired_gain(labels: np.ndarray, students: Sequence[np.ndarray],
                 baselines: Sequence[np.ndarray],
                 params: VerdictParams = VerdictParams()) -> Dict[str, object]:
   """The verdict on one p, for d' (keys gain, gain_seed_low, ..., significant) and lwlrap
   (the same keys prefixed lwlrap_): gain, both intervals, and whether it is significant."""
   if len(students) != len(baselines) or not students:
-    raise ValueError(f"{len(students)} student runs and {len(baselines)} baselines: the runs "
+    raise errors.BadValue(f"{len(students)} student runs and {len(baselines)} baselines: the runs "
                      "must pair up by seed")
   pairs = _pairs(labels, students, baselines)
   ones = np.ones(labels.shape[0])

@@ -12,6 +12,7 @@ untouched.
 import tensorflow as tf
 from tensorflow_io.python.ops import core_ops
 
+from tf_skeptical import errors
 from tf_skeptical.data.params import DEFAULT_FRONTEND, FrontendParams
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -53,7 +54,7 @@ def _scaled(resource, dtype, start, stop):
   """Samples [start, stop) of an opened file, as float32 in [-1, 1] (NaN and Inf kept)."""
   match = [i for i, (t, _, _) in enumerate(_SAMPLE_TYPES) if t.as_datatype_enum == int(dtype)]
   if not match:
-    raise ValueError(UNSUPPORTED)
+    raise errors.BadValue(UNSUPPORTED)
   sample_type, offset, scale = _SAMPLE_TYPES[match[0]]
   samples = (tf.cast(core_ops.io_audio_readable_read(resource, start, stop, dtype=sample_type),
                      tf.float32) - offset) * scale

@@ -19,6 +19,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
+from tf_skeptical import errors
 from tf_skeptical.util import example_wire, files, output_paths
 from tf_skeptical.util.bad_input import DataError
 from tf_skeptical.data.class_map import CLASS_MAP_FILE, ClassMap, read_class_map
@@ -57,17 +58,17 @@ def encode_features(features: np.ndarray, storage: str = FLOAT32) -> bytes:
   if storage == UINT8:
     codes = np.asarray(features, np.float64) * 128.0 + 128.0
     if not (np.all(codes == np.round(codes)) and codes.min() >= 0 and codes.max() <= 255):
-      raise ValueError("uint8 storage holds AudioSet's embedding codes ((q - 128) / 128) "
+      raise errors.BadValue("uint8 storage holds AudioSet's embedding codes ((q - 128) / 128) "
                        "only; these features are not such codes: use float16")
     return codes.astype(np.uint8).tobytes()
-  raise ValueError(f"feature storage must be one of {STORAGES}, got {storage!r}")
+  raise errors.BadValue(f"feature storage must be one of {STORAGES}, got {storage!r}")
 
 
 def serialize(clip_id: str, positives, explicit_negatives, features: np.ndarray,
               storage: str = FLOAT32) -> bytes:
   features = np.asarray(features)
   if features.ndim != 2:
-    raise ValueError(f"clip {clip_id}: features must be [frames, dims], got {features.shape}")
+    raise errors.BadValue(f"clip {clip_id}: features must be [frames, dims], got {features.shape}")
   return example_wire.example({  # wire format: the protobuf classes are slower per clip
       "clip_id": example_wire.bytes_feature([clip_id.encode("utf-8")]),
       "positives": example_wire.int64_feature(positives),
@@ -123,7 +124,7 @@ def parse(record, num_classes: int):
   return {k: v[0] for k, v in parse_batch(record[None], num_classes).items()}
 
 
-class FeatureMismatch(ValueError):
+class FeatureMismatch(errors.BadValue):
   """Two artifacts whose features were made differently (a model and examples, or two
   examples directories)."""
 

@@ -17,6 +17,7 @@ from typing import Callable, List, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from tf_skeptical import errors
 from tf_skeptical.util import files
 from tf_skeptical.data.class_map import ClassMap, write_class_map
 from tf_skeptical.data.segments import Segment, write_segments
@@ -170,7 +171,7 @@ class Event:
 
 def class_map(num_classes: int) -> ClassMap:
   if not 2 <= num_classes <= MAX_CLASSES:
-    raise ValueError(f"num_classes must be in 2..{MAX_CLASSES}, got {num_classes}")
+    raise errors.BadValue(f"num_classes must be in 2..{MAX_CLASSES}, got {num_classes}")
   names = tuple(name for name, _, _ in _CLASSES[:num_classes])
   return ClassMap(tuple(f"/tfsk/{i:03d}" for i in range(num_classes)), names)
 

@@ -15,7 +15,7 @@ from tf_skeptical.sweep.layout import (COMPLETE, FLAGS, FOLD_SCORES, FOLD_TEACHE
                                        PERFECT_MASK, PLOT_FLAGS, PLOT_METRICS, RESULTS_CSV,
                                        RESULTS_MD, SCORES, STUDENTS, TAGGER, TEACHER,
                                        reference_dir, round_dir, row_dir, run_dir)
-from tf_skeptical.sweep.orchestration import (SweepResult, export_best, reference_runs, run,
+from tf_skeptical.sweep.orchestration import (SweepResult, export_best, references_alone, run,
                                               truth_provenance)
 from tf_skeptical.sweep.report import best_line, results_text, write_table
 from tf_skeptical.sweep.runs import fold_teachers

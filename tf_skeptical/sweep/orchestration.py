@@ -25,13 +25,14 @@ from typing import Dict, List, Optional, Sequence
 
 from absl import logging
 
+from tf_skeptical import errors
 from tf_skeptical import (evaluation, exporting, flag_stage, flagging, inference, prepare,
                           side_by_side, treatments)
 from tf_skeptical.data import examples, ontology
 from tf_skeptical.util import files, output_paths, provenance
 from tf_skeptical.sweep import layout, report
 from tf_skeptical.sweep.config import SweepConfig
-from tf_skeptical.sweep.runs import (FLAGS_IDENTITY, Run, fold_teachers, loaded, read_scores,
+from tf_skeptical.sweep.runs import (FLAGS_IDENTITY, Run, fold_teachers, read_scores,
                                      results, score, submit)
 
 REVIEW_PERCENT = 1.0  # the review list holds the flags up to this p
@@ -53,8 +54,8 @@ class SweepResult:
     return self.table[0]
 
   def best(self) -> Dict:
-    """The row with the highest mean d' (the baseline when no student beats it)."""
-    return max(self.table, key=lambda r: r["d_prime"])
+    """The best row (report.best_row: the baseline when no student beats it)."""
+    return report.best_row(self.table)
 
 
 def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepConfig(),
@@ -63,7 +64,7 @@ def run(train_dir: str, eval_dir: str, work_dir: str, cfg: SweepConfig = SweepCo
   output_paths.check_directory(work_dir, layout.OUTPUT, "--work_dir")
   files.makedirs(work_dir)
   if cfg.rounds >= 2 and not any(p > 0 for p in cfg.percents):
-    raise ValueError(f"rounds = {cfg.rounds} needs a p > 0: a round's best student is the "
+    raise errors.BadValue(f"rounds = {cfg.rounds} needs a p > 0: a round's best student is the "
                      "next round's teacher")
   specs = cfg.treatment_specs()
   class_map = examples.read_info(train_dir).class_map
@@ -77,14 +78,13 @@ def _run(train_dir, eval_dir, work_dir, cfg, truth, truth_csv, specs, class_map,
   """run()'s stages, with the runner that trains the independent runs."""
   teacher_dir = layout.run_dir(work_dir, 0.0)
   baseline = [submit(runner, train_dir, eval_dir, Run(layout.run_dir(work_dir, 0.0, i),
-                                                      cfg.seeded(i)))
+                                                      cfg.seeded(i), ontology=cfg.propagated))
               for i in range(cfg.seeds)]  # seed 0 is the teacher
   entries = evaluation.truth_as_entries(truth) if truth is not None else None
   references = {}
   if truth is not None and cfg.complete_reference:
-    references[layout.COMPLETE] = [submit(runner, train_dir, eval_dir, Run(
-        layout.reference_dir(work_dir, layout.COMPLETE, i), cfg.seeded(i),
-        add_positives=entries)) for i in range(cfg.seeds)]
+    references[layout.COMPLETE] = [submit(runner, train_dir, eval_dir, run) for run in
+                                   reference_runs(work_dir, cfg, layout.COMPLETE, entries)]
 
   # Scores and flags are reused only if these teachers made them (a retrained teacher's
   # model differs, and so does its id).
@@ -93,7 +93,7 @@ def _run(train_dir, eval_dir, work_dir, cfg, truth, truth_csv, specs, class_map,
   else:
     baseline[0].result()
     scores_dirs = [os.path.join(work_dir, layout.SCORES)]
-    teacher_id = provenance.file_id(inference.model_path(teacher_dir))
+    teacher_id = inference.model_id(teacher_dir)
     score(train_dir, teacher_dir, scores_dirs[0], cfg)
   teacher = (f"{cfg.teacher_folds} out-of-fold teachers" if cfg.teacher_folds >= 2
              else "the teacher")
@@ -101,36 +101,32 @@ def _run(train_dir, eval_dir, work_dir, cfg, truth, truth_csv, specs, class_map,
   table, quality = [], []
   for r in range(1, cfg.rounds + 1):
     if r > 1:  # the best student of the last round teaches this one, scoring in-sample
-      best = max((row for row in table if row["round"] == r - 1 and row["discard_percent"]),
-                 key=lambda row: row["d_prime"])
+      best = report.best_row([row for row in table
+                              if row["round"] == r - 1 and row["discard_percent"]])
       teacher_dir = layout.row_dir(work_dir, best)
       teacher = f"round {r - 1}'s {report.run_label(best)} student"
       logging.info("round %d: the teacher is %s, %s (d' %.3f)", r, teacher, teacher_dir,
                    best["d_prime"])
       scores_dirs = [os.path.join(layout.round_dir(work_dir, r), layout.SCORES)]
-      teacher_id = provenance.file_id(inference.model_path(teacher_dir))
+      teacher_id = inference.model_id(teacher_dir)
       score(train_dir, teacher_dir, scores_dirs[0], cfg)
     flags_dir = os.path.join(layout.round_dir(work_dir, r), layout.FLAGS)
     flags = flag(scores_dirs, teacher_id, flags_dir, class_map, cfg)
     flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
     flags_id = tuple(flags.made_from.get(k) for k in FLAGS_IDENTITY)
-    loaded("flags", (flags_path, flags_id), lambda: flags)  # runs here share this copy
     if r == 1 and truth is not None and cfg.perfect_mask_reference:
-      perfect = dataclasses.replace(entries, made_from=truth_provenance(flags.made_from,
-                                                                         truth_csv))
-      references[layout.PERFECT_MASK] = [submit(runner, train_dir, eval_dir, Run(
-          layout.reference_dir(work_dir, layout.PERFECT_MASK, i), cfg.seeded(i),
-          discards=perfect)) for i in range(cfg.seeds)]
+      references[layout.PERFECT_MASK] = [
+          submit(runner, train_dir, eval_dir, run) for run in reference_runs(
+              work_dir, cfg, layout.PERFECT_MASK, entries,
+              truth_provenance(flags.made_from, truth_csv))]
     futures = {(treatments.MASK, 0.0): baseline} if r == 1 else {}
     for i in range(cfg.seeds):
       for t in specs:
-        treated = dataclasses.replace(cfg.seeded(i), treatment=t.name,
-                                      distill_weight=t.distill_weight)
         for p in (p for p in cfg.percents if p > 0):
           futures.setdefault((t.label, p), []).append(submit(runner, train_dir, eval_dir, Run(
-              layout.run_dir(work_dir, p, i, r, t.label), treated, p, flags_path,
-              scores_dirs=tuple(scores_dirs) if t.needs_teacher_scores else (),
-              flags_id=flags_id)))
+              layout.run_dir(work_dir, p, i, r, t.label), cfg.seeded(i), t, p, flags_path,
+              flags_id, tuple(scores_dirs) if t.needs_teacher_scores else (),
+              ontology=cfg.propagated)))
     done = {key: results(fs) for key, fs in futures.items()}
     round_quality = {}
     if truth is not None:
@@ -164,7 +160,7 @@ def flag(scores_dirs: Sequence[str], teacher_id: str, flags_dir: str, class_map,
   the flags in flags_dir were made by the same teacher(s) with the same ontology and
   per-class policy."""
   flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
-  onto_path = cfg.train.ontology or None
+  onto_path = cfg.ontology or None
   want = dict(model_id=teacher_id, ontology=onto_path, min_positives=cfg.flag_min_positives)
   made_from = flagging.read_flags(flags_path).made_from if files.exists(flags_path) else {}
   if any(made_from.get(k) != want[k] for k in FLAGS_IDENTITY):
@@ -184,26 +180,31 @@ def truth_provenance(flags_made_from: Dict, truth_csv: str) -> Dict:
               model_id="truth " + provenance.file_id(truth_csv))
 
 
-def reference_runs(train_dir, eval_dir, work_dir, cfg: SweepConfig, truth: set,
-                   made_from: Dict) -> Dict[str, Dict]:
-  """The references a student is measured against, with a truth file, each run once per
-  seed (side by side with cfg.jobs) and paired with the baseline by seed: COMPLETE, trained
-  on the complete labels (its gain is what the missing labels cost), and PERFECT_MASK,
-  masking exactly the missing labels (what flags of precision and recall 1 would give: the
-  most loss masking can recover, since a mask only removes wrong negatives and never adds
-  the positive). made_from: the perfect mask's provenance (truth_provenance). run() trains
-  them beside its other runs; this is for an experiment that wants them alone."""
+def reference_runs(work_dir: str, cfg: SweepConfig, name: str, entries,
+                   made_from: Optional[Dict] = None) -> List[Run]:
+  """A reference's runs, one per seed, paired with the baseline by seed: layout.COMPLETE
+  trains on the complete labels (its gain is what the missing labels cost); layout.
+  PERFECT_MASK masks exactly the missing labels (what flags of precision and recall 1
+  would give: the most loss masking can recover, since a mask only removes wrong negatives
+  and never adds the positive), made_from being its provenance (truth_provenance)."""
+  how = (dict(added_positives=entries) if name == layout.COMPLETE else
+         dict(masked=dataclasses.replace(entries, made_from=made_from)))
+  return [Run(layout.reference_dir(work_dir, name, i), cfg.seeded(i), ontology=cfg.propagated,
+              **how) for i in range(cfg.seeds)]
+
+
+def references_alone(train_dir, eval_dir, work_dir, cfg: SweepConfig, truth: set,
+                     made_from: Dict) -> Dict[str, Dict]:
+  """The references of a truth file trained alone (side by side with cfg.jobs), for an
+  experiment that wants them without a sweep (run() trains them beside its other runs);
+  returns their summaries by name."""
   entries = evaluation.truth_as_entries(truth)
-  kinds = {}
-  if cfg.complete_reference:
-    kinds[layout.COMPLETE] = dict(add_positives=entries)
-  if cfg.perfect_mask_reference:
-    kinds[layout.PERFECT_MASK] = dict(discards=dataclasses.replace(entries,
-                                                                   made_from=made_from))
+  names = ([layout.COMPLETE] if cfg.complete_reference else []) + (
+      [layout.PERFECT_MASK] if cfg.perfect_mask_reference else [])
   with side_by_side.Runner(cfg.resolved_jobs()) as runner:
-    futures = {name: [submit(runner, train_dir, eval_dir, Run(
-        layout.reference_dir(work_dir, name, i), cfg.seeded(i), **how))
-        for i in range(cfg.seeds)] for name, how in kinds.items()}
+    futures = {name: [submit(runner, train_dir, eval_dir, run) for run in
+                      reference_runs(work_dir, cfg, name, entries, made_from)]
+               for name in names}
     return {name: report.reference_summary(work_dir, eval_dir, cfg.seeds, cfg.verdict_params,
                                            name, results(fs), entries.count)
             for name, fs in futures.items()}
@@ -223,7 +224,7 @@ def export_best(result: SweepResult, train_dir: str):
   model = layout.row_dir(result.work_dir, best)
   metadata = os.path.join(tagger, exporting.METADATA)
   if (not files.exists(metadata) or files.read_json(metadata).get("model_id")
-      != provenance.file_id(inference.model_path(model))):
+      != inference.model_id(model)):
     logging.info("exporting the best run (p = %s) to %s", report.run_name(best), tagger)
     exporting.export(model, os.path.join(train_dir, examples.CLASS_MAP), tagger,
                      calibration_files=prepare.source_audio(train_dir))

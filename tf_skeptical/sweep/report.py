@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from tf_skeptical import errors
 from tf_skeptical import evaluation, treatments, verdict
 from tf_skeptical.util import files
 from tf_skeptical.sweep import layout
@@ -25,6 +26,12 @@ _NO_GAIN = dict(paired_runs=0, **{
     prefix + key: float("nan") for prefix in verdict.METRICS.values()
     for key in ("gain", "gain_seed_low", "gain_seed_high", "gain_clip_low", "gain_clip_high")},
     **{prefix + "significant": "" for prefix in verdict.METRICS.values()})
+
+
+def best_row(rows: Sequence[Dict]) -> Dict:
+  """The best of these table rows: the highest mean d' (the sweep's, a round's teacher, the
+  one exported; with the baseline among them, the baseline when no student beats it)."""
+  return max(rows, key=lambda r: r["d_prime"])
 
 
 def table_row(p: float, results: List[Dict], quality: Dict, gain: Optional[Dict],
@@ -52,7 +59,7 @@ def verdicts(work_dir: str, eval_dir: str, percents: Sequence[float], seeds: int
           for p in sorted(set(percents) | {0.0})}
   ids, labels, _ = runs[0.0][0]
   if any(list(r[0]) != list(ids) for rs in runs.values() for r in rs):
-    raise RuntimeError(f"runs in {work_dir} were evaluated on different eval clips")
+    raise errors.Failed(f"runs in {work_dir} were evaluated on different eval clips")
   baselines = [r[2] for r in runs[0.0]]
   return {p: verdict.paired_gain(labels, [r[2] for r in rs], baselines, params)
           for p, rs in runs.items() if p > 0}
@@ -74,7 +81,7 @@ def reference_summary(work_dir: str, eval_dir: str, seeds: int, params: verdict.
 
 
 def write_table(table: List[Dict], work_dir: str, references: Optional[Dict] = None) -> str:
-  """results.csv and results.md: the table, then the references (reference_runs) and how
+  """results.csv and results.md: the table, then the references (orchestration.reference_runs) and how
   much of the missing labels' cost the best p recovers."""
   evaluation.write_rows(table, os.path.join(work_dir, layout.RESULTS_CSV))
   base = table[0]
@@ -134,7 +141,7 @@ def _reference_lines(table: List[Dict], references: Dict[str, Dict]) -> List[str
       lines.append(f"\n{what.format(n=ref['missing_labels'])}, same recipe and seeds: d' "
                    f"{ref['d_prime']:.3f}, gain {verdict.describe(ref)}; lwlrap "
                    f"{ref['lwlrap']:.3f}, gain {verdict.describe(ref, 'lwlrap')}.")
-  best = max(table[1:] or table, key=lambda r: r["d_prime"])
+  best = best_row(table[1:] or table)
   if not best.get("paired_runs"):
     return lines
   which = f", round {best['round']}" if len(_by_round(table)) > 1 else ""

@@ -11,10 +11,11 @@ import dataclasses
 import re
 from typing import Iterable, Optional
 
+from tf_skeptical.errors import UserError
 from tf_skeptical.util import files
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
   """A problem in an input file, located by file and (1-based) row where known."""
 
   def __init__(self, path: str, problem: str, row: Optional[int] = None):
@@ -64,10 +65,3 @@ def worker_errors_as_data_errors():
       raise
     path, _, problem = found.group(1).strip().partition(": ")
     raise DataError(path, problem) from e
-
-
-def tf_error_text(error) -> str:
-  """The first line of a TensorFlow error, without its {{function_node ...}} prefix."""
-  text = getattr(error, "message", str(error)).strip().splitlines()[0]
-  text = re.sub(r"\s*\[Condition [^\]]*\]", "", text)  # an assertion's internal condition
-  return re.sub(r"\{\{[^}]*\}\}\s*", "", text)

@@ -21,6 +21,7 @@ import tempfile
 import tensorflow as tf
 import tensorflow_io  # noqa: F401  (registers s3://, az:// and http:// with tf.io.gfile)
 
+from tf_skeptical.errors import UserError
 from tf_skeptical.util import stopping
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -105,7 +106,7 @@ def text_lines(path: str):
 def atomic_write(path: str, mode: str = "w"):
   """Yields a file object; on success the written file replaces `path` in one rename."""
   tmp = path + ".tmp"
-  with stopping.removed_on_stop(tmp):
+  with stopping.removed_on_stop(tmp, remove):
     try:
       with open(tmp, mode) as f:
         yield f
@@ -191,7 +192,7 @@ def staged(out_dir: str, local: bool = True):
   fails, so that a failed run leaves nothing behind (a full disk stays no fuller) and the
   previous output untouched. Publish it with publish_directory inside the block."""
   staging = staging_directory(out_dir, local)
-  with stopping.removed_on_stop(staging):
+  with stopping.removed_on_stop(staging, remove):
     try:
       yield staging
     except BaseException:
@@ -234,7 +235,7 @@ def _publish_directory(staging: str, out_dir: str, last: str) -> None:
   remove(staging)
 
 
-class OutputLocked(RuntimeError):
+class OutputLocked(UserError, RuntimeError):
   """Another run is writing the same output."""
 
 
@@ -281,7 +282,7 @@ def output_lock(out: str):
     raise OutputLocked(f"{out} is being written by process {other or '?'} (lock file {path}); "
                        "wait for that run to end, or remove the lock file if it is gone")
   try:
-    with stopping.removed_on_stop(path):  # ours now: a stop removes it
+    with stopping.removed_on_stop(path, remove):  # ours now: a stop removes it
       yield
   finally:
     remove(path)

@@ -59,6 +59,14 @@ def file_id(path: str, chunk: int = 1 << 22) -> str:
   return digest.hexdigest()[:16]
 
 
+def check_made_from(made_from: dict, name: str, info) -> None:
+  """Raises ProvenanceMismatch unless an artifact (its made_from, called `name`) was made
+  from the clip set and class map of examples `info` (examples.ExamplesInfo)."""
+  for key, what in (("clips_id", "clip set"), ("class_map_id", "class map")):
+    check_same(what, made_from.get(key, "unrecorded"), name, info.extra.get(key, "unrecorded"),
+               f"train examples {info.directory}")
+
+
 def check_same(what: str, have: str, have_name: str, want: str, want_name: str) -> None:
   """Raises ProvenanceMismatch naming both artifacts where their ids of `what` differ."""
   if have != want:

@@ -140,11 +140,9 @@ def kill_descendants() -> None:
 
 
 @contextlib.contextmanager
-def removed_on_stop(path: str, remover: Optional[Callable[[str], None]] = None):
-  """Within the block, a stop removes `path` (with `remover`, default files.remove)."""
-  if remover is None:
-    from tf_skeptical.util import files
-    remover = files.remove
+def removed_on_stop(path: str, remover: Callable[[str], None]):
+  """Within the block, a stop removes `path` with remover(path) (files.remove, for a path
+  that may be a URL or a directory)."""
   with _registry_lock:
     _registered[path] = remover
   try:

@@ -1,15 +1,12 @@
-"""What the benchmarks share: argument parsing, alternating timing, and reporting.
-
-Absolute times drift on shared machines, so every benchmark reports a ratio of two things
-measured in the same run, alternating between them, and the median over rounds.
-"""
+"""What bench/ (speed and size) and experiments/ (what the method does to a tagger) share:
+their command lines, the built-in data they run on, the rows they measure and the
+RESULTS.md each writes from its stored rows."""
 
 import argparse
 import datetime
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -29,29 +26,6 @@ def parse_args(description: str, extra: "argparse.ArgumentParser | None" = None)
   parser.add_argument("--quick", action="store_true", help="CI size: seconds, not minutes.")
   parser.add_argument("--work_dir", default="/tmp/tfsk_bench", help="Scratch space.")
   return parser.parse_args()
-
-
-def rate(fn, items: int, rounds: int = 1) -> float:
-  """items per second of fn(), the best of `rounds` runs."""
-  best = float("inf")
-  for _ in range(rounds):
-    start = time.perf_counter()
-    fn()
-    best = min(best, time.perf_counter() - start)
-  return items / best
-
-
-def alternate(a, b, rounds: int):
-  """Median over rounds of time(a) / time(b), running a and b back to back each round."""
-  ratios = []
-  for _ in range(rounds):
-    t0 = time.perf_counter()
-    a()
-    t1 = time.perf_counter()
-    b()
-    t2 = time.perf_counter()
-    ratios.append((t1 - t0) / (t2 - t1))
-  return statistics.median(ratios), ratios
 
 
 def report(name: str, rows: list, home: str = BENCH) -> None:
