@@ -15,8 +15,8 @@ import sys
 
 import harness as common
 
-BENCHMARKS = ("input_pipeline", "masked_step", "training_speed", "scoring_and_flagging",
-              "export", "ceiling", "storage", "scale")
+BENCHMARKS = ("input_pipeline", "masked_step", "bootstrap", "training_speed",
+              "scoring_and_flagging", "export", "ceiling", "storage", "scale")
 
 
 def main():

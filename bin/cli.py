@@ -119,8 +119,19 @@ def _show_flags_in_help(main) -> None:
   flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS["traceback"])
 
 
+_HELP = {"--help": True, "-h": True, "-?": True, "--helpshort": True, "--helpfull": False}
+
+
 def _parse_flags(argv, known_only: bool):
-  """absl's flag parsing, with a flag error as one line (a usage error, exit status 1)."""
+  """absl's flag parsing, with a flag error as one line (a usage error, exit status 1), and
+  --help answered with exit status 0 (absl's exits 1, which a script checking a binary
+  with --help takes for a failure)."""
+  asked = [a for a in argv[1:] if a in _HELP]
+  if asked:
+    app.usage(shorthelp=_HELP[asked[0]], writeto_stdout=True)
+    if _HELP[asked[0]]:
+      print("\nTry --helpfull to get a list of all flags.")
+    sys.exit(0)
   try:
     return flags.FLAGS(argv, known_only=known_only)
   except flags.Error as e:

@@ -50,7 +50,8 @@ TREATMENTS = flags.DEFINE_list(
 FLAG_MIN_POSITIVES = flags.DEFINE_integer(
     "flag_min_positives", _D.flag_min_positives,
     "Classes with fewer train positives get no flags (their teacher has too little to rank "
-    "by); 0 flags every class.", lower_bound=0)
+    "by, and a class without any has no label to miss); 0 flags every class.",
+    lower_bound=0)
 JOBS = flags.DEFINE_integer(
     "jobs", _D.jobs, "Independent training runs side by side, each in its own process with "
     "cores / jobs threads (on a CPU a small model trains more patches per second that way); "

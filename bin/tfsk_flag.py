@@ -40,7 +40,8 @@ ONTOLOGY = flags.DEFINE_string(
     "--ontology).")
 MIN_POSITIVES = flags.DEFINE_integer(
     "min_positives", flag_stage.FlagParams.min_positives, "Classes with fewer train "
-    "positives get no flags (their teacher has too little to rank by); 0 flags every class.",
+    "positives get no flags (their teacher has too little to rank by, and a class without "
+    "any has no label to miss); 0 flags every class.",
     lower_bound=0)
 checks.percent(MAX_PERCENT, low_open=True)
 checks.percent(REVIEW_PERCENT)

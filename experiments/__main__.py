@@ -14,7 +14,8 @@ import sys
 
 import harness as common
 
-EXPERIMENTS = ("peers", "teachers", "harder_set", "harder_set_recipes", "treatments")
+EXPERIMENTS = ("peers", "teachers", "harder_set", "harder_set_recipes", "treatments",
+               "flag_threshold")
 
 
 def main():

@@ -37,8 +37,8 @@ import sys
 import numpy as np
 
 import harness as common
+from tf_skeptical.verdict import HEAD, TAIL
 
-HEAD, TAIL = "head", "tail"
 COMMAND = "python -m experiments.treatments"  # as run (set by _parse), recorded with its rows
 
 
@@ -69,13 +69,12 @@ def _parse():
 
 
 def class_split(sweep_dir: str):
-  """{HEAD: classes with more train positives than the median class, TAIL: the rest}, from
-  the teacher's score records (which carry each clip's positives)."""
-  from tf_skeptical import scoring, sweep
+  """verdict.head_and_tail of the train positives counted in the teacher's score records
+  (which carry each clip's positives), and those counts."""
+  from tf_skeptical import scoring, sweep, verdict
   scores = scoring.read_scores(os.path.join(sweep_dir, sweep.SCORES))
   counts = np.bincount(scores.positives[1], minlength=scores.scores.shape[1])
-  head = counts > np.median(counts)
-  return {HEAD: np.flatnonzero(head), TAIL: np.flatnonzero(~head)}, counts
+  return verdict.head_and_tail(counts), counts
 
 
 def _scores(sweep_dir, eval_dir, dirs):
@@ -138,9 +137,13 @@ def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
   for name in ("complete", "perfect mask"):
     if name in gains:
       gains[name]["reference"] = True
+  occurring = counts[counts > 0]
   lines = [f"Head: the {split[HEAD].size} classes with more train positives than the median "
-           f"class ({np.median(counts):g}); tail: the other {split[TAIL].size}. {seeds} seeds; "
-           "95% intervals [seeds; eval clips].\n"]
+           f"({np.median(occurring) if occurring.size else 0:g}) of the {occurring.size} "
+           f"classes that have any; tail: the other {split[TAIL].size} of them"
+           + (f" ({counts.size - occurring.size} classes without a train positive are in "
+              "neither)" if counts.size > occurring.size else "")
+           + f". {seeds} seeds; 95% intervals [seeds; eval clips].\n"]
   text, rows = report_gains(gains, gains.get("complete"), gains.get("perfect mask"), lines)
   with open(os.path.join(sweep_dir, "treatments.md"), "w") as f:
     f.write(text)

@@ -197,4 +197,7 @@ def test_min_positives_leaves_few_positive_classes_unflagged():
   s = scoring.Scores(ids, scores, scoring.csr_from_lists(rows), empty, {})
   flags = flagging.flag_scores(s, 10.0, min_positives=5)
   assert sorted(set(flags.cls.tolist())) == [0]  # 10 positives; class 1 has 2, class 2 none
-  assert len(flagging.flag_scores(s, 10.0).cls) == 9 + 9 + 10
+  assert flags.num_positives.tolist() == [10, 2, 0]
+  assert len(flagging.flag_scores(s, 10.0, min_positives=0).cls) == 9 + 9 + 10
+  assert flagging.MIN_POSITIVES > 1  # by default: classes 1 and 2 unflagged too
+  assert sorted(set(flagging.flag_scores(s, 10.0).cls.tolist())) == [0]

@@ -68,10 +68,9 @@ def assert_stopped_cleanly(status, stderr, seconds, workers, sig, binary):
   assert not [pid for pid in workers if alive(pid)], "worker processes outlived the binary"
 
 
-def job_running(staging, processes):
-  """started() for a Beam job: its staging directory and its workers (a shell and a
-  Python process each) exist."""
-  return lambda pid: staging.exists() and len(stopping.descendants(pid)) >= processes
+def job_running(staging, workers):
+  """started() for a Beam job: its staging directory and its worker processes exist."""
+  return lambda pid: staging.exists() and len(stopping.descendants(pid)) >= workers
 
 
 def leftovers(directory):
@@ -88,7 +87,7 @@ def test_stopping_score_keeps_the_previous_scores(tiny_teacher, tiny_examples, t
   before = snapshot_tree(tmp_path / "scores")
   staging = tmp_path / ".tmp.scores"
   status, stderr, seconds, workers = stop_while_running(
-      cmd, tmp_path, sig, job_running(staging, 8))
+      cmd, tmp_path, sig, job_running(staging, 4))
   assert workers, "the job had no worker processes when it was stopped"
   assert_stopped_cleanly(status, stderr, seconds, workers, sig, "tfsk_score")
   assert leftovers(tmp_path) == []
@@ -104,7 +103,7 @@ def test_ctrl_c_in_a_terminal_prints_one_line(tiny_teacher, tiny_examples, tmp_p
          "--output_dir=scores", "--local_workers=4"]
   staging = tmp_path / ".tmp.scores"
   status, stderr, seconds, workers = stop_while_running(
-      cmd, tmp_path, signal.SIGINT, job_running(staging, 8),
+      cmd, tmp_path, signal.SIGINT, job_running(staging, 4),
       group=True)
   assert_stopped_cleanly(status, stderr, seconds, workers, signal.SIGINT, "tfsk_score")
   assert leftovers(tmp_path) == [] and not (tmp_path / "scores").exists()
@@ -118,7 +117,7 @@ def test_stopping_prepare_leaves_nothing(tiny_data, tmp_path):
          f"--clip_seconds={TINY.clip_seconds}", "--local_workers=2"]
   staging = tmp_path / ".tmp.ex"
   status, stderr, seconds, workers = stop_while_running(
-      cmd, tmp_path, signal.SIGTERM, job_running(staging, 4))
+      cmd, tmp_path, signal.SIGTERM, job_running(staging, 2))
   assert_stopped_cleanly(status, stderr, seconds, workers, signal.SIGTERM, "tfsk_prepare")
   assert leftovers(tmp_path) == [] and not (tmp_path / "ex").exists()
 

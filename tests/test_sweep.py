@@ -243,3 +243,60 @@ def test_treatments_and_the_ontology_each_get_their_rows_and_runs(harder_set, tm
     assert t in text
   assert {"p10", "soft_p10", "distill0.5_p10", "positive_p10"} <= set(
       os.listdir(os.path.join(work, "logs")))
+
+
+def test_a_class_map_that_the_data_covers_in_part(tiny_data, tmp_path):
+  """30 classes, 6 of which occur (the tiny set's, prepared with 24 more in its class map):
+  by default no flag falls on a class without train positives; flag precision is over the
+  occurring classes (against a hand count of the flags file and the truth); head and tail
+  are taken over the occurring classes; no numpy warning; the report says what it counts."""
+  import csv
+  import warnings
+  from tf_skeptical import verdict
+  data, _ = tiny_data
+  padded = str(tmp_path / "classes30.csv")
+  with open(os.path.join(data, builtin_data.CLASS_MAP)) as f:
+    rows = list(csv.reader(f))
+  with open(padded, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerows(rows + [[i, f"/absent/{i}", f"absent {i}"] for i in range(len(rows) - 1, 30)])
+  dirs = {}
+  for split, segments in (("train", builtin_data.TRAIN_SEGMENTS),
+                          ("eval", builtin_data.EVAL_SEGMENTS)):
+    dirs[split] = str(tmp_path / split)
+    prepare.prepare_audio(os.path.join(data, segments),
+                          os.path.join(data, builtin_data.AUDIO_DIR), padded, dirs[split],
+                          clip_seconds=1.5)
+  assert examples.read_info(dirs["train"]).num_classes == 30
+  work = str(tmp_path / "sweep")
+  truth_csv = os.path.join(data, builtin_data.TRUTH)
+  cfg = sweep.SweepConfig(train=training.TrainConfig(**dict(TINY_TRAIN, epochs=1)),
+                          percents=(0.0, 10.0), max_percent=10.0, seeds=2, score_workers=1)
+  assert cfg.flag_min_positives == flagging.MIN_POSITIVES > 0
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    table = sweep.run(dirs["train"], dirs["eval"], work, cfg, truth_csv=truth_csv).table
+  numpy_warnings = [w for w in caught if "numpy" in w.filename or "verdict" in w.filename
+                    or "empty slice" in str(w.message)]
+  assert not numpy_warnings, [str(w.message) for w in numpy_warnings]
+
+  flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))
+  train_positives = flags.num_positives
+  assert (train_positives[6:] == 0).all() and (train_positives[:6] > 0).all()
+  assert set(np.unique(flags.cls)) <= set(np.flatnonzero(train_positives >= 5))
+  # Precision at 10%, counted by hand from the flags file and the truth CSV.
+  cmap = examples.read_info(dirs["train"]).class_map
+  with open(truth_csv) as f:
+    truth = {(r["clip_id"], cmap.index_of[r["mid"]]) for r in csv.DictReader(f)}
+  chosen = flags.selected(10.0)
+  pairs = [(str(flags.clip_ids[i]), int(c)) for i, c in zip(flags.clip[chosen],
+                                                            flags.cls[chosen])]
+  row = table[1]
+  assert row["masked_entries"] == len(pairs) > 0
+  assert row["flag_precision"] == pytest.approx(sum(p in truth for p in pairs) / len(pairs))
+  assert row["classes_without_positives"] == 24 and row["flagged_without_positives"] == 0
+  text = sweep.results_text(work)
+  assert ("over the 6 classes with train positives; the 24 classes without one (the teacher "
+          "never saw them present) took no flags." in text)
+  parts = verdict.head_and_tail(train_positives)
+  assert sorted(np.r_[parts[verdict.HEAD], parts[verdict.TAIL]].tolist()) == list(range(6))

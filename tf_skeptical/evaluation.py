@@ -102,7 +102,11 @@ def write_evaluation(evaluation: metrics.Evaluation, class_names, out_dir: str,
 
 
 def flag_quality(flags: Flags, truth: set, percents: Iterable[float]) -> List[Dict]:
-  """Precision and recall of the flags against {(clip_id, class)} truly missing labels.
+  """Precision and recall of the flags against {(clip_id, class)} truly missing labels, over
+  the classes the teacher can rank (those with train positives: it never saw the others
+  present, so its flags there are guesses), with the count of the other classes, the flags
+  they took and how many of those were right beside them (flags files that do not record
+  the classes' positives: every class counts).
 
   Entries are matched as integers (clip index x classes + class), a chunk of flags at a
   time: at AudioSet's p = 20% there are 2e8 flags, whose clip ids as strings alone would
@@ -116,23 +120,31 @@ def flag_quality(flags: Flags, truth: set, percents: Iterable[float]) -> List[Di
   scored[scored] = flags.clip_ids[row[scored]] == ids[scored]
   truth_keys = np.sort(row[scored] * num_classes + classes[scored])
   total_missing = int(truth_keys.size)
+  occurring = (np.ones(num_classes, bool) if flags.num_positives is None
+               else flags.num_positives > 0)
+  missing_here = int(occurring[truth_keys % num_classes].sum()) if total_missing else 0
   hit = np.zeros(flags.cls.size, bool)
   for a in range(0, hit.size if total_missing else 0, 1 << 22):
     b = a + (1 << 22)
     keys = flags.clip[a:b].astype(np.int64) * num_classes + flags.cls[a:b]
     at = np.minimum(np.searchsorted(truth_keys, keys), total_missing - 1)
     hit[a:b] = truth_keys[at] == keys
-  base_rate = total_missing / max(int(flags.num_implicit.sum()), 1)
+  on_occurring = occurring[flags.cls]
+  base_rate = missing_here / max(int(flags.num_implicit[occurring].sum()), 1)
   rows = []
   for p in percents:
     if p <= 0:
       continue
     selected = flags.selected(p)
-    n, tp = int(selected.sum()), int((selected & hit).sum())
+    here, elsewhere = selected & on_occurring, selected & ~on_occurring
+    n, tp = int(here.sum()), int((here & hit).sum())
     rows.append(dict(percent=p, flagged=n, truly_missing=tp,
                      precision=tp / n if n else float("nan"),
-                     recall=tp / total_missing if total_missing else float("nan"),
-                     base_rate=base_rate))
+                     recall=tp / missing_here if missing_here else float("nan"),
+                     base_rate=base_rate, classes=int(occurring.sum()),
+                     classes_without_positives=int((~occurring).sum()),
+                     flagged_without_positives=int(elsewhere.sum()),
+                     truly_missing_without_positives=int((elsewhere & hit).sum())))
   return rows
 
 

@@ -25,7 +25,7 @@ class FlagParams:
   """What is flagged and how much of it the review list shows."""
 
   max_percent: float = 20.0  # flagged up to this % of each class's implicit negatives
-  min_positives: int = 0  # classes with fewer train positives get no flags
+  min_positives: int = flagging.MIN_POSITIVES  # classes with fewer train positives: no flags
   review_percent: float = 1.0  # the review list holds the flags up to this p
   review_limit: int = 0  # at most this many review rows (0: all)
 

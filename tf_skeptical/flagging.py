@@ -35,6 +35,12 @@ FLAGS_FILE = "flags.npz"
 SUMMARY = "summary.csv"
 REVIEW = "review.csv"
 REVIEW_HEADER = ("clip_id", "mid", "display_name", "score", "percentile", "rank")
+# Classes with fewer train positives than this get no flags by default (tfsk_flag
+# --min_positives, tfsk_sweep --flag_min_positives) and are listed by the teacher check: a
+# teacher that saw a class present that rarely ranks its implicit negatives little better
+# than at random, and a class it never saw has no label to miss (experiments/RESULTS.md,
+# flag_threshold: measured on three datasets and a class map that the data covers in part).
+MIN_POSITIVES = 5
 SUMMARY_PERCENTS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
 _EPS = 1e-9  # so that p * n / 100 landing on an integer is not lost to rounding
 
@@ -56,6 +62,10 @@ class Flags:
   num_implicit: np.ndarray  # [C] int64
   max_percent: float
   made_from: dict = dataclasses.field(default_factory=dict)  # see Entries
+  # [C] int64: each class's train positives (after the ontology), or None in flags files
+  # written before it was recorded. A class without any cannot have a missing label among
+  # these clips: flag quality is reported over the classes that have some.
+  num_positives: Optional[np.ndarray] = None
 
   @property
   def percentile(self) -> np.ndarray:
@@ -162,8 +172,9 @@ def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives:
   # ~0.7x the scores, and growing them piecewise would double that.
   num_implicit = np.array([n - np.union1d(pos[c], neg[c]).size for c in range(num_classes)],
                           np.int64)
+  num_positives = np.array([len(p) for p in pos], np.int64)
   counts = flag_count(max_percent, num_implicit)
-  counts[np.array([len(p) for p in pos]) < min_positives] = 0
+  counts[num_positives < min_positives] = 0
   offsets = np.r_[0, np.cumsum(counts)]
   total = int(offsets[-1])
   out_clip = np.empty(total, np.int32)
@@ -188,7 +199,7 @@ def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives:
     out_rank[a:b] = np.arange(1, k + 1)
     out_score[a:b] = s[top]
   return Flags(np.asarray(clip_ids), out_clip, out_cls, out_rank, out_score, num_implicit,
-               float(max_percent))
+               float(max_percent), num_positives=num_positives)
 
 
 def write_flags(flags: Flags, path: str) -> None:
@@ -197,7 +208,8 @@ def write_flags(flags: Flags, path: str) -> None:
     np.savez(tmp, clip_ids=flags.clip_ids, clip=flags.clip, cls=flags.cls, rank=flags.rank,
              score=flags.score, percentile=flags.percentile, num_implicit=flags.num_implicit,
              max_percent=np.float64(flags.max_percent),
-             made_from=np.str_(json.dumps(flags.made_from)))
+             made_from=np.str_(json.dumps(flags.made_from)),
+             **({} if flags.num_positives is None else dict(num_positives=flags.num_positives)))
 
 
 def _read_arrays(path: str, names: Sequence[str]):
@@ -207,15 +219,19 @@ def _read_arrays(path: str, names: Sequence[str]):
   try:
     with files.open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
       made_from = json.loads(str(z["made_from"])) if "made_from" in z.files else {}
-      return [z[n] for n in names], dict(made_from, flags=path)
+      return [z[n] if n in z.files or n not in OPTIONAL_ARRAYS else None
+              for n in names], dict(made_from, flags=path)
   except (KeyError, ValueError, OSError) as e:
     raise DataError(path, f"not a flags file written by tfsk_flag ({e})")
 
 
+OPTIONAL_ARRAYS = ("num_positives",)  # absent from older flags files
+
+
 def read_flags(path: str) -> Flags:
   arrays, made_from = _read_arrays(path, ("clip_ids", "clip", "cls", "rank", "score",
-                                          "num_implicit", "max_percent"))
-  return Flags(*arrays[:6], float(arrays[6]), made_from)
+                                          "num_implicit", "max_percent", "num_positives"))
+  return Flags(*arrays[:6], float(arrays[6]), made_from, arrays[7])
 
 
 def load_entries(path: str, percent: float, with_scores: bool = False) -> Optional[Entries]:
@@ -270,7 +286,7 @@ def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], 
 
 
 def flag_scores(scores, max_percent: float = 20.0, ontology=None,
-                min_positives: int = 0) -> Flags:
+                min_positives: int = MIN_POSITIVES) -> Flags:
   """Flags from a read scores directory (scoring.Scores), recording what they were made
   from. ontology (ontology.Ontology): the positives' ancestors are positives, never flagged.
   min_positives: classes with fewer train positives (after the ontology) get no flags."""

@@ -44,40 +44,72 @@ def per_class_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 class ResampledAUC:
   """per_class_auc of resamples of one (labels, scores) set, given each clip's multiplicity
-  in the resample, without sorting again: the bootstrap in verdict.py evaluates thousands
-  of resamples. A resample's AUC is the Mann-Whitney count with every clip weighted by its
-  multiplicity: for each positive, the negatives below it plus half the negatives tied with
-  it, from cumulative sums over the order sorted once here."""
+  in the resample, many resamples at once: the bootstrap in verdict.py evaluates a thousand
+  of them for every run.
 
-  def __init__(self, labels: np.ndarray, scores: np.ndarray):
-    scores = np.asarray(scores)
-    self.order = np.argsort(scores, axis=0, kind="stable")  # [N, C]
-    ordered = np.take_along_axis(scores, self.order, 0)
-    self.positive = np.take_along_axis(np.asarray(labels) > 0, self.order, 0)
-    n = scores.shape[0]
-    at = np.broadcast_to(np.arange(n)[:, None], ordered.shape)
-    first = np.ones(ordered.shape, bool)
-    first[1:] = ordered[1:] != ordered[:-1]
-    last = np.ones(ordered.shape, bool)
-    last[:-1] = first[1:]
-    # For each sorted position: where its tie group starts, and one past where it ends.
-    self.start = np.maximum.accumulate(np.where(first, at, 0), axis=0)
-    self.stop = np.minimum.accumulate(np.where(last, at, n - 1)[::-1], axis=0)[::-1] + 1
+  A resample's AUC of class c is the Mann-Whitney count with every clip weighted by its
+  multiplicity w: sum over positives i and negatives j of w_i w_j [s_j < s_i] (ties 1/2),
+  over (sum of positives' w) x (sum of negatives' w). For a fixed class that is
+  sum_i w_i (W @ M)_i, where M[j, i] is negative j's credit toward positive i (1, 1/2 or
+  0), set up once here: a batch of resamples W [B, N] takes one matrix product per block
+  of classes, with no per-class or per-resample Python loop. M has a column per positive
+  label, so its size is N x (the eval set's positive labels), built a block of classes at a
+  time within `block_entries`."""
 
-  def __call__(self, counts: np.ndarray) -> np.ndarray:
-    """counts [N]: each clip's multiplicity in the resample -> [C] AUCs (NaN for classes
-    without both a positive and a negative in it)."""
-    w = np.asarray(counts, np.float64)[self.order]
-    pos = np.where(self.positive, w, 0.0)
-    neg = w - pos
-    below = np.concatenate([np.zeros((1, w.shape[1])), np.cumsum(neg, axis=0)])
-    before = np.take_along_axis(below, self.start, 0)
-    tied = np.take_along_axis(below, self.stop, 0) - before
-    n_pos, n_neg = pos.sum(axis=0), neg.sum(axis=0)
+  def __init__(self, labels: np.ndarray, scores: np.ndarray, block_entries: int = 1 << 22):
+    labels = np.asarray(labels) > 0
+    scores = np.asarray(scores, np.float64)
+    n, c = scores.shape
+    self.labels = labels.astype(np.float64)  # [N, C]: each resample's positives per class
+    self.blocks = []  # (first class, end class, positives' clips, M, class of each column)
+    per_block = max(1, block_entries // max(n, 1))
+    first = 0
+    while first < c:
+      end, width = first, 0
+      while end < c and (end == first or width + labels[:, end].sum() <= per_block):
+        width += int(labels[:, end].sum())
+        end += 1
+      clips, columns, owner = [], [], []
+      for k in range(first, end):
+        positive = np.flatnonzero(labels[:, k])
+        s, top = scores[:, k], scores[positive, k]
+        credit = (s[:, None] < top[None, :]) + 0.5 * (s[:, None] == top[None, :])
+        columns.append(credit * ~labels[:, k, None])
+        clips.append(positive)
+        owner.append(np.full(positive.size, k - first))
+      owner = np.concatenate(owner)
+      membership = np.zeros((owner.size, end - first))
+      membership[np.arange(owner.size), owner] = 1.0
+      self.blocks.append((first, end, np.concatenate(clips), np.hstack(columns), membership))
+      first = end
+
+  def batch(self, counts: np.ndarray) -> np.ndarray:
+    """counts [B, N]: each resample's multiplicity of each clip -> [B, C] AUCs (NaN for
+    classes without both a positive and a negative in that resample)."""
+    w = np.atleast_2d(np.asarray(counts, np.float64))
+    n_pos = w @ self.labels
+    n_neg = w.sum(axis=1, keepdims=True) - n_pos
+    above = np.zeros_like(n_pos)  # the Mann-Whitney count
+    for first, end, clips, credit, membership in self.blocks:
+      above[:, first:end] = (w[:, clips] * (w @ credit)) @ membership
     with np.errstate(invalid="ignore", divide="ignore"):
-      auc = (pos * (before + 0.5 * tied)).sum(axis=0) / (n_pos * n_neg)
+      auc = above / (n_pos * n_neg)
     auc[(n_pos == 0) | (n_neg == 0)] = np.nan
     return auc
+
+  def __call__(self, counts: np.ndarray) -> np.ndarray:
+    """counts [N] -> [C] AUCs of one resample."""
+    return self.batch(np.asarray(counts)[None])[0]
+
+
+def mean_over_classes(values: np.ndarray) -> np.ndarray:
+  """The mean over the last axis of the values that are not NaN (NaN where none is, without
+  numpy's warning about an empty slice)."""
+  valid = ~np.isnan(values)
+  count = valid.sum(axis=-1)
+  total = np.where(valid, values, 0.0).sum(axis=-1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def d_prime(auc):

@@ -29,7 +29,8 @@ import numpy as np
 from absl import logging
 
 from tf_skeptical.util import files
-from tf_skeptical.flagging import Flags, class_lists, flag_count, implicit_negatives
+from tf_skeptical.flagging import (MIN_POSITIVES, Flags, class_lists, flag_count,
+                                   implicit_negatives)
 
 CHECK_FILE = "teacher_check.json"
 
@@ -38,7 +39,7 @@ CHECK_FILE = "teacher_check.json"
 class CheckParams:
   percents: Sequence[float] = (0.5, 1.0, 2.0, 4.0)
   min_lift: float = 2.0  # pooled lift below this at every checked p: warn
-  min_positives: int = 5  # classes with fewer train positives are listed
+  min_positives: int = MIN_POSITIVES  # classes with fewer train positives are listed
 
 
 def _class_lift(scores_c: np.ndarray, positives_c: np.ndarray, implicit_c: np.ndarray,

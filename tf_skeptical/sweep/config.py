@@ -5,7 +5,7 @@ import dataclasses
 from typing import List, Sequence
 
 from tf_skeptical import errors
-from tf_skeptical import side_by_side, training, treatments, verdict
+from tf_skeptical import flagging, side_by_side, training, treatments, verdict
 
 # Around the built-in data's 2% missing rate, either side of it (4% shows what flagging past
 # the missing rate costs): with the references and 2 seeds, 12 training runs, the demo's
@@ -42,7 +42,7 @@ class SweepConfig:
   ontology: str = ""
   propagate_labels: bool = True
   # Classes with fewer train positives get no flags (flagging.py); 0: every class.
-  flag_min_positives: int = 0
+  flag_min_positives: int = flagging.MIN_POSITIVES
   verdict_params: verdict.VerdictParams = verdict.VerdictParams()
   # Independent runs trained side by side (side_by_side.py); 0: one per core on a CPU.
   jobs: int = 0

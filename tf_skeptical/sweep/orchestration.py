@@ -225,7 +225,11 @@ def export_best(result: SweepResult, train_dir: str):
   metadata = os.path.join(tagger, exporting.METADATA)
   if (not files.exists(metadata) or files.read_json(metadata).get("model_id")
       != inference.model_id(model)):
-    logging.info("exporting the best run (p = %s) to %s", report.run_name(best), tagger)
+    if best is result.baseline:
+      logging.info("no student beat the baseline (by mean d'): exporting the baseline to %s",
+                   tagger)
+    else:
+      logging.info("exporting the best run (p = %s) to %s", report.run_name(best), tagger)
     exporting.export(model, os.path.join(train_dir, examples.CLASS_MAP), tagger,
                      calibration_files=prepare.source_audio(train_dir))
   return best, tagger

@@ -46,7 +46,11 @@ def table_row(p: float, results: List[Dict], quality: Dict, gain: Optional[Dict]
               d_prime_max=max(e["d_prime"] for e in evals),
               flag_precision=quality.get("precision", float("nan")),
               flag_recall=quality.get("recall", float("nan")),
-              base_rate=quality.get("base_rate", float("nan")), **(gain or _NO_GAIN))
+              base_rate=quality.get("base_rate", float("nan")),
+              flag_classes=quality.get("classes", 0),
+              classes_without_positives=quality.get("classes_without_positives", 0),
+              flagged_without_positives=quality.get("flagged_without_positives", 0),
+              **(gain or _NO_GAIN))
 
 
 def verdicts(work_dir: str, eval_dir: str, percents: Sequence[float], seeds: int,
@@ -120,6 +124,13 @@ def write_table(table: List[Dict], work_dir: str, references: Optional[Dict] = N
   if not np.isnan(table[-1]["base_rate"]):
     lines.append(f"\nBase rate (missing labels among implicit negatives, the precision of "
                  f"random flags): {table[-1]['base_rate']:.4f}")
+    absent = table[-1].get("classes_without_positives", 0)
+    if absent:
+      took = max(r.get("flagged_without_positives", 0) for r in table)
+      lines.append(f"Flag precision, recall and the base rate are over the "
+                   f"{table[-1]['flag_classes']} classes with train positives; the {absent} "
+                   f"classes without one (the teacher never saw them present) "
+                   + (f"took up to {took} flags." if took else "took no flags."))
   text = "\n".join(l for l in lines if l) + "\n"
   path = os.path.join(work_dir, layout.RESULTS_MD)
   with files.atomic_write(path) as f:
@@ -148,19 +159,35 @@ def _reference_lines(table: List[Dict], references: Dict[str, Dict]) -> List[str
   if (best.get("treatment") or treatments.MASK) != treatments.MASK:
     which = f", {best['treatment']}{which}"
   for metric, prefix in verdict.METRICS.items():
-    shares = [f"{100 * best[prefix + 'gain'] / ref[prefix + 'gain']:.0f}% of {label}"
-              for ref, label in ((complete, "what the missing labels cost"),
-                                 (perfect, "what a perfect mask gains"))
-              if ref and ref[prefix + "gain"] > 0]
-    if complete and perfect and complete[prefix + "gain"] > 0:
-      shares.append(f"a perfect mask itself recovers "
-                    f"{100 * perfect[prefix + 'gain'] / complete[prefix + 'gain']:.0f}% of the "
-                    f"cost")
     name = METRIC_NAMES[metric]
-    lines.append(f"By {name}, the best p ({best['discard_percent']:g}%{which}) recovers "
-                 + "; ".join(shares) + "." if shares else
-                 f"By {name}, no reference beat the baseline: nothing to recover.")
+    head = f"By {name}, the best p ({best['discard_percent']:g}%{which})"
+    if not best[prefix + "significant"]:
+      lines.append(f"{head} gains {best[prefix + 'gain']:+.3f}, within noise (an interval "
+                   "includes 0): no share of the references' gains is claimed.")
+      continue
+    shares = [_share(best[prefix + "gain"], ref, prefix, label)
+              for ref, label in ((complete, "what the missing labels cost"),
+                                 (perfect, "what a perfect mask gains")) if ref]
+    if complete and perfect:
+      shares.append("a perfect mask itself recovers " + _share(
+          perfect[prefix + "gain"], complete, prefix, "the cost"))
+    lines.append(f"{head} recovers " + "; ".join(shares) + "." if shares else
+                 f"{head} gains {best[prefix + 'gain']:+.3f}; no reference was trained.")
   return lines
+
+
+def _share(gain: float, reference: Dict, prefix: str, what: str) -> str:
+  """A gain as a share of a reference's gain, in words: 'within noise' where the
+  reference's own gain is (a share of noise means nothing), and a share above 100% said
+  to be one."""
+  ref = reference[prefix + "gain"]
+  if not reference[prefix + "significant"] or ref <= 0:
+    return (f"none of {what}, which is within noise ({ref:+.3f}, an interval includes 0)"
+            if not reference[prefix + "significant"] else
+            f"none of {what}: the reference lost ({ref:+.3f})")
+  share = 100 * gain / ref
+  return f"{share:.0f}% of {what}" + (
+      " (over 100%: more than the reference itself gained)" if share > 100 else "")
 
 
 def results_text(work_dir: str) -> str:
@@ -296,6 +323,9 @@ def run_label(row: Dict) -> str:
 
 
 def best_line(best: Dict, table: List[Dict]) -> str:
+  if best is table[0]:
+    return (f"No student beat the baseline by mean d' (baseline d' {best['d_prime']:.3f}): "
+            "the baseline is the best run.")
   text = (f"Best discard percentage by mean d': {run_name(best)} "
           f"(d' {best['d_prime']:.3f} vs baseline {table[0]['d_prime']:.3f})")
   return text + (f"; gain {verdict.describe(best)}." if best.get("paired_runs") else ".")

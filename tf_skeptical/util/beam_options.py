@@ -29,16 +29,24 @@ def pipeline_options(beam_args: Sequence[str], local_workers: int = 1) -> Pipeli
   return PipelineOptions(args)
 
 
+# The local runner's worker process: Beam's SDK worker, started by a shell with SIGINT
+# ignored. A terminal's Ctrl-C reaches every process of its foreground group; the binary
+# stops the job and kills its workers (util/stopping.py), and a worker that also took the
+# SIGINT would print a KeyboardInterrupt traceback first (or "Fatal Python error" while it
+# starts). An ignored signal stays ignored through exec, and Python then installs no
+# handler for it.
+WORKER_COMMAND = (f"trap '' INT; exec {sys.executable} -m "
+                  "apache_beam.runners.worker.sdk_worker_main")
+
+
 def pipeline(beam_args: Sequence[str], local_workers: int = 1) -> beam.Pipeline:
   """A pipeline on the runner the arguments name; locally, local_workers > 1 runs that
-  many worker processes (beam_worker.py: Beam's SDK worker, which a Ctrl-C meant for the
-  binary leaves alone)."""
+  many worker processes (WORKER_COMMAND)."""
   options = pipeline_options(beam_args, local_workers)
   named = {a.split("=")[0] for a in beam_args if a.startswith("--")}
   if "--runner" in named or local_workers <= 1 or "--direct_running_mode" in named:
     return beam.Pipeline(options=options)
-  worker = environments.SubprocessSDKEnvironment.from_command_string(
-      f"{sys.executable} -m tf_skeptical.util.beam_worker")
+  worker = environments.SubprocessSDKEnvironment.from_command_string(WORKER_COMMAND)
   return beam.Pipeline(runner=FnApiRunner(default_environment=worker), options=options)
 
 
