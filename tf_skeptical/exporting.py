@@ -283,6 +283,13 @@ def tflite_model_metadata(metadata: dict, class_map, cfg: ExportConfig
       embedding_dims=metadata["embedding_dims"], settings=metadata)
 
 
+def _init_from(model_path: str) -> Optional[dict]:
+  """What the exported run started from (pretrained.Start, from its result.json), if it
+  started from a pretrained tagger."""
+  result = os.path.join(model_path, "result.json")
+  return files.read_json(result).get("init_from") if files.exists(result) else None
+
+
 def export(model_path: str, class_map_csv: str, out_dir: str, *,
            calibration_files: Sequence[str], cfg: ExportConfig = ExportConfig(),
            model_name: Optional[str] = None) -> dict:
@@ -304,6 +311,7 @@ def export(model_path: str, class_map_csv: str, out_dir: str, *,
       embedding_dims=int(model.get_layer(models.EMBEDDING_LAYER).output.shape[-1]),
       model=model_name or model.name, source=files.absolute(model_path),
       model_id=inference.model_id(model_path),
+      init_from=_init_from(model_path),
       class_map_id=provenance.class_map_id(class_map.mids),
       files=dict(saved_model=SAVED_MODEL, tflite_float=FLOAT_TFLITE, tflite_int8=INT8_TFLITE,
                  class_map=CLASS_MAP),

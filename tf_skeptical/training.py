@@ -24,7 +24,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_skeptical import errors, evaluation, folds, inference, input_pipeline, metrics, models
+from tf_skeptical import (errors, evaluation, folds, inference, input_pipeline, metrics, models,
+                          pretrained)
 from tf_skeptical.data import examples
 from tf_skeptical.targets import Targets
 from tf_skeptical.util import files, output_paths
@@ -97,6 +98,15 @@ class TrainConfig:
   holdout_folds: int = _setting(0, "", flag=False)
   holdout_fold: int = _setting(0, "", flag=False)
   seed: int = _setting(0, "Random seed.")
+  init_from: str = _setting(
+      "", "Start from a pretrained tagger instead of random weights: YAMNet's released "
+      "weights file (yamnet.h5, the user's download; --model=mobilenet_v1 --width=1 on "
+      "YAMNet's 96 x 64 log-mel patches), or a run of this project (its directory or "
+      ".keras file, the same architecture). The classifier head is mapped by mid from the "
+      "source's class map; new classes start fresh (pretrained.py).")
+  init_class_map: str = _setting(
+      "", "The class map of --init_from (index,mid,display_name); default: "
+      "yamnet_class_map.csv beside a YAMNet weights file, or a run's train examples' map.")
 
   def __post_init__(self):
     """Refuses a recipe that cannot train (bin/checks.py refuses the same values as flags,
@@ -347,6 +357,15 @@ def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: in
   global batch, so that N replicas take the step one machine would."""
   backbone = models.build_model(cfg.model, info.features.input_shape, info.num_classes,
                                 cfg.width, cfg.bn_momentum)
+  start = None
+  if cfg.init_from:
+    if cfg.init_from.endswith((".h5", ".hdf5")) and (
+        tuple(info.features.input_shape) != (96, 64) or cfg.model != "mobilenet_v1"):
+      raise errors.BadValue(f"{cfg.init_from}: YAMNet's weights take MobileNetV1 on 96 x 64 "
+                            "log-mel patches (YAMNet's frontend), not "
+                            f"{cfg.model} on {tuple(info.features.input_shape)}")
+    start = pretrained.start_from(backbone, cfg.init_from, info.class_map.mids,
+                                  cfg.init_class_map or None)
   if tf.distribute.get_strategy().num_replicas_in_sync > 1:
     for layer in backbone.layers:
       if isinstance(layer, keras.layers.BatchNormalization):
@@ -355,6 +374,7 @@ def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: in
       k: info.extra.get(k) for k in ("clips_id", "class_map_id")})
   model.compile(optimizer=keras.optimizers.Adam(_learning_rate(cfg, total_steps)),
                 jit_compile=False)
+  model.start = start  # pretrained.Start, or None: recorded in result.json
   return model
 
 
@@ -438,6 +458,7 @@ def _train(train_dir, model_dir, cfg, targets, eval_dir, verbose, strategy) -> d
   files.rename(tmp, os.path.join(model_dir, inference.MODEL_FILE))
   result = dict(config=dataclasses.asdict(cfg), train_dir=files.absolute(train_dir),
                 steps_per_epoch=steps, **targets.record(),
+                init_from=dataclasses.asdict(model.start) if model.start else None,
                 history=backup.history_by_metric())
   if clip_eval:  # the model as saved; its clip scores kept for comparing runs
     ids, labels, scores = clip_eval.final(model)

@@ -1,0 +1,237 @@
+"""Starting from a pretrained tagger: a weights file in YAMNet's released layout (written here
+with h5py, layer and weight names as Keras 2 wrote them, random values) loads into this
+project's MobileNetV1 under Keras 3; every array lands where the file says, the network
+computes what a numpy reference computes from the file's arrays, the head is mapped by
+mid, and a file of another layout is refused in one line."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from tf_skeptical import errors, models, pretrained
+
+YAMNET_CLASSES = 521
+# YAMNet's layers (name, stride, filters) after layer1's conv: separable blocks 2..14.
+BLOCKS = [(2, 1, 64), (3, 2, 128), (4, 1, 128), (5, 2, 256), (6, 1, 256), (7, 2, 512),
+          (8, 1, 512), (9, 1, 512), (10, 1, 512), (11, 1, 512), (12, 1, 512), (13, 2, 1024),
+          (14, 1, 1024)]
+
+
+def yamnet_arrays(rng, classes=YAMNET_CLASSES):
+  """{Keras 2 layer name: [(weight name, array)]} in YAMNet's order, random values."""
+  def bn(name, c):
+    return [(f"{name}/beta:0", rng.normal(0, 0.1, c)),
+            (f"{name}/moving_mean:0", rng.normal(0, 0.1, c)),
+            (f"{name}/moving_variance:0", rng.uniform(0.5, 1.5, c))]
+
+  layers = {"layer1/conv": [("layer1/conv/kernel:0", rng.normal(0, 0.3, (3, 3, 1, 32)))],
+            "layer1/conv/bn": bn("layer1/conv/bn", 32)}
+  channels = 32
+  for i, _, filters in BLOCKS:
+    d, p = f"layer{i}/depthwise_conv", f"layer{i}/pointwise_conv"
+    layers[d] = [(f"{d}/depthwise_kernel:0", rng.normal(0, 0.3, (3, 3, channels, 1)))]
+    layers[d + "/bn"] = bn(d + "/bn", channels)
+    layers[p] = [(f"{p}/kernel:0",
+                  rng.normal(0, 1 / np.sqrt(channels), (1, 1, channels, filters)))]
+    layers[p + "/bn"] = bn(p + "/bn", filters)
+    channels = filters
+  layers["logits"] = [("logits/kernel:0", rng.normal(0, 0.05, (1024, classes))),
+                      ("logits/bias:0", rng.normal(0, 0.1, classes))]
+  return {k: [(n, np.asarray(a, np.float32)) for n, a in v] for k, v in layers.items()}
+
+
+def write_yamnet(path, layers):
+  """A weights file as Keras 2's save_weights wrote yamnet.h5: the layer names (weighted or
+  not) on the root, a group per layer (nested where the name has "/"), its weight names as
+  an attribute and each array at the group's path plus its full weight name."""
+  names = ["waveform_binary", "reshape"] + [n for n in layers if n != "logits"] + [
+      "global_average_pooling2d", "logits", "activation"]
+  with h5py.File(path, "w") as f:
+    f.attrs["layer_names"] = [n.encode() for n in names]
+    f.attrs["backend"], f.attrs["keras_version"] = b"tensorflow", b"2.2.4-tf"
+    for name in names:
+      group = f.require_group(name)
+      weights = layers.get(name, [])
+      group.attrs["weight_names"] = [w.encode() for w, _ in weights]
+      for weight_name, array in weights:
+        group.create_dataset(weight_name, data=array)
+
+
+def write_class_map(path, mids):
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["index", "mid", "display_name"])
+    w.writerows([i, mid, f"class {mid}"] for i, mid in enumerate(mids))
+
+
+YAMNET_MIDS = [f"/m/y{i:03d}" for i in range(YAMNET_CLASSES)]
+
+
+@pytest.fixture(scope="module")
+def yamnet_file(tmp_path_factory):
+  root = tmp_path_factory.mktemp("yamnet")
+  layers = yamnet_arrays(np.random.default_rng(0))
+  write_yamnet(str(root / "yamnet.h5"), layers)
+  write_class_map(str(root / pretrained.YAMNET_CLASS_MAP), YAMNET_MIDS)
+  return str(root / "yamnet.h5"), layers
+
+
+# -- a numpy reference of YAMNet's network, from the file's arrays -----------------------
+
+def _same_pad(x, stride):
+  h, w = x.shape[:2]
+  def pads(n):
+    out = -(-n // stride)
+    total = max((out - 1) * stride + 3 - n, 0)
+    return total // 2, total - total // 2
+  return np.pad(x, (pads(h), pads(w), (0, 0)))
+
+
+def _windows(x, stride):
+  """The 9 shifted views of a 3x3 kernel with 'same' padding: [(di, dj, view [H', W', C])]."""
+  h, w = -(-x.shape[0] // stride), -(-x.shape[1] // stride)
+  padded = _same_pad(x, stride)
+  return [(di, dj, padded[di:di + stride * h:stride, dj:dj + stride * w:stride])
+          for di in range(3) for dj in range(3)]
+
+
+def conv(x, kernel, stride):
+  return sum(view @ kernel[di, dj] for di, dj, view in _windows(x, stride))
+
+
+def depthwise(x, kernel, stride):
+  return sum(view * kernel[di, dj, :, 0] for di, dj, view in _windows(x, stride))
+
+
+def bn_relu(x, arrays):
+  beta, mean, variance = arrays
+  return np.maximum((x - mean) / np.sqrt(variance + 1e-4) + beta, 0.0)
+
+
+def reference_logits(layers, patch):
+  """YAMNet on one [96, 64] patch: conv, depthwise and pointwise convolutions, inference
+  BatchNorm without scale, ReLU, global average pooling, the logits Dense."""
+  a = {name: [arr.astype(np.float64) for _, arr in ws] for name, ws in layers.items()}
+  x = bn_relu(conv(patch[:, :, None].astype(np.float64), a["layer1/conv"][0], 2),
+              a["layer1/conv/bn"])
+  for i, stride, _ in BLOCKS:
+    x = bn_relu(depthwise(x, a[f"layer{i}/depthwise_conv"][0], stride),
+                a[f"layer{i}/depthwise_conv/bn"])
+    x = bn_relu(x @ a[f"layer{i}/pointwise_conv"][0][0, 0], a[f"layer{i}/pointwise_conv/bn"])
+  return x.mean(axis=(0, 1)) @ a["logits"][0] + a["logits"][1]
+
+
+# -- the tests -----------------------------------------------------------------------------
+
+def _model(classes):
+  return models.mobilenet_v1((96, 64), classes, 1.0)
+
+
+def test_every_array_lands_where_the_file_says(yamnet_file):
+  path, _ = yamnet_file
+  model = _model(YAMNET_CLASSES)
+  start = pretrained.load_yamnet(model, path, YAMNET_MIDS)
+  assert (start.kind, start.classes_kept, start.classes_new) == ("yamnet", 521, 0)
+  ours_of = {"layer1": "layer1/conv", "layer1_bn": "layer1/conv/bn", "logits": "logits"}
+  for i, _, _ in BLOCKS:
+    for part in ("depthwise", "pointwise"):
+      ours_of[f"layer{i}_{part}"] = f"layer{i}/{part}_conv"
+      ours_of[f"layer{i}_{part}_bn"] = f"layer{i}/{part}_conv/bn"
+  with h5py.File(path, "r") as f:  # read by path, not through the loader
+    checked = 0
+    for layer in model.layers:
+      if not layer.weights:
+        continue
+      group = ours_of[layer.name]
+      suffixes = (["kernel:0", "bias:0"] if layer.name == "logits" else
+                  ["beta:0", "moving_mean:0", "moving_variance:0"] if group.endswith("/bn")
+                  else ["depthwise_kernel:0"] if "depthwise" in group else ["kernel:0"])
+      assert len(layer.weights) == len(suffixes)
+      for weight, suffix in zip(layer.weights, suffixes):
+        np.testing.assert_array_equal(np.asarray(weight), f[f"/{group}/{group}/{suffix}"][()])
+        checked += 1
+  assert checked == 110  # 55 layers: 1 + 3, 13 x (1 + 3 + 1 + 3), 2
+
+
+def test_the_network_computes_what_numpy_computes_from_the_file(yamnet_file):
+  path, layers = yamnet_file
+  model = _model(YAMNET_CLASSES)
+  pretrained.load_yamnet(model, path, YAMNET_MIDS)
+  patch = np.random.default_rng(3).normal(-4, 2, (96, 64)).astype(np.float32)
+  got = np.asarray(model(patch[None], training=False))[0]
+  np.testing.assert_allclose(got, reference_logits(layers, patch), rtol=1e-4, atol=1e-4)
+
+
+def test_the_head_is_mapped_by_mid_and_new_classes_start_fresh(yamnet_file, tmp_path):
+  path, layers = yamnet_file
+  kernel, bias = (a for _, a in layers["logits"])
+  mids = [YAMNET_MIDS[5], "/m/new1", YAMNET_MIDS[0], "/m/new2", YAMNET_MIDS[520]]
+  model = _model(len(mids))
+  fresh_kernel, fresh_bias = (np.array(w) for w in model.get_layer("logits").get_weights())
+  start = pretrained.load_yamnet(model, path, mids)
+  assert (start.classes_kept, start.classes_new) == (3, 2)
+  got_kernel, got_bias = model.get_layer("logits").get_weights()
+  for j, source in ((0, 5), (2, 0), (4, 520)):
+    np.testing.assert_array_equal(got_kernel[:, j], kernel[:, source])
+    assert got_bias[j] == bias[source]
+  for j in (1, 3):
+    np.testing.assert_array_equal(got_kernel[:, j], fresh_kernel[:, j])
+    assert got_bias[j] == fresh_bias[j]
+
+
+def test_a_file_of_another_layout_is_refused_naming_the_layer(yamnet_file, tmp_path):
+  path, layers = yamnet_file
+  wrong = dict(layers)
+  wrong["layer3/pointwise_conv"] = [("layer3/pointwise_conv/kernel:0",
+                                     np.zeros((1, 1, 64, 100), np.float32))]
+  bad = str(tmp_path / "yamnet.h5")
+  write_yamnet(bad, wrong)
+  write_class_map(str(tmp_path / pretrained.YAMNET_CLASS_MAP), YAMNET_MIDS)
+  with pytest.raises(errors.BadValue) as caught:
+    pretrained.load_yamnet(_model(3), bad, YAMNET_MIDS[:3])
+  message = str(caught.value)
+  assert message.startswith(f"{bad}: layer layer3/pointwise_conv holds arrays of shapes "
+                            "[(1, 1, 64, 100)], but layer3_pointwise") and "\n" not in message
+  short = {k: v for k, v in layers.items() if not k.startswith("layer14")}
+  write_yamnet(bad, short)
+  with pytest.raises(errors.BadValue, match=r"51 layers with weights, but YAMNet's released "
+                                            r"layout has 55"):
+    pretrained.load_yamnet(_model(3), bad, YAMNET_MIDS[:3])
+  with pytest.raises(errors.BadValue, match="this MobileNetV1 at width 1.0 needs"):
+    pretrained.load_yamnet(models.mobilenet_v1((96, 64), 3, 0.5), path, YAMNET_MIDS[:3])
+  os.remove(tmp_path / pretrained.YAMNET_CLASS_MAP)
+  with pytest.raises(errors.BadValue, match="no class map for the weights to start from"):
+    pretrained.load_yamnet(_model(3), bad, YAMNET_MIDS[:3])
+
+
+@pytest.mark.end_to_end
+def test_tfsk_train_starts_from_yamnet_and_records_it(yamnet_file, tiny_examples, tmp_path):
+  """A student started from the weights file: result.json records the start, and a file of
+  another layout is one line from the binary, with nothing trained."""
+  from tf_skeptical import training
+  from tf_skeptical.util import provenance
+  path, _ = yamnet_file
+  train_dir, _ = tiny_examples
+  cfg = training.TrainConfig(width=1.0, epochs=1, batch_size=8, steps_per_epoch=2,
+                             train_hop_frames=48, init_from=path)
+  result = training.train(train_dir, str(tmp_path / "run"), cfg, verbose=0)
+  assert result["init_from"] == dict(path=path, kind="yamnet", file_id=provenance.file_id(path),
+                                     classes_kept=0, classes_new=6)
+  bad = tmp_path / "not_yamnet.h5"
+  bad.write_bytes(b"not hdf5")
+  yamnet_map = os.path.join(os.path.dirname(path), pretrained.YAMNET_CLASS_MAP)
+  done = subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_train",
+                         f"--train={train_dir}", "--model_dir=run2", "--width=1",
+                         "--epochs=1", f"--init_from={bad}",
+                         f"--init_class_map={yamnet_map}"], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 1 and len(lines) == 1, done.stderr
+  assert lines[0].startswith(f"tfsk_train: error: {bad}: not a Keras weights file in "
+                             "YAMNet's released layout")
