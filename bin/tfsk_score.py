@@ -13,7 +13,14 @@ from tf_skeptical_bin import checks, cli, inference_options
 flags.adopt_module_key_flags(inference_options)  # --help lists --pooling, --patch_hop_frames
 
 EXAMPLES = flags.DEFINE_string("examples", None, "Examples directory to score.")
-MODEL = flags.DEFINE_string("model", None, "Model directory (model.keras) or .keras file.")
+MODEL = flags.DEFINE_string(
+    "model", None, "The teacher: a model directory (model.keras) or .keras file trained on "
+    "these examples' class map, or YAMNet's released weights (yamnet.h5, your download) "
+    "as a pretrained teacher: the classes it knows by mid are scored, the others named and "
+    "never flagged.")
+TEACHER_CLASS_MAP = flags.DEFINE_string(
+    "teacher_class_map", None, "With --model=yamnet.h5: its class map (default: "
+    "yamnet_class_map.csv beside it).")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where score shards go.")
 PATCH_BATCH = flags.DEFINE_integer(
     "patch_batch", None, "Patches per model call (a fixed shape). Default: 256 for log-mel "
@@ -30,7 +37,8 @@ def main(argv):
                            pooling=inference_options.POOLING.value,
                            hop_frames=inference_options.PATCH_HOP.value,
                            patch_batch=PATCH_BATCH.value, beam_args=argv[1:],
-                           local_workers=LOCAL_WORKERS.value)
+                           local_workers=LOCAL_WORKERS.value,
+                           teacher_class_map=TEACHER_CLASS_MAP.value)
   logging.info("scored %d clips into %s", manifest["num_clips"], OUTPUT_DIR.value)
 
 

@@ -235,3 +235,53 @@ def test_tfsk_train_starts_from_yamnet_and_records_it(yamnet_file, tiny_examples
   assert done.returncode == 1 and len(lines) == 1, done.stderr
   assert lines[0].startswith(f"tfsk_train: error: {bad}: not a Keras weights file in "
                              "YAMNet's released layout")
+
+
+@pytest.mark.end_to_end
+def test_yamnet_as_the_teacher_scores_what_it_knows_and_flags_only_that(tiny_examples,
+                                                                      tmp_path):
+  """YAMNet's weights as the skeptical teacher of the tiny train set, whose class map shares
+  4 of its 6 mids with the (fake) YAMNet class map: each clip's scores are the mean over its
+  patches of the numpy reference's sigmoid; the 2 unknown classes are NaN, named, and get no
+  flags; the flags equal a numpy ranking of those scores."""
+  from tf_skeptical import flagging, input_pipeline, scoring
+  from tf_skeptical.data import examples
+  train_dir, _ = tiny_examples
+  info = examples.read_info(train_dir)
+  layers = yamnet_arrays(np.random.default_rng(5))
+  weights = str(tmp_path / "yamnet.h5")
+  write_yamnet(weights, layers)
+  mids = list(YAMNET_MIDS)
+  place = {0: 17, 1: 250, 3: 0, 4: 520}  # tiny class -> YAMNet index (2 and 5 unknown)
+  for tiny, index in place.items():
+    mids[index] = info.class_map.mids[tiny]
+  write_class_map(str(tmp_path / pretrained.YAMNET_CLASS_MAP), mids)
+
+  out = str(tmp_path / "scores")
+  manifest = scoring.score(train_dir, weights, out, local_workers=1)
+  assert manifest["unknown_classes"] == [info.class_map.display_names[c] for c in (2, 5)]
+  scores = scoring.read_scores(out)
+  assert np.isnan(scores.scores[:, [2, 5]]).all()
+  assert not np.isnan(scores.scores[:, [0, 1, 3, 4]]).any()
+
+  # The reference: every clip's patches (the frontend's hop) through numpy.
+  for clip in list(examples.iterate(train_dir))[:6]:
+    patches = input_pipeline.clip_patches(clip["features"], info.features, 48).numpy()
+    logits = np.stack([reference_logits(layers, p) for p in patches])
+    want = (1 / (1 + np.exp(-logits))).mean(axis=0)
+    row = int(np.flatnonzero(scores.clip_ids == clip["clip_id"])[0])
+    for tiny, index in place.items():
+      assert scores.scores[row, tiny] == pytest.approx(want[index], abs=2e-4)
+
+  flags = flagging.flag_scores(scores, 20.0, min_positives=0)
+  assert set(np.unique(flags.cls)) <= {0, 1, 3, 4}
+  positives = [set(np.flatnonzero(c["positives"])) | set(np.flatnonzero(
+      c["explicit_negatives"])) for c in examples.iterate(train_dir)]
+  ids = [c["clip_id"] for c in examples.iterate(train_dir)]
+  by_id = dict(zip(ids, positives))
+  for c in (0, 1, 3, 4):
+    implicit = sorted((k for k in scores.clip_ids if c not in by_id[k]),
+                      key=lambda k: (-scores.scores[list(scores.clip_ids).index(k), c], k))
+    want = set(implicit[:int(np.floor(len(implicit) * 20 / 100 + 1e-9))])
+    got = {str(scores.clip_ids[i]) for i in flags.clip[flags.cls == c]}
+    assert got == want

@@ -62,6 +62,11 @@ def flag(read_scores: Callable, class_map, class_map_csv: str, out_dir: str,
   check_outputs(out_dir, review_csv)
   scores = read_scores()
   check_class_map(scores, class_map, class_map_csv, scores_name)
+  unknown = scores.manifest.get("unknown_classes") or []
+  if unknown:
+    logging.warning("%d classes get no flags: the teacher does not know them (%s)",
+                    len(unknown), ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20
+                                                             else ""))
   flags = flagging.flag_scores(scores, params.max_percent, ontology, params.min_positives)
   names = class_map.display_names
   review_csv = review_csv or os.path.join(out_dir, flagging.REVIEW)

@@ -152,6 +152,17 @@ def implicit_negatives(num_clips: int, positives_by_class, explicit_by_class):
     yield c, np.flatnonzero(implicit)
 
 
+def unscored(scores: np.ndarray) -> np.ndarray:
+  """[C] bool: the classes a teacher gave no scores (NaN throughout: scoring.py writes them
+  for the classes a pretrained teacher does not know)."""
+  if scores.shape[0] == 0:
+    return np.zeros(scores.shape[1], bool)
+  candidates = np.flatnonzero(np.isnan(scores[0]))
+  out = np.zeros(scores.shape[1], bool)
+  out[candidates] = [bool(np.isnan(scores[:, c]).all()) for c in candidates]
+  return out
+
+
 def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives: tuple,
                             explicit_negatives: tuple, max_percent: float = 20.0,
                             min_positives: int = 0) -> Flags:
@@ -175,6 +186,7 @@ def rank_implicit_negatives(clip_ids: np.ndarray, scores: np.ndarray, positives:
   num_positives = np.array([len(p) for p in pos], np.int64)
   counts = flag_count(max_percent, num_implicit)
   counts[num_positives < min_positives] = 0
+  counts[unscored(scores)] = 0  # classes the teacher does not know (a pretrained teacher)
   offsets = np.r_[0, np.cumsum(counts)]
   total = int(offsets[-1])
   out_clip = np.empty(total, np.int32)

@@ -167,10 +167,39 @@ def _check_same(path, layer, theirs) -> None:
                           f"{want}: another width or architecture")
 
 
+def is_weights_file(path: str) -> bool:
+  """Whether `path` names a Keras 2 weights file (YAMNet's release), not a run."""
+  return path.endswith((".h5", ".hdf5"))
+
+
+def yamnet_teacher(path: str, info, class_map: Optional[str] = None):
+  """YAMNet's released weights as the teacher of `info`'s examples (examples.ExamplesInfo,
+  prepared with YAMNet's frontend): a model of this project for their class map, whose
+  classes that YAMNet knows (by mid) take its head. Returns (model, the indices of the
+  classes it does not know): their scores mean nothing, so scoring writes them as NaN and
+  flagging leaves them unflagged."""
+  from tf_skeptical.data import examples
+  from tf_skeptical.data.params import DEFAULT_FRONTEND
+  from tf_skeptical.masked_loss import MaskedBCEModel
+  if info.features.kind != examples.LOG_MEL or info.features.frontend != DEFAULT_FRONTEND:
+    raise errors.BadValue(f"{path}: YAMNet's weights take YAMNet's log-mel frontend, but the "
+                          f"examples {info.directory} were prepared with another "
+                          f"({info.features.kind}): prepare them with tfsk_prepare's defaults")
+  source_csv = class_map or os.path.join(os.path.dirname(path), YAMNET_CLASS_MAP)
+  backbone = models.mobilenet_v1(tuple(info.features.input_shape), info.num_classes, 1.0)
+  load_yamnet(backbone, path, info.class_map.mids, source_csv)
+  known = set(read_class_map_mids(source_csv))
+  unknown = np.array([i for i, mid in enumerate(info.class_map.mids) if mid not in known],
+                     np.int64)
+  model = MaskedBCEModel.wrap(backbone, features=info.features.to_dict(), made_from={
+      k: info.extra.get(k) for k in ("clips_id", "class_map_id")})
+  return model, unknown
+
+
 def start_from(model, path: str, target_mids: Sequence[str],
                class_map: Optional[str] = None) -> Start:
   """Loads a pretrained start into a freshly built backbone: YAMNet's weights file (.h5)
   or a run of this project (a directory or .keras file)."""
-  if path.endswith((".h5", ".hdf5")):
+  if is_weights_file(path):
     return load_yamnet(model, path, target_mids, class_map)
   return load_run(model, path, target_mids, class_map)

@@ -17,11 +17,12 @@ from typing import Optional, Sequence
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tf_skeptical import errors
 from tf_skeptical.util import example_wire, files, output_paths, shard_writer
 from tf_skeptical.data import examples
-from tf_skeptical import folds, inference, input_pipeline
+from tf_skeptical import folds, inference, input_pipeline, pretrained
 from tf_skeptical.util.bad_input import DataError, worker_errors_as_data_errors
 from tf_skeptical.util.beam_options import counter, pipeline as beam_pipeline
 from tf_skeptical.util.progress import ProgressLog
@@ -36,14 +37,17 @@ class _ScoreFn(beam.DoFn):
 
   def __init__(self, model_path: str, num_classes: int, features: examples.Features,
                hop_frames: int, pooling: str, patch_batch: int, total: int,
-               fold: Optional[folds.Fold] = None):
+               fold: Optional[folds.Fold] = None, examples_dir: str = "",
+               teacher_class_map: Optional[str] = None):
     self.model_path, self.num_classes, self.features = model_path, num_classes, features
     self.hop_frames, self.pooling, self.patch_batch, self.total = (
         hop_frames, pooling, patch_batch, total)
     self.fold = fold
+    self.examples_dir, self.teacher_class_map = examples_dir, teacher_class_map
 
   def setup(self):
-    model = inference.load_model(self.model_path)
+    model, self._unknown = load_teacher(self.model_path, examples.read_info(self.examples_dir),
+                                        self.teacher_class_map)
     self._forward = lambda x: inference.patch_probabilities(model, x)
     num_classes, spec, hop = self.num_classes, self.features, self.hop_frames
     self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, spec, hop))
@@ -88,10 +92,23 @@ class _ScoreFn(beam.DoFn):
         chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
       out.append(self._forward(chunk)[:self.patch_batch - pad])
     scores = inference.pool_patches(np.concatenate(out), index, len(ids), self.pooling)
+    scores[:, self._unknown] = np.nan  # classes the teacher does not know: never flagged
     self._scored.inc(len(ids))
     self._progress.add(len(ids))
     for clip_id, s, p, n in zip(ids, scores, positives, negatives):
       yield serialize_scores(clip_id.decode("utf-8"), s, np.flatnonzero(p), np.flatnonzero(n))
+
+
+def load_teacher(model_path: str, info: examples.ExamplesInfo,
+                 teacher_class_map: Optional[str] = None):
+  """(the teacher model, the indices of the examples' classes it does not know): a model of
+  this project trained on these examples' class map (it knows them all), or YAMNet's
+  released weights (pretrained.yamnet_teacher: the classes it knows by mid)."""
+  if pretrained.is_weights_file(model_path):
+    return pretrained.yamnet_teacher(model_path, info, teacher_class_map)
+  model = inference.load_model(model_path)
+  inference.check_examples(model, model_path, info)
+  return model, np.zeros(0, np.int64)
 
 
 def _parsed_patches(record, num_classes, spec, hop):
@@ -127,20 +144,29 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
           hop_frames: Optional[int] = None, patch_batch: Optional[int] = None,
           clips_per_batch: Optional[int] = None,
           records_per_shard: int = 10_000, beam_args: Sequence[str] = (),
-          local_workers: int = 2,
-          fold: Optional[folds.Fold] = None) -> dict:
+          local_workers: int = 2, fold: Optional[folds.Fold] = None,
+          teacher_class_map: Optional[str] = None) -> dict:
   """Runs the scoring job; returns the manifest written to output_dir/scores.json.
 
   hop_frames: frames between scored patches; default the model's frontend's (YAMNet: 48).
   fold: score only that fold's clips (an out-of-fold teacher's job; folds.py).
+  model_path may also be YAMNet's released weights (yamnet.h5, with its class map beside it
+  or teacher_class_map): a pretrained teacher for the classes it knows by mid; the others
+  are scored NaN, named in the manifest (`unknown_classes`), and never flagged.
   clips_per_batch, patch_batch: clips a worker parses at once, and patches per model call
   (a fixed shape; the last call is padded). By default 64 and 256 for log-mel (about 20
   patches a clip), 1024 and 1024 for embeddings (one patch a clip).
   """
   output_paths.check_directory(output_dir, OUTPUT)
   info = examples.read_info(examples_dir)
-  model = inference.load_model(model_path)  # here, so that a bad model fails before any work
-  inference.check_examples(model, model_path, info)
+  # Here, so that a bad model fails before any work.
+  model, unknown = load_teacher(model_path, info, teacher_class_map)
+  if unknown.size:
+    names = [info.class_map.display_names[c] for c in unknown]
+    logging.warning("the teacher %s does not know %d of the train set's %d classes (they "
+                    "get no flags): %s", model_path, unknown.size, info.num_classes,
+                    ", ".join(names[:20]) + (f" and {len(names) - 20} more"
+                                             if len(names) > 20 else ""))
   features = inference.features_of(model)
   hop_frames = features.patch_hop(hop_frames)
   del model
@@ -156,7 +182,8 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
                                          max_batch_size=clips_per_batch)
          | "Score" >> beam.ParDo(_ScoreFn(files.absolute(model_path), info.num_classes,
                                           features, hop_frames, pooling, patch_batch,
-                                          info.num_clips, fold))
+                                          info.num_clips, fold, files.absolute(examples_dir),
+                                          teacher_class_map))
          | "Write" >> shard_writer.WriteShards(staging, records_per_shard))
     with worker_errors_as_data_errors():
       result = pipeline.run()
@@ -175,6 +202,7 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
                     clips_id=info.extra.get("clips_id"),
                     class_map_id=info.extra.get("class_map_id"),
                     fold=dataclasses.asdict(fold) if fold else None,
+                    unknown_classes=[info.class_map.display_names[c] for c in unknown],
                     shards=list(layout), shard_layout=layout)
     files.write_json(os.path.join(staging, MANIFEST), manifest)
     files.publish_directory(staging, output_dir, last=MANIFEST)

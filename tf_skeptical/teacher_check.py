@@ -30,7 +30,7 @@ from absl import logging
 
 from tf_skeptical.util import files
 from tf_skeptical.flagging import (MIN_POSITIVES, Flags, class_lists, flag_count,
-                                   implicit_negatives)
+                                   implicit_negatives, unscored)
 
 CHECK_FILE = "teacher_check.json"
 
@@ -73,7 +73,10 @@ def check(scores, flags: Flags, names: Sequence[str],
   percents = [p for p in params.percents if p <= flags.max_percent]
   lifts = {p: [] for p in percents}
   weights = {p: [] for p in percents}
+  unknown = unscored(scores.scores)
   for c, candidates in implicit_negatives(scores.scores.shape[0], by_class, explicit):
+    if unknown[c]:
+      continue  # the teacher does not know the class: it has no flags to check
     for p in percents:
       k = int(flag_count(p, candidates.size))
       if k == 0:

@@ -359,7 +359,7 @@ def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: in
                                 cfg.width, cfg.bn_momentum)
   start = None
   if cfg.init_from:
-    if cfg.init_from.endswith((".h5", ".hdf5")) and (
+    if pretrained.is_weights_file(cfg.init_from) and (
         tuple(info.features.input_shape) != (96, 64) or cfg.model != "mobilenet_v1"):
       raise errors.BadValue(f"{cfg.init_from}: YAMNet's weights take MobileNetV1 on 96 x 64 "
                             "log-mel patches (YAMNet's frontend), not "
