@@ -23,6 +23,14 @@ TEACHER_FOLDS = flags.DEFINE_integer(
     "trained without one fold of the train set and scoring that fold, so that no clip is "
     "scored by a teacher that trained on it (K more teacher runs). 0: the teacher scores its "
     "own training clips.")
+TEACHER = flags.DEFINE_string(
+    "teacher", _D.teacher, "A pretrained teacher instead of the sweep's own: YAMNet's released "
+    "weights (yamnet.h5, your download; the examples prepared with YAMNet's frontend). It "
+    "scores the train set; the classes it does not know get no flags; the p = 0 runs are "
+    "still the baseline (docs/fine_tuning.md).")
+TEACHER_CLASS_MAP = flags.DEFINE_string(
+    "teacher_class_map", _D.teacher_class_map, "With --teacher: its class map (default: "
+    "yamnet_class_map.csv beside it).")
 ROUNDS = flags.DEFINE_integer(
     "rounds", _D.rounds, "R >= 2: after each round the best student (by mean d', among p > "
     "0) becomes the teacher: it scores the train set, flags, and a new student per p trains "
@@ -82,6 +90,7 @@ def config_from_flags() -> sweep.SweepConfig:
                            percents=tuple(flagging.percent_grid(PERCENTS.value)),
                            max_percent=MAX_PERCENT.value, score_workers=SCORE_WORKERS.value,
                            seeds=SEEDS.value, teacher_folds=TEACHER_FOLDS.value,
+                           teacher=TEACHER.value, teacher_class_map=TEACHER_CLASS_MAP.value,
                            rounds=ROUNDS.value, complete_reference=COMPLETE_REFERENCE.value,
                            perfect_mask_reference=PERFECT_MASK_REFERENCE.value,
                            treatments=tuple(TREATMENTS.value),

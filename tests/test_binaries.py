@@ -123,7 +123,8 @@ def test_documented_usage_runs_in_order(tmp_path):
     assert json.load(f)["treatment"] == "distill0.9"
   assert outputs[("tfsk_tag", 0)].count("clip (mean of") == 2
   assert outputs[("tfsk_tag", 1)].count("clip (mean of") == 1
-  assert "Best discard percentage" in outputs[("tfsk_demo", 1)]
+  demo = outputs[("tfsk_demo", 1)]  # a 2-epoch demo: a student may or may not beat its baseline
+  assert "Best discard percentage" in demo or "No student beat the baseline" in demo
   # --full adds the soft and positive students; the explicit --seeds and --percents win.
   assert "| positive | 5 |" in outputs[("tfsk_demo", 2)]
   # Quiet: neither TensorFlow's INFO lines nor the converter's and LiteRT's C++ lines.

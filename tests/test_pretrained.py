@@ -285,3 +285,41 @@ def test_yamnet_as_the_teacher_scores_what_it_knows_and_flags_only_that(tiny_exa
     want = set(implicit[:int(np.floor(len(implicit) * 20 / 100 + 1e-9))])
     got = {str(scores.clip_ids[i]) for i in flags.clip[flags.cls == c]}
     assert got == want
+
+
+@pytest.mark.end_to_end
+def test_a_sweep_takes_yamnet_as_its_teacher(tiny_examples, tmp_path):
+  """tfsk_sweep --teacher=yamnet.h5: the train set is scored by the weights file, the flags
+  and students come from its scores, the classes it does not know are never flagged, and
+  the p = 0 run is still the baseline."""
+  from tf_skeptical import flagging, scoring, sweep, training
+  from tf_skeptical.data import examples
+  from tf_skeptical.util import files, provenance
+  from conftest import TINY_TRAIN
+  train_dir, eval_dir = tiny_examples
+  info = examples.read_info(train_dir)
+  weights = str(tmp_path / "yamnet.h5")
+  write_yamnet(weights, yamnet_arrays(np.random.default_rng(8)))
+  mids = list(YAMNET_MIDS)
+  for tiny, index in {0: 3, 1: 40, 2: 100, 4: 7}.items():  # 3 and 5 unknown
+    mids[index] = info.class_map.mids[tiny]
+  write_class_map(str(tmp_path / pretrained.YAMNET_CLASS_MAP), mids)
+  work = str(tmp_path / "sweep")
+  cfg = sweep.SweepConfig(train=training.TrainConfig(**dict(TINY_TRAIN, epochs=1)),
+                          percents=(0.0, 10.0), max_percent=10.0, seeds=1, score_workers=1,
+                          teacher=weights, complete_reference=False,
+                          perfect_mask_reference=False, flag_min_positives=0, jobs=1)
+  table = sweep.run(train_dir, eval_dir, work, cfg).table
+  weights_id = provenance.file_id(weights)
+  manifest = files.read_json(os.path.join(work, sweep.SCORES, scoring.MANIFEST))
+  assert manifest["model_id"] == weights_id
+  assert manifest["unknown_classes"] == [info.class_map.display_names[c] for c in (3, 5)]
+  flags = flagging.read_flags(os.path.join(work, sweep.FLAGS, flagging.FLAGS_FILE))
+  assert flags.made_from["model_id"] == weights_id
+  assert flags.rank.size and set(np.unique(flags.cls)) <= {0, 1, 2, 4}
+  assert [r["discard_percent"] for r in table] == [0.0, 10.0]
+  assert table[1]["teacher"] == "the pretrained yamnet.h5"
+  student = files.read_json(os.path.join(sweep.row_dir(work, table[1]), training.RESULT))
+  assert student["flags"]["model_id"] == weights_id and student["masked_entries"] > 0
+  baseline = files.read_json(os.path.join(sweep.run_dir(work, 0.0), training.RESULT))
+  assert baseline["masked_entries"] == 0 and baseline["init_from"] is None

@@ -23,6 +23,11 @@ class SweepConfig:
   # K >= 2: the flags come from K out-of-fold teachers (folds.py), each scoring the clips
   # it did not train on; 0: from the teacher's scores of its own training clips.
   teacher_folds: int = 0
+  # A pretrained teacher instead of the sweep's own (pretrained.py: YAMNet's released
+  # weights, with teacher_class_map or its class map beside them): it scores the train set
+  # for the first round's flags; the p = 0 runs are still the baseline. "": the sweep's.
+  teacher: str = ""
+  teacher_class_map: str = ""
   # With a truth file: also train on the complete labels (the missing ones added back), the
   # reference for how much the missing labels cost and how much of it masking recovers.
   complete_reference: bool = True
@@ -59,6 +64,9 @@ class SweepConfig:
     if self.teacher_folds == 1 or self.teacher_folds < 0:
       raise errors.BadValue(f"SweepConfig.teacher_folds must be 0 or >= 2, got "
                        f"{self.teacher_folds}")
+    if self.teacher and self.teacher_folds:
+      raise errors.BadValue("a pretrained teacher (--teacher) and out-of-fold teachers "
+                            "(--teacher_folds) are two ways to score the train set: give one")
 
   @property
   def propagated(self) -> str:

@@ -90,13 +90,17 @@ def _run(train_dir, eval_dir, work_dir, cfg, truth, truth_csv, specs, class_map,
   # model differs, and so does its id).
   if cfg.teacher_folds >= 2:
     scores_dirs, teacher_id = fold_teachers(train_dir, work_dir, cfg, runner)
+    teacher = f"{cfg.teacher_folds} out-of-fold teachers"
   else:
-    baseline[0].result()
+    if not cfg.teacher:
+      baseline[0].result()
+    scoring_model = cfg.teacher or teacher_dir
     scores_dirs = [os.path.join(work_dir, layout.SCORES)]
-    teacher_id = inference.model_id(teacher_dir)
-    score(train_dir, teacher_dir, scores_dirs[0], cfg)
-  teacher = (f"{cfg.teacher_folds} out-of-fold teachers" if cfg.teacher_folds >= 2
-             else "the teacher")
+    teacher_id = inference.model_id(scoring_model)
+    score(train_dir, scoring_model, scores_dirs[0], cfg,
+          teacher_class_map=cfg.teacher_class_map)
+    teacher = (f"the pretrained {os.path.basename(cfg.teacher)}" if cfg.teacher
+               else "the teacher")
 
   table, quality = [], []
   for r in range(1, cfg.rounds + 1):

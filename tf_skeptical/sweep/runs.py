@@ -106,15 +106,17 @@ def results(futures) -> List[Dict]:
 
 
 def score(train_dir: str, model_dir: str, scores_dir: str, cfg: SweepConfig,
-          fold: Optional[folds.Fold] = None) -> None:
-  """Scores (one fold of) the train set with a model, unless that model already did."""
+          fold: Optional[folds.Fold] = None, teacher_class_map: str = "") -> None:
+  """Scores (one fold of) the train set with a model (or YAMNet's weights, with its class
+  map), unless that model already did."""
   manifest = os.path.join(scores_dir, scoring.MANIFEST)
   if (files.exists(manifest) and files.read_json(manifest).get("model_id")
       == inference.model_id(model_dir)):
     return
   logging.info("scoring %s with %s", "fold %d" % fold.index if fold else "the train set",
                model_dir)
-  scoring.score(train_dir, model_dir, scores_dir, local_workers=cfg.score_workers, fold=fold)
+  scoring.score(train_dir, model_dir, scores_dir, local_workers=cfg.score_workers, fold=fold,
+                teacher_class_map=teacher_class_map or None)
 
 
 def fold_teachers(train_dir: str, work_dir: str, cfg: SweepConfig,
