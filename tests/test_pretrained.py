@@ -323,3 +323,47 @@ def test_a_sweep_takes_yamnet_as_its_teacher(tiny_examples, tmp_path):
   assert student["flags"]["model_id"] == weights_id and student["masked_entries"] > 0
   baseline = files.read_json(os.path.join(sweep.run_dir(work, 0.0), training.RESULT))
   assert baseline["masked_entries"] == 0 and baseline["init_from"] is None
+
+
+def test_the_backbone_takes_its_share_of_each_update_and_none_when_frozen():
+  """Fine-tuning: twin models from the same weights and batch; with the backbone's share at
+  0.5 every backbone weight moves exactly half as far as at 1, the head as far; at 0 the
+  backbone and its BatchNorm statistics do not move at all, the head does."""
+  import keras
+  import tensorflow as tf
+  from tf_skeptical.masked_loss import MaskedBCEModel
+  rng = np.random.default_rng(2)
+  x = rng.normal(0, 1, (8, 96, 64)).astype(np.float32)
+  y = {"labels": (rng.random((8, 5)) < 0.3).astype(np.float32),
+       "mask": np.ones((8, 5), np.float32)}
+  batch = tf.data.Dataset.from_tensors((x, y))
+  keras.utils.set_random_seed(0)
+  # The start: one step of plain training, whose BatchNorm statistics (momentum 0) are the
+  # batch's, as a pretrained network's are its data's (at initialisation they are not, and
+  # the frozen network's features vanish).
+  start = MaskedBCEModel.wrap(models.mobilenet_v1((96, 64), 5, 0.25, bn_momentum=0.0))
+  start.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+  start.fit(batch, epochs=1, verbose=0)
+  twins = {}
+  for share in (1.0, 0.5, 0.0):
+    model = MaskedBCEModel.wrap(models.mobilenet_v1((96, 64), 5, 0.25, bn_momentum=0.0))
+    model.set_weights(start.get_weights())
+    model.scaled_backbone = True
+    model.backbone_scale.assign(share)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+    model.fit(batch, epochs=1, verbose=0)
+    twins[share] = model
+  head = {"logits/kernel", "logits/bias"}
+  for before, full, half, frozen in zip(start.weights, twins[1.0].weights, twins[0.5].weights,
+                                        twins[0.0].weights):
+    b, f, h, z = (np.asarray(w, np.float64) for w in (before, full, half, frozen))
+    if before.path in head:
+      np.testing.assert_allclose(h - b, f - b, rtol=1e-5, atol=1e-7)
+      assert not np.allclose(z, b)
+    elif before.trainable:
+      np.testing.assert_allclose(h - b, 0.5 * (f - b), rtol=1e-4, atol=1e-7)
+      np.testing.assert_array_equal(z, b)
+    else:  # BatchNorm's moving statistics: updated in training mode, not when frozen
+      np.testing.assert_array_equal(z, b)
+  assert any(not w.trainable and not np.allclose(np.asarray(w), np.asarray(s))
+             for w, s in zip(twins[1.0].weights, start.weights))

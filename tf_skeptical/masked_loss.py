@@ -56,6 +56,11 @@ class MaskedBCEModel(keras.Model):
     # Online large-loss rejection (large_loss_rejection.py): off unless the targets carry
     # "implicit" and a RejectionSchedule raises the rate.
     self.rejection_rate = tf.Variable(0.0, trainable=False, name="rejection_rate")
+    # Fine-tuning (training.py sets both): with scaled_backbone, every weight but the
+    # classifier head's takes this share of its optimizer update, and at 0 the backbone is
+    # frozen, its BatchNorm in inference mode too.
+    self.backbone_scale = tf.Variable(1.0, trainable=False, name="backbone_scale")
+    self.scaled_backbone = False
 
   @classmethod
   def wrap(cls, backbone: keras.Model, features=None, made_from=None) -> "MaskedBCEModel":
@@ -119,15 +124,32 @@ class MaskedBCEModel(keras.Model):
         if isinstance(v, tf.distribute.DistributedValues) else v, batch)
     return super()._maybe_symbolic_build(data_batch=local)
 
+  def backbone_variables(self) -> list:
+    """The trainable weights of every layer but the classifier head (models.LOGITS_LAYER)."""
+    head = {id(v) for v in self.get_layer("logits").trainable_variables}
+    return [v for v in self.trainable_variables if id(v) not in head]
+
   def train_step(self, data):
     x, y = data
     with tf.GradientTape() as tape:
-      logits = self(x, training=True)
+      if self.scaled_backbone:
+        logits = tf.cond(tf.equal(self.backbone_scale, 0.0),
+                         lambda: self(x, training=False), lambda: self(x, training=True))
+      else:
+        logits = self(x, training=True)
       y = self._with_rejection(y, logits)
       loss = self.compute_loss(x, y, logits, training=True)
       scaled = self.optimizer.scale_loss(loss)
     gradients = tape.gradient(scaled, self.trainable_variables)
+    if not self.scaled_backbone:
+      self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+      return self._track(loss, y)
+    backbone = self.backbone_variables()
+    before = [tf.identity(v) for v in backbone]
     self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+    scale = tf.cast(self.backbone_scale, tf.float32)
+    for variable, old in zip(backbone, before):  # the update, scaled (any optimizer)
+      variable.assign(old + tf.cast(scale, old.dtype) * (tf.convert_to_tensor(variable) - old))
     return self._track(loss, y)
 
   def test_step(self, data):

@@ -107,6 +107,18 @@ class TrainConfig:
   init_class_map: str = _setting(
       "", "The class map of --init_from (index,mid,display_name); default: "
       "yamnet_class_map.csv beside a YAMNet weights file, or a run's train examples' map.")
+  frozen_epochs: int = _setting(
+      -1, "Epochs at the start with the backbone (every layer but the classifier head) "
+      "frozen, its BatchNorm in inference mode: the new head learns before it can disturb "
+      "the pretrained features. -1: 1 with --init_from, else 0.", low=-1)
+  backbone_learning_rate_scale: float = _setting(
+      -1.0, "After the frozen epochs, the backbone's share of each update (a learning rate "
+      "that much lower than the head's, whatever the optimizer). -1: 0.1 with --init_from, "
+      "else 1.", low=-1.0)
+  freeze_batchnorm: bool = _setting(
+      False, "Keep every BatchNorm layer as the start left it (moving statistics and "
+      "offsets; inference mode): for a small fine-tuning set whose batches are a poor "
+      "estimate of the pretrained statistics.")
 
   def __post_init__(self):
     """Refuses a recipe that cannot train (bin/checks.py refuses the same values as flags,
@@ -119,6 +131,27 @@ class TrainConfig:
     for name in ("width", "learning_rate"):
       if not getattr(self, name) > 0:  # NaN too
         raise errors.BadValue(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
+    for name in ("frozen_epochs", "backbone_learning_rate_scale"):
+      if not (getattr(self, name) == -1 or getattr(self, name) >= 0):
+        raise errors.BadValue(f"TrainConfig.{name} must be -1 (automatic) or >= 0, got "
+                              f"{getattr(self, name)}")
+    if self.strategy != "default" and (self.backbone_frozen_epochs
+                                       or self.backbone_update_scale != 1):
+      raise errors.BadValue("a frozen or slower backbone (--frozen_epochs, "
+                            "--backbone_learning_rate_scale) trains on one device only: "
+                            "use --strategy=default, or set them to 0 and 1")
+
+  @property
+  def backbone_frozen_epochs(self) -> int:
+    """frozen_epochs, -1 resolved: 1 when starting from a pretrained tagger, else 0."""
+    return self.frozen_epochs if self.frozen_epochs >= 0 else int(bool(self.init_from))
+
+  @property
+  def backbone_update_scale(self) -> float:
+    """backbone_learning_rate_scale, -1 resolved: 0.1 from a pretrained tagger, else 1."""
+    if self.backbone_learning_rate_scale >= 0:
+      return self.backbone_learning_rate_scale
+    return 0.1 if self.init_from else 1.0
 
   @property
   def excluded_fold(self) -> Optional[folds.Fold]:
@@ -138,6 +171,18 @@ class EpochClock(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     self.seconds.append(time.perf_counter() - self._start)
+
+
+class BackboneSchedule(keras.callbacks.Callback):
+  """The backbone's share of each update, epoch by epoch: 0 (frozen) for the first
+  `frozen` epochs, then `scale` (masked_loss.MaskedBCEModel.backbone_scale)."""
+
+  def __init__(self, frozen: int, scale: float):
+    super().__init__()
+    self.frozen, self.scale = frozen, scale
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.model.backbone_scale.assign(0.0 if epoch < self.frozen else self.scale)
 
 
 class ClipEvaluation(keras.callbacks.Callback):
@@ -242,7 +287,7 @@ class Backup(keras.callbacks.Callback):
     started = files.read_json(state_path).get("recipe") if files.exists(state_path) else None
     if started is None:
       return
-    for key in sorted(set(started) | set(self.recipe)):
+    for key in sorted(started):  # a setting newer than the backup is not in it: trusted
       was, now = started.get(key), self.recipe.get(key)
       if was != now:
         setting = f"--{key}" if key in _FLAG_SETTINGS else f"its {key.replace('_', ' ')}"
@@ -372,6 +417,11 @@ def compile_model(info: examples.ExamplesInfo, cfg: TrainConfig, total_steps: in
         layer.synchronized = True
   model = MaskedBCEModel.wrap(backbone, features=info.features.to_dict(), made_from={
       k: info.extra.get(k) for k in ("clips_id", "class_map_id")})
+  if cfg.freeze_batchnorm:
+    for layer in model.layers:
+      if isinstance(layer, keras.layers.BatchNormalization):
+        layer.trainable = False  # inference mode, statistics and offsets kept
+  model.scaled_backbone = bool(cfg.backbone_frozen_epochs or cfg.backbone_update_scale != 1)
   model.compile(optimizer=keras.optimizers.Adam(_learning_rate(cfg, total_steps)),
                 jit_compile=False)
   model.start = start  # pretrained.Start, or None: recorded in result.json
@@ -440,6 +490,8 @@ def _train(train_dir, model_dir, cfg, targets, eval_dir, verbose, strategy) -> d
   # the backup after the callbacks that add to an epoch's logs.
   clock = EpochClock()
   callbacks = [clock, StopOnNonFiniteLoss(model_dir)]
+  if model.scaled_backbone:
+    callbacks.append(BackboneSchedule(cfg.backbone_frozen_epochs, cfg.backbone_update_scale))
   if cfg.reject_per_epoch > 0:
     callbacks.append(RejectionSchedule(cfg.reject_per_epoch, cfg.reject_max))
   clip_eval = (ClipEvaluation(eval_dir, cfg.pooling, cfg.eval_every_epochs, cfg.epochs - 1)
