@@ -59,9 +59,10 @@ class Targets:
       return f"{labels}, {self.added_positives.count} missing labels added back"
     if self.flagged is None:
       return labels
-    told = (f"{self.treatment.label} on {self.percent:g}% of each class's implicit negatives"
-            if self.percent else f"{self.treatment.label} on {self.flagged.count} entries")
-    return f"{labels}, {told} ({self.flagged.count} entries)"
+    if self.percent:
+      return (f"{labels}, {self.treatment.label} on {self.percent:g}% of each class's "
+              f"implicit negatives ({self.flagged.count} entries)")
+    return f"{labels}, {self.treatment.label} on {self.flagged.count} given entries"
 
   def record(self) -> dict:
     """What result.json (and a backup's recipe) says the run was told."""

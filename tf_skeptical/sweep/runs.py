@@ -10,6 +10,7 @@ from absl import logging
 from tf_skeptical import flagging, folds, inference, scoring, side_by_side, training
 from tf_skeptical.data import examples, ontology
 from tf_skeptical.entries import Entries
+from tf_skeptical import targets
 from tf_skeptical.targets import Targets
 from tf_skeptical.treatments import Treatment
 from tf_skeptical.util import files
@@ -38,20 +39,18 @@ class Run:
   ontology: str = ""  # labels propagated with this ontology ("": as given)
 
   def targets(self, mids) -> Targets:
-    """What the run is told, read here (in the worker) and kept while the next runs ask for
-    the same flags and scores."""
-    onto = ontology.read_ontology(self.ontology, mids) if self.ontology else None
+    """What the run is told (targets.read), its flags and scores read here, in the worker,
+    and kept while the next runs ask for the same ones."""
     if self.masked is not None or self.added_positives is not None:
+      onto = ontology.read_ontology(self.ontology, mids) if self.ontology else None
       return Targets(flagged=self.masked, added_positives=self.added_positives, ontology=onto)
-    if not self.p:
-      return Targets(ontology=onto)
-    flags = _last_read("flags", (self.flags_path, self.flags_id),
-                       lambda: flagging.read_flags(self.flags_path))
+    flags = (_last_read("flags", (self.flags_path, self.flags_id),
+                        lambda: flagging.read_flags(self.flags_path)) if self.p else None)
     scores = (_last_read("scores", (self.scores_dirs, self.flags_id),
                          lambda: read_scores(self.scores_dirs))
-              if self.treatment.needs_teacher_scores else None)
-    return Targets(self.treatment, flags.entries(self.p, self.treatment.needs_flag_scores),
-                   self.p, scores, ontology=onto)
+              if self.p and self.treatment.needs_teacher_scores else None)
+    return targets.read(percent=self.p, treatment=self.treatment, teacher_scores=scores,
+                        ontology=self.ontology, mids=mids, flags=flags)
 
 
 _LAST_READ: Dict[str, tuple] = {}  # kind -> (source, value): this process's last of each kind
@@ -76,20 +75,20 @@ def read_scores(scores_dirs: Sequence[str]) -> scoring.Scores:
 def train_run(train_dir: str, eval_dir: Optional[str], run: Run, verbose: int = 2) -> Dict:
   """Trains one run of the sweep (or returns its result if trained on the same flags);
   what a worker process of side_by_side.Runner calls."""
-  targets = run.targets(examples.read_info(train_dir).class_map.mids)
+  told = run.targets(examples.read_info(train_dir).class_map.mids)
   model_dir = run.model_dir
   if training.is_trained(model_dir):
     result = files.read_json(os.path.join(model_dir, training.RESULT))
     made_from = result.get("flags") or {}
-    if targets.flagged is None or all(made_from.get(k) == targets.flagged.made_from.get(k)
-                                      for k in FLAGS_IDENTITY):
+    if told.flagged is None or all(made_from.get(k) == told.flagged.made_from.get(k)
+                                   for k in FLAGS_IDENTITY):
       logging.info("skipping %s: already trained", model_dir)
       return result
     logging.warning("%s was trained on other flags (another teacher, ontology or per-class "
                     "policy): training it again", model_dir)
     files.remove(model_dir)
-  logging.info("training %s on %s", model_dir, targets.describe())
-  return training.train(train_dir, model_dir, run.cfg, targets=targets, eval_dir=eval_dir,
+  logging.info("training %s on %s", model_dir, told.describe())
+  return training.train(train_dir, model_dir, run.cfg, targets=told, eval_dir=eval_dir,
                         verbose=verbose)
 
 
