@@ -14,7 +14,6 @@ class the user's map shares with it starts from YAMNet's weights, a new class st
 The weights file is the user's download: nothing here fetches it.
 """
 
-import csv
 import dataclasses
 import os
 from typing import List, Optional, Sequence, Tuple
@@ -22,6 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from tf_skeptical import errors, models
+from tf_skeptical.data.class_map import read_class_map
 from tf_skeptical.util import files, provenance
 
 YAMNET_CLASS_MAP = "yamnet_class_map.csv"
@@ -63,16 +63,12 @@ def read_h5_layers(path: str) -> List[Tuple[str, List[np.ndarray]]]:
 
 
 def read_class_map_mids(path: str) -> List[str]:
-  """The mids of a class map CSV (index,mid,display_name), in index order."""
+  """The mids of the source's class map (data/class_map.py reads and checks it)."""
   if not files.exists(path):
     raise errors.BadValue(f"{path}: no class map for the weights to start from (YAMNet's "
                           f"is {YAMNET_CLASS_MAP}, beside yamnet.h5 in its download): give "
                           "--init_class_map")
-  with files.open(path) as f:
-    rows = list(csv.DictReader(f))
-  if not rows or "mid" not in rows[0]:
-    raise errors.BadValue(f"{path}: not a class map (index,mid,display_name)")
-  return [r["mid"] for r in sorted(rows, key=lambda r: int(r["index"]))]
+  return list(read_class_map(path).mids)
 
 
 def _weighted(model) -> list:
