@@ -25,7 +25,9 @@ TEACHER_FOLDS = flags.DEFINE_integer(
     "own training clips.")
 TEACHER = flags.DEFINE_string(
     "teacher", _D.teacher, "A pretrained teacher instead of the sweep's own: YAMNet's released "
-    "weights (yamnet.h5, your download; the examples prepared with YAMNet's frontend). It "
+    "weights (yamnet.h5, your download; the examples prepared with YAMNet's frontend) or "
+    "an exported tagger's directory (tfsk_export's output; the examples prepared with its "
+    "frontend). It "
     "scores the train set; the classes it does not know get no flags; the p = 0 runs are "
     "still the baseline (docs/fine_tuning.md).")
 TEACHER_CLASS_MAP = flags.DEFINE_string(

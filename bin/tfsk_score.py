@@ -15,9 +15,9 @@ flags.adopt_module_key_flags(inference_options)  # --help lists --pooling, --pat
 EXAMPLES = flags.DEFINE_string("examples", None, "Examples directory to score.")
 MODEL = flags.DEFINE_string(
     "model", None, "The teacher: a model directory (model.keras) or .keras file trained on "
-    "these examples' class map, or YAMNet's released weights (yamnet.h5, your download) "
-    "as a pretrained teacher: the classes it knows by mid are scored, the others named and "
-    "never flagged.")
+    "these examples' class map; or, as a pretrained teacher, YAMNet's released weights "
+    "(yamnet.h5, your download) or an exported tagger's directory (tfsk_export's output): "
+    "the classes it knows by mid are scored, the others named and never flagged.")
 TEACHER_CLASS_MAP = flags.DEFINE_string(
     "teacher_class_map", None, "With --model=yamnet.h5: its class map (default: "
     "yamnet_class_map.csv beside it).")

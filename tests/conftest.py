@@ -100,6 +100,34 @@ def tiny_tagger(tiny_examples, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def fine_tuned_tagger(tiny_examples, tmp_path_factory):
+  """A student fine-tuned from a weights file in YAMNet's released layout (random values;
+  three of the tiny set's six mids in its class map), exported: (export_dir, Keras model)."""
+  from tf_skeptical import exporting, inference, pretrained, training
+  from tf_skeptical.data import examples
+  from yamnet_layout import YAMNET_MIDS, write_class_map, write_yamnet, yamnet_arrays
+  train_dir, _ = tiny_examples
+
+  def build(root):
+    weights = os.path.join(root, "yamnet.h5")
+    write_yamnet(weights, yamnet_arrays(np.random.default_rng(3)))
+    mids = list(YAMNET_MIDS)
+    for tiny, index in {0: 5, 2: 70, 4: 300}.items():
+      mids[index] = examples.read_info(train_dir).class_map.mids[tiny]
+    write_class_map(os.path.join(root, pretrained.YAMNET_CLASS_MAP), mids)
+    model_dir = os.path.join(root, "model")
+    training.train(train_dir, model_dir, training.TrainConfig(**dict(
+        TINY_TRAIN, width=1.0, epochs=2, steps_per_epoch=4, init_from=weights)), verbose=0)
+    exporting.export(model_dir, os.path.join(train_dir, "class_map.csv"),
+                     os.path.join(root, "tagger"),
+                     calibration_files=prepare.source_audio(train_dir),
+                     cfg=exporting.ExportConfig(calibration_windows=150))
+
+  root = built_once(tmp_path_factory, "fine_tuned", build)
+  return os.path.join(root, "tagger"), inference.load_model(os.path.join(root, "model"))
+
+
+@pytest.fixture(scope="session")
 def teacher_flags(tiny_teacher, tiny_examples, tmp_path_factory):
   """The tiny teacher's scores of the tiny train set, and its flags: (scores_dir, Flags)."""
   from tf_skeptical import flagging, scoring

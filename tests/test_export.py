@@ -325,3 +325,50 @@ def test_tfsk_tag_tags_an_hour_in_under_a_gigabyte(exported, tmp_path):
   assert f"clip (mean of {patches} patches)" in (tmp_path / "out.txt").read_text()
   print(f"tfsk_tag on an hour of audio: peak RSS {peak_kb / 1024:.0f} MB")
   assert peak_kb / 1024 < 1024
+
+
+def test_an_exported_tagger_is_a_teacher_by_mid(exported, tiny_examples, tmp_path):
+  """The exported tagger scores the train set as the skeptical teacher: its class map
+  (rewritten here: the same network outputs under permuted mids, one of them a class the
+  examples lack) is matched to the examples' by mid, so each class's score is the mean over
+  the clip's patches of the Keras model's sigmoid at the output that now carries its mid;
+  the class whose mid the tagger lost is NaN and named."""
+  from tf_skeptical import scoring
+  from tf_skeptical.data import examples
+  from tf_skeptical.data.class_map import ClassMap, read_class_map, write_class_map
+  from tf_skeptical import input_pipeline
+  out, model = exported
+  train_dir, _ = tiny_examples
+  info = examples.read_info(train_dir)
+  tagger = str(tmp_path / "tagger")
+  shutil.copytree(out, tagger)
+  own = read_class_map(os.path.join(tagger, exporting.CLASS_MAP))
+  order = [3, 0, 5, 1, 4, 2]  # output k now carries the mid of class order[k]
+  mids = [own.mids[c] for c in order]
+  mids[4] = "/m/not_in_the_examples"  # class 4's mid is gone: unknown
+  write_class_map(ClassMap(tuple(mids), tuple(own.display_names[c] for c in order)),
+                  os.path.join(tagger, exporting.CLASS_MAP))
+
+  manifest = scoring.score(train_dir, tagger, str(tmp_path / "scores"), local_workers=1)
+  assert manifest["unknown_classes"] == [info.class_map.display_names[4]]
+  scores = scoring.read_scores(str(tmp_path / "scores"))
+  assert np.isnan(scores.scores[:, 4]).all()
+  output_of = {c: order.index(c) for c in (0, 1, 2, 3, 5)}
+  for clip in list(examples.iterate(train_dir))[:6]:
+    patches = input_pipeline.clip_patches(clip["features"], info.features, 48).numpy()
+    want = inference.patch_probabilities(model, patches).mean(axis=0)
+    row = int(np.flatnonzero(scores.clip_ids == clip["clip_id"])[0])
+    for c, k in output_of.items():
+      assert scores.scores[row, c] == pytest.approx(want[k], abs=1e-4)
+
+  write_class_map(ClassMap(tuple(f"/m/other{i}" for i in range(6)), own.display_names),
+                  os.path.join(tagger, exporting.CLASS_MAP))
+  done = subprocess.run([sys.executable, "-m", "tf_skeptical_bin.tfsk_score",
+                         f"--examples={train_dir}", f"--model={tagger}",
+                         f"--output_dir={tmp_path / 'none'}"], capture_output=True,
+                        text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 1 and lines == [
+      f"tfsk_score: error: {tagger}: the exported tagger knows none of the 6 classes of "
+      f"{train_dir} by mid: it cannot be their teacher"], done.stderr
+  assert not os.path.exists(tmp_path / "none")

@@ -92,11 +92,17 @@ def clips(tiny_data):
   return [np.asarray(w, np.float32) for w in waves]
 
 
+# The tagger trained from random weights, and a student fine-tuned from a file in YAMNet's
+# released layout (conftest.fine_tuned_tagger): MediaPipe loads either as it is.
+TAGGERS = ["tiny_tagger", "fine_tuned_tagger"]
+
+
+@pytest.mark.parametrize("which", TAGGERS)
 @pytest.mark.parametrize("kind", ["float", "int8"])
-def test_audio_classifier_equals_the_python_runtime(tiny_tagger, clips, kind):
+def test_audio_classifier_equals_the_python_runtime(request, which, clips, kind):
   """Float: MediaPipe's scores are LiteRT's. Int8: as close to the float file's as LiteRT's
   are (see INT8_KERNEL_SPREAD)."""
-  out, _ = tiny_tagger
+  out, _ = request.getfixturevalue(which)
   tagger, exact = runtime.Tagger(out, model=kind), runtime.Tagger(out, model="float")
   num_classes = len(tagger.class_names)
   classifier = _classifier(os.path.join(out, TFLITES[kind]))
@@ -189,14 +195,18 @@ def _mp_metadata(model_bytes):
   return mp_schema.ModelMetadataT.InitFromObj(mp_schema.ModelMetadata.GetRootAs(buf, 0))
 
 
+@pytest.mark.parametrize("which", TAGGERS)
 @pytest.mark.parametrize("kind", ["float", "int8"])
-def test_metadata_round_trips(tiny_tagger, tiny_examples, kind):
-  out, _ = tiny_tagger
+def test_metadata_round_trips(request, which, tiny_examples, kind):
+  out, _ = request.getfixturevalue(which)
   with open(os.path.join(out, TFLITES[kind]), "rb") as f:
     model_bytes = f.read()
   with open(os.path.join(out, exporting.METADATA)) as f:
     metadata = json.load(f)
   names = read_class_map(os.path.join(tiny_examples[0], "class_map.csv")).display_names
+  # The start a fine-tuned student came from travels with it (None from random weights).
+  assert (metadata["init_from"] or {}).get("kind") == (
+      "yamnet" if which == "fine_tuned_tagger" else None)
   meta = _mp_metadata(model_bytes)
   assert meta.name.decode() == f"tf_skeptical {metadata['model']}"
   assert meta.license.decode() == "Apache-2.0" and meta.minParserVersion.decode() == "1.3.0"

@@ -72,9 +72,12 @@ def _top3(scores):
   return [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")[:3]]
 
 
-def test_page_tags_a_file_as_the_python_runtime_does(tiny_tagger, tiny_data, page_url,
+@pytest.mark.parametrize("which", ["tiny_tagger", "fine_tuned_tagger"])
+def test_page_tags_a_file_as_the_python_runtime_does(request, which, tiny_data, page_url,
                                                      tmp_path):
-  out, _ = tiny_tagger
+  """Both the tagger trained from random weights and a student fine-tuned from YAMNet's
+  layout (conftest.fine_tuned_tagger)."""
+  out, _ = request.getfixturevalue(which)
   data, _ = tiny_data
   clips = sorted(glob.glob(os.path.join(data, AUDIO_DIR, "*.wav")))[:3]
   # 4.5 s: four whole windows and one zero-padded part. Float samples: the browser decodes
@@ -86,7 +89,8 @@ def test_page_tags_a_file_as_the_python_runtime_does(tiny_tagger, tiny_data, pag
   artifacts = os.environ.get("TFSK_TEST_ARTIFACTS", os.path.join(ROOT, "build",
                                                                  "test-artifacts"))
   os.makedirs(artifacts, exist_ok=True)
-  shot = os.path.join(artifacts, "web_page.png")
+  shot = os.path.join(artifacts, "web_page.png" if which == "tiny_tagger" else
+                      f"web_page_{which}.png")
   page = _run_page(page_url, os.path.join(out, exporting.FLOAT_TFLITE), wav, shot)
   assert (page["model"], page["state"]) == ("ready", "done"), page
   assert "6 classes" in page["info"]

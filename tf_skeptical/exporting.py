@@ -6,7 +6,11 @@ The export directory (written under a temporary name, renamed when complete and 
                        `log_mel` [T, mel bands];
                        `patch`: one window (YAMNet: 15600 samples) -> `scores` [C],
                        `embeddings` [D];
-                       `class_map_path`: () -> the path of assets/class_map.csv
+                       `class_map_path`: () -> the path of assets/class_map.csv;
+                       `log_mel_patches`: [N, patch frames, mel bands] log-mel patches
+                       (the examples' features) -> `scores` [N, C], so that the tagger can
+                       score a train set's examples as the skeptical teacher
+                       (pretrained.exported_teacher)
   tagger_float.tflite  the `patch` signature, builtin ops only, with TFLite Model Metadata
                        (tflite_metadata.py) so that MediaPipe's audio tasks load it
   tagger_int8.tflite   the same, post-training quantized, calibrated on training audio
@@ -42,7 +46,8 @@ from tf_skeptical.util import files, native_output, output_paths, provenance
 SAVED_MODEL = "saved_model"
 FLOAT_TFLITE = "tagger_float.tflite"
 INT8_TFLITE = "tagger_int8.tflite"
-METADATA = "metadata.json"
+METADATA = inference.EXPORT_METADATA
+PATCHES_SIGNATURE = "log_mel_patches"
 OUTPUT = output_paths.OutputKind("tagger directory", (METADATA,))
 SANITY = "sanity.json"
 CLASS_MAP = CLASS_MAP_FILE
@@ -156,6 +161,10 @@ class _Tagger(tf.Module):
   def class_map_path(self):
     return {"class_map_path": self.class_map.asset_path}
 
+  def log_mel_patches(self, patches):
+    logits, _ = self.net(patches, training=False)
+    return {"scores": tf.sigmoid(logits)}
+
 
 def _write_saved_model(model: keras.Model, params: FrontendParams, path: str,
                        class_map_csv: str) -> None:
@@ -166,6 +175,9 @@ def _write_saved_model(model: keras.Model, params: FrontendParams, path: str,
       "patch": tf.function(tagger.patch, input_signature=[
           tf.TensorSpec([params.min_patch_samples], tf.float32, name="waveform")]),
       "class_map_path": tf.function(tagger.class_map_path, input_signature=[]),
+      PATCHES_SIGNATURE: tf.function(tagger.log_mel_patches, input_signature=[
+          tf.TensorSpec([None, params.patch_frames, params.mel_bands], tf.float32,
+                        name="patches")]),
   }
   tf.saved_model.save(tagger, path, signatures=signatures)
 

@@ -22,13 +22,22 @@ from tf_skeptical.util.bad_input import DataError
 from tf_skeptical.masked_loss import MaskedBCEModel
 
 MODEL_FILE = "model.keras"  # a model directory's trained model
+EXPORT_METADATA = "metadata.json"  # an exported tagger's (exporting.py): written last
 POOLINGS = ("mean", "max")
 
 
+def is_export(path: str) -> bool:
+  """Whether `path` is an exported tagger's directory (exporting.py), not a run."""
+  return files.exists(os.path.join(path, EXPORT_METADATA)) and not files.exists(
+      os.path.join(path, MODEL_FILE))
+
+
 def model_path(model_dir_or_file: str) -> str:
-  """A model directory's model.keras, or a .keras file as given."""
+  """A model directory's model.keras, an exported tagger's metadata.json (it records the
+  model it was made from), or a .keras file as given."""
   if files.isdir(model_dir_or_file):
-    return os.path.join(model_dir_or_file, MODEL_FILE)
+    return os.path.join(model_dir_or_file,
+                        EXPORT_METADATA if is_export(model_dir_or_file) else MODEL_FILE)
   return model_dir_or_file
 
 

@@ -22,7 +22,7 @@ from absl import logging
 from tf_skeptical import errors
 from tf_skeptical.util import example_wire, files, output_paths, shard_writer
 from tf_skeptical.data import examples
-from tf_skeptical import folds, inference, input_pipeline, pretrained
+from tf_skeptical import folds, inference, input_pipeline, teachers
 from tf_skeptical.util.bad_input import DataError, worker_errors_as_data_errors
 from tf_skeptical.util.beam_options import counter, pipeline as beam_pipeline
 from tf_skeptical.util.progress import ProgressLog
@@ -46,9 +46,9 @@ class _ScoreFn(beam.DoFn):
     self.examples_dir, self.teacher_class_map = examples_dir, teacher_class_map
 
   def setup(self):
-    model, self._unknown = load_teacher(self.model_path, examples.read_info(self.examples_dir),
-                                        self.teacher_class_map)
-    self._forward = lambda x: inference.patch_probabilities(model, x)
+    teacher = teachers.load(self.model_path, examples.read_info(self.examples_dir),
+                            self.teacher_class_map)
+    self._forward, self._unknown = teacher.probabilities, teacher.unknown
     num_classes, spec, hop = self.num_classes, self.features, self.hop_frames
     self._parse = tf.function(lambda r: _parsed_patches(r, num_classes, spec, hop))
     self._parse_batch = tf.function(lambda r: examples.parse_batch(r, num_classes))
@@ -99,18 +99,6 @@ class _ScoreFn(beam.DoFn):
       yield serialize_scores(clip_id.decode("utf-8"), s, np.flatnonzero(p), np.flatnonzero(n))
 
 
-def load_teacher(model_path: str, info: examples.ExamplesInfo,
-                 teacher_class_map: Optional[str] = None):
-  """(the teacher model, the indices of the examples' classes it does not know): a model of
-  this project trained on these examples' class map (it knows them all), or YAMNet's
-  released weights (pretrained.yamnet_teacher: the classes it knows by mid)."""
-  if pretrained.is_weights_file(model_path):
-    return pretrained.yamnet_teacher(model_path, info, teacher_class_map)
-  model = inference.load_model(model_path)
-  inference.check_examples(model, model_path, info)
-  return model, np.zeros(0, np.int64)
-
-
 def _parsed_patches(record, num_classes, spec, hop):
   """A serialized example -> (clip id, patches, positives, explicit negatives)."""
   clip = examples.parse(record, num_classes)
@@ -151,8 +139,9 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   hop_frames: frames between scored patches; default the model's frontend's (YAMNet: 48).
   fold: score only that fold's clips (an out-of-fold teacher's job; folds.py).
   model_path may also be YAMNet's released weights (yamnet.h5, with its class map beside it
-  or teacher_class_map): a pretrained teacher for the classes it knows by mid; the others
-  are scored NaN, named in the manifest (`unknown_classes`), and never flagged.
+  or teacher_class_map) or an exported tagger's directory (teachers.py): a pretrained
+  teacher for the classes it knows by mid; the others are scored NaN, named in the manifest
+  (`unknown_classes`), and never flagged.
   clips_per_batch, patch_batch: clips a worker parses at once, and patches per model call
   (a fixed shape; the last call is padded). By default 64 and 256 for log-mel (about 20
   patches a clip), 1024 and 1024 for embeddings (one patch a clip).
@@ -160,16 +149,17 @@ def score(examples_dir: str, model_path: str, output_dir: str, *, pooling: str =
   output_paths.check_directory(output_dir, OUTPUT)
   info = examples.read_info(examples_dir)
   # Here, so that a bad model fails before any work.
-  model, unknown = load_teacher(model_path, info, teacher_class_map)
+  teacher = teachers.load(model_path, info, teacher_class_map)
+  unknown = teacher.unknown
   if unknown.size:
     names = [info.class_map.display_names[c] for c in unknown]
     logging.warning("the teacher %s does not know %d of the train set's %d classes (they "
                     "get no flags): %s", model_path, unknown.size, info.num_classes,
                     ", ".join(names[:20]) + (f" and {len(names) - 20} more"
                                              if len(names) > 20 else ""))
-  features = inference.features_of(model)
+  features = teacher.features
   hop_frames = features.patch_hop(hop_frames)
-  del model
+  del teacher
   one_patch_a_clip = features.kind == examples.EMBEDDING
   clips_per_batch = clips_per_batch or (1024 if one_patch_a_clip else 64)
   patch_batch = patch_batch or (clips_per_batch if one_patch_a_clip else 256)

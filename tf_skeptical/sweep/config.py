@@ -23,8 +23,9 @@ class SweepConfig:
   # K >= 2: the flags come from K out-of-fold teachers (folds.py), each scoring the clips
   # it did not train on; 0: from the teacher's scores of its own training clips.
   teacher_folds: int = 0
-  # A pretrained teacher instead of the sweep's own (pretrained.py: YAMNet's released
-  # weights, with teacher_class_map or its class map beside them): it scores the train set
+  # A pretrained teacher instead of the sweep's own (teachers.py: YAMNet's released
+  # weights, with teacher_class_map or its class map beside them, or an exported tagger's
+  # directory): it scores the train set
   # for the first round's flags; the p = 0 runs are still the baseline. "": the sweep's.
   teacher: str = ""
   teacher_class_map: str = ""
