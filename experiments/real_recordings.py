@@ -156,14 +156,14 @@ class RealParams:
   seed: int = 0
 
 
-def fetch(debs_dir: str) -> str:
+def fetch(debs_dir: str, packages=PACKAGES) -> str:
   """The packages downloaded (apt-get download) and unpacked into debs_dir/root, once."""
   root = os.path.join(debs_dir, "root")
   done = os.path.join(root, ".unpacked")
   if os.path.exists(done):
     return root
   os.makedirs(root, exist_ok=True)
-  for package in PACKAGES:
+  for package in packages:
     if not glob.glob(os.path.join(debs_dir, f"{package}_*.deb")):
       subprocess.run(["apt-get", "download", package], cwd=debs_dir, check=True)
     deb, = glob.glob(os.path.join(debs_dir, f"{package}_*.deb"))
@@ -249,8 +249,10 @@ def _readable(paths):
   return audio, skipped
 
 
-def generate(out_dir: str, root: str, p: RealParams = RealParams()) -> dict:
-  """Writes the dataset into out_dir (module docstring); returns generation.json."""
+def generate(out_dir: str, found: List[Tuple[str, str, str]], p: RealParams = RealParams(),
+             what: str = "real recordings") -> dict:
+  """Writes the dataset of the recordings `found` ((package, path, class), as `recordings`
+  lists them) into out_dir (module docstring); returns generation.json."""
   from tqdm import tqdm
   from tf_skeptical.datasets import builtin_data, layout
   from tf_skeptical.util import files
@@ -259,7 +261,6 @@ def generate(out_dir: str, root: str, p: RealParams = RealParams()) -> dict:
   from tf_skeptical.data.class_map import ClassMap, write_class_map
   from tf_skeptical.data.segments import Segment, write_segments
   rng = np.random.default_rng(p.seed)
-  found = recordings(root)
   names = sorted({c for _, _, c in found} | {a for _, _, c in found for a in _ancestors()[c]},
                  key=list(CLASSES).index)
   index = {n: i for i, n in enumerate(names)}
@@ -287,6 +288,7 @@ def generate(out_dir: str, root: str, p: RealParams = RealParams()) -> dict:
     if CLASSES[n][1]:
       parent[index[n]] = index[CLASSES[n][1][0]]
   ontology.write_ontology(os.path.join(out_dir, layout.ONTOLOGY), cmap.mids, names, parent)
+  root = os.path.commonpath([path for _, path, _ in found])
   with files.atomic_write(os.path.join(out_dir, SOURCES)) as f:
     w = csv.writer(f)
     w.writerow(["package", "path", "class", "split"])
@@ -352,9 +354,10 @@ def generate(out_dir: str, root: str, p: RealParams = RealParams()) -> dict:
       segments[split].append(Segment(clip_id, 0.0, p.clip_seconds, tuple(sorted(observed)),
                                      (), 0))
   write_segments(segments["train"], cmap, os.path.join(out_dir, layout.TRAIN_SEGMENTS),
-                 header="real recordings, train: labels miss some present events")
+                 header=f"{what}, train: labels miss some present events"
+                 if p.missing_rate or p.parent_missing_rate else f"{what}, train")
   write_segments(segments["eval"], cmap, os.path.join(out_dir, layout.EVAL_SEGMENTS),
-                 header="real recordings, eval: complete labels")
+                 header=f"{what}, eval: complete labels")
   with files.atomic_write(os.path.join(out_dir, layout.TRUTH)) as f:
     w = csv.writer(f)
     w.writerow(["clip_id", "mid", "display_name"])
@@ -371,15 +374,18 @@ def generate(out_dir: str, root: str, p: RealParams = RealParams()) -> dict:
   return summary
 
 
-def prepared(work_dir: str, p: RealParams = RealParams()):
+def prepared(work_dir: str, p: RealParams = RealParams(), found=None,
+             what: str = "real recordings"):
   """The set generated and prepared once under work_dir: (train examples, eval examples,
-  truth CSV, ontology.json)."""
+  truth CSV, ontology.json). found: a function of no argument that lists the recordings
+  (default: this set's packages, downloaded into work_dir/debs)."""
   from tf_skeptical.datasets import layout
   from tf_skeptical.data import examples
   from tf_skeptical import prepare
   data = os.path.join(work_dir, "data")
   if not os.path.exists(os.path.join(data, layout.SUMMARY)):
-    generate(data, fetch(os.path.join(work_dir, "debs")), p)
+    found = found or (lambda: recordings(fetch(os.path.join(work_dir, "debs"))))
+    generate(data, found(), p, what)
   out = []
   for split, csv_name in (("train", layout.TRAIN_SEGMENTS),
                           ("eval", layout.EVAL_SEGMENTS)):
@@ -404,7 +410,7 @@ def main():
   args = parser.parse_args()
   debs = args.debs_dir or os.path.join(os.path.dirname(os.path.abspath(args.out_dir)), "debs")
   os.makedirs(debs, exist_ok=True)
-  summary = generate(args.out_dir, fetch(debs), RealParams(
+  summary = generate(args.out_dir, recordings(fetch(debs)), RealParams(
       train_clips=args.train_clips, eval_clips=args.eval_clips, seed=args.seed))
   print({k: v for k, v in summary.items() if k != "train_positives_per_class"})
 

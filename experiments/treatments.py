@@ -16,7 +16,10 @@ only and to the tail classes only. --ontology trains and flags with the set's on
 directory of its own, and compares its baseline with the plain one, paired by seed. real: the real-recordings set
 (experiments.real_recordings: Debian packages' recordings, downloaded once), prepared and swept
 with the demo's recipe (MobileNetV1 w0.25, 8 epochs; --balanced=1 for class-balanced
-sampling); --ontology as for harder. --deterministic_input=1 (harder and real): every run of
+sampling); --ontology as for harder; --pretrained: teacher and students start from a
+tagger pretrained on recordings disjoint from the set (experiments.pretrain_pool), in sweep
+directories of their own, compared with the same recipe from random weights, paired by
+seed. --deterministic_input=1 (harder and real): every run of
 a seed gets the same batches in the same order, in sweep directories of their own.
 
 For every treatment at every p and both references (complete labels, perfect mask): the d'
@@ -50,6 +53,7 @@ def _parse():
   extra.add_argument("--percents", default="0,2")
   extra.add_argument("--treatments", default="mask,soft,distill,positive")
   extra.add_argument("--ontology", action="store_true")
+  extra.add_argument("--pretrained", action="store_true")
   extra.add_argument("--flag_min_positives", type=int, default=0)
   extra.add_argument("--clips", type=int, default=20000)
   extra.add_argument("--classes", type=int, default=200)
@@ -143,7 +147,8 @@ def analyse(sweep_dir: str, eval_dir: str, table, seeds: int, params):
            f"classes that have any; tail: the other {split[TAIL].size} of them"
            + (f" ({counts.size - occurring.size} classes without a train positive are in "
               "neither)" if counts.size > occurring.size else "")
-           + f". {seeds} seeds; 95% intervals [seeds; eval clips].\n"]
+           + f". {seeds} seeds; 95% intervals [seeds; eval clips].\n"] + baseline_lines(
+               sweep_dir, eval_dir, seeds)
   text, rows = report_gains(gains, gains.get("complete"), gains.get("perfect mask"), lines)
   with open(os.path.join(sweep_dir, "treatments.md"), "w") as f:
     f.write(text)
@@ -223,22 +228,32 @@ def real(known, args):
   work = os.path.join(args.work_dir, "real_recordings")
   train_dir, eval_dir, truth, onto_path = real_recordings.prepared(work)
   params = verdict.VerdictParams(bootstrap=known.bootstrap)
+  init_from = ""
+  if known.pretrained:
+    from experiments import pretrain_pool
+    init_from = pretrain_pool.pretrained(
+        args.work_dir, real_recordings.fetch(os.path.join(work, "debs")))
   cfg = sweep.SweepConfig(
       train=training.TrainConfig(width=0.25, epochs=known.epochs, balanced=bool(known.balanced),
-                                 deterministic_input=bool(known.deterministic_input)),
+                                 deterministic_input=bool(known.deterministic_input),
+                                 init_from=init_from),
       ontology=onto_path if known.ontology else "",
       percents=tuple(float(p) for p in known.percents.split(",")), seeds=known.seeds,
       treatments=tuple(known.treatments.split(",")),
       flag_min_positives=known.flag_min_positives, verdict_params=params)
-  plain = "sweep" + ("_balanced" if known.balanced else "") + _in_order(known)
-  name = plain + ("_ontology" if known.ontology else "") + (
+  recipe = "sweep" + ("_balanced" if known.balanced else "") + _in_order(known)
+  plain = recipe + ("_pretrained" if known.pretrained else "")
+  suffix = ("_ontology" if known.ontology else "") + (
       f"_min{known.flag_min_positives}" if known.flag_min_positives else "")
-  sweep_dir = os.path.join(work, name)
+  sweep_dir = os.path.join(work, plain + suffix)
   table = sweep.run(train_dir, eval_dir, sweep_dir, cfg, truth).table
   rows = analyse(sweep_dir, eval_dir, table, known.seeds, params)
   if known.ontology:
     rows += ontology_vs_plain(sweep_dir, os.path.join(work, plain), eval_dir, known.seeds,
                               params, table)
+  if known.pretrained:
+    rows += pretrained_vs_random(sweep_dir, os.path.join(work, recipe + suffix), eval_dir,
+                                 known.seeds, params, table)
   return rows
 
 
@@ -313,30 +328,70 @@ def ontology_vs_plain(onto_dir, plain_dir, eval_dir, seeds, params, table):
   with each treatment of `table` (the ontology sweep's rows), with the goal's verdict against
   the plain sweep's references. Appended to the ontology sweep's treatments.md; nothing when
   the plain sweep has not run these seeds."""
+  return against_other_sweep(
+      onto_dir, plain_dir, eval_dir, seeds, params, table,
+      heading="Against plain training (the labels as given, no ontology)",
+      alone="ontology alone (its baseline)", prefix="ontology + ", other_prefix="plain ",
+      what="against plain training: ")
+
+
+def pretrained_vs_random(pretrained_dir, random_dir, eval_dir, seeds, params, table):
+  """What the pretrained start gives, against the same recipe from random weights (that
+  sweep's baseline, paired by seed): the pretrained baseline alone, and each treatment of
+  `table` from the pretrained start; nothing when the random-weights sweep has not run these
+  seeds."""
+  return against_other_sweep(
+      pretrained_dir, random_dir, eval_dir, seeds, params, table,
+      heading="Against random weights (the same recipe without the pretrained start)",
+      alone="pretrained start alone (its baseline)", prefix="pretrained + ",
+      other_prefix="random weights ", what="against random weights: ")
+
+
+def against_other_sweep(this_dir, other_dir, eval_dir, seeds, params, table, *, heading,
+                        alone, prefix, other_prefix, what):
+  """This sweep's baseline and first-round treatments against the other sweep's baseline
+  (paired by seed), with the goal's verdict against the other sweep's references; appended
+  to this sweep's treatments.md. [] when the other sweep has not run these seeds."""
   from tf_skeptical import evaluation, sweep
-  plain_runs = [sweep.run_dir(plain_dir, 0.0, i) for i in range(seeds)]
-  if not all(os.path.exists(os.path.join(d, "result.json")) for d in plain_runs):
+  other_runs = [sweep.run_dir(other_dir, 0.0, i) for i in range(seeds)]
+  if not all(os.path.exists(os.path.join(d, "result.json")) for d in other_runs):
     return []
-  split, _ = class_split(onto_dir)
-  _, labels, _ = evaluation.eval_scores(sweep.run_dir(onto_dir, 0.0), eval_dir)
-  runs = {"ontology alone (its baseline)": [sweep.run_dir(onto_dir, 0.0, i)
-                                            for i in range(seeds)]}
-  runs.update(run_groups(table, onto_dir, plain_dir, seeds, "ontology + ", "plain "))
-  baselines = _scores(plain_dir, eval_dir, plain_runs)
-  gains = {name: gains_by_part(labels, _scores(onto_dir, eval_dir, dirs), baselines, split,
+  split, _ = class_split(this_dir)
+  _, labels, _ = evaluation.eval_scores(sweep.run_dir(this_dir, 0.0), eval_dir)
+  runs = {alone: [sweep.run_dir(this_dir, 0.0, i) for i in range(seeds)]}
+  runs.update(run_groups(table, this_dir, other_dir, seeds, prefix, other_prefix))
+  baselines = _scores(other_dir, eval_dir, other_runs)
+  gains = {name: gains_by_part(labels, _scores(this_dir, eval_dir, dirs), baselines, split,
                                params) for name, dirs in runs.items()}
-  for name in ("plain complete", "plain perfect mask"):
+  complete, perfect = (other_prefix + n for n in ("complete", "perfect mask"))
+  for name in (complete, perfect):
     if name in gains:
       gains[name]["reference"] = True
   text, rows = report_gains(
-      gains, gains.get("plain complete"), gains.get("plain perfect mask"),
-      ["\n## Against plain training (the labels as given, no ontology)\n",
-       f"Each run paired by seed with the plain sweep's baseline ({plain_dir}); the "
-       "references are the plain sweep's.\n"], what="against plain training: ")
-  with open(os.path.join(onto_dir, "treatments.md"), "a") as f:
+      gains, gains.get(complete), gains.get(perfect),
+      [f"\n## {heading}\n",
+       f"Each run paired by seed with {other_dir}'s baseline; the references are that "
+       "sweep's.\n"] + baseline_lines(other_dir, eval_dir, seeds, f"{other_prefix}baseline"),
+      what=what)
+  with open(os.path.join(this_dir, "treatments.md"), "a") as f:
     f.write(text)
   print(text)
   return rows
+
+
+def baseline_lines(sweep_dir, eval_dir, seeds, name="baseline"):
+  """One line: the sweep's baseline (p = 0) d' and lwlrap, mean and spread over seeds."""
+  from tf_skeptical import evaluation, metrics, sweep
+  values = []
+  for i in range(seeds):
+    _, labels, scores = evaluation.eval_scores(sweep.run_dir(sweep_dir, 0.0, i), eval_dir)
+    values.append(metrics.evaluate(labels, scores).summary())
+  parts = []
+  for metric in ("d_prime", "lwlrap"):
+    v = np.array([x[metric] for x in values])
+    parts.append(f"{metric} {v.mean():.3f} (sd {v.std(ddof=1) if seeds > 1 else 0:.3f}, "
+                 f"range {v.min():.3f}-{v.max():.3f})")
+  return [f"{name} over {seeds} seeds: " + ", ".join(parts) + ".\n"]
 
 
 def main():
@@ -352,6 +407,7 @@ def main():
       "" if balanced == (known.set == "harder") else
       ", balanced" if balanced else ", unbalanced") + (
       ", deterministic input" if known.deterministic_input else "") + (
+      ", pretrained" if known.pretrained else "") + (
       ", ontology" if known.ontology else "") + (
       f", flag_min_positives {known.flag_min_positives}" if known.flag_min_positives else "")
   # One stored result for every set: this set's rows replace its earlier ones.

@@ -53,7 +53,7 @@ def test_labels_missing_labels_and_splits(root, tmp_path):
   p = real.RealParams(train_clips=120, eval_clips=40, missing_rate=0.05,
                       parent_missing_rate=0.5, seed=3)
   out = str(tmp_path / "set")
-  summary = real.generate(out, str(root), p)
+  summary = real.generate(out, real.recordings(str(root)), p)
   cmap = read_class_map(os.path.join(out, "class_labels_indices.csv"))
   names = list(cmap.display_names)
   assert set(names) == {"Snare drum", "Bass drum", "Hi-hat", "Cymbal", "Drum", "Percussion",
@@ -88,7 +88,33 @@ def test_labels_missing_labels_and_splits(root, tmp_path):
   by_split = {s: {r["path"] for r in sources if r["split"] == s} for s in ("train", "eval")}
   assert by_split["train"] and by_split["eval"] and not by_split["train"] & by_split["eval"]
   again = str(tmp_path / "again")
-  real.generate(again, str(root), p)
+  real.generate(again, real.recordings(str(root)), p)
   for name in ("train_segments.csv", "train_missing_labels.csv", "audio/eval000007.wav"):
     with open(os.path.join(out, name), "rb") as a, open(os.path.join(again, name), "rb") as b:
       assert a.read() == b.read(), name
+
+
+def test_the_pretraining_pool_shares_no_recording_with_the_real_set(tmp_path):
+  """experiments.pretrain_pool: spoken letters are Speech, drum samples get the real set's
+  drum classes, and a file whose bytes equal one of the real set's is left out, whatever its
+  name or package."""
+  from experiments import pretrain_pool
+  real_root, pool_root = tmp_path / "real", tmp_path / "pool"
+  shared = real_root / KITS / "KitA" / "snare_01.wav"
+  shared.parent.mkdir(parents=True)
+  shared.write_bytes(b"RIFF the same bytes")
+  files = {"klettres-data/usr/share/klettres/de/alpha/a.ogg": b"a",
+           "klettres-data/usr/share/klettres/fr/syllab/ba.ogg": b"ba",
+           "lmms-common/usr/share/lmms/samples/drums/snare01.ogg": b"snare",
+           "lmms-common/usr/share/lmms/samples/drums/zap01.ogg": b"zap",
+           "lmms-common/usr/share/lmms/samples/effects/explode01.ogg": b"boom",
+           "hydrogen-data/usr/share/hydrogen/data/drumkits/GMRockKit/Kick-Hard.wav": b"kick",
+           "hydrogen-data/usr/share/hydrogen/data/drumkits/GMRockKit/Snare-Med.wav":
+           b"RIFF the same bytes"}
+  for rel, data in files.items():
+    (pool_root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (pool_root / rel).write_bytes(data)
+  got = {os.path.basename(p): c for _, p, c in
+         pretrain_pool.recordings(str(pool_root), str(real_root))}
+  assert got == {"a.ogg": "Speech", "ba.ogg": "Speech", "snare01.ogg": "Snare drum",
+                 "explode01.ogg": "Explosion", "Kick-Hard.wav": "Bass drum"}
