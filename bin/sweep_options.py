@@ -99,5 +99,6 @@ def config_from_flags() -> sweep.SweepConfig:
                            distill_weight=train_options.DISTILL_WEIGHT.value,
                            ontology=train_options.ONTOLOGY.value,
                            propagate_labels=train_options.PROPAGATE.value,
+                           reviewed=train_options.REVIEWED.value,
                            flag_min_positives=FLAG_MIN_POSITIVES.value, jobs=JOBS.value,
                            verdict_params=verdict.VerdictParams(bootstrap=BOOTSTRAP.value))

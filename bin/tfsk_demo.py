@@ -3,6 +3,7 @@
   tfsk_demo                      # about 14 minutes on 2 CPU cores (12 training runs)
   tfsk_demo --train_clips=300 --eval_clips=100 --epochs=2 --percents=0,2   # a smoke run
   tfsk_demo --full               # the README's results table: 30 runs, about an hour
+  tfsk_demo --review=300         # then a simulated listening test of the top 300 flags
 
 Generates the data, prepares it (Beam), trains the teacher, scores the train set (Beam),
 flags likely missing labels, trains one student per discard percentage, exports the best
@@ -11,15 +12,20 @@ the truth and the paths of the plots and the tagger. The students mask their fla
 entries (the paper's treatment; no other measured significantly better on this data:
 docs/treatments.md); --treatments=mask,soft,distill,positive compares them all.
 The runs train side by side, one process per core (--jobs). Re-running continues where a
-previous run stopped.
+previous run stopped. With --review=N a simulated listener answers the teacher's top N
+candidates from the truth file (tfsk_review --simulate_from), a second sweep trains on
+those verdicts (<work_dir>/sweep_reviewed), and the demo ends with what they buy against
+plain training, paired by seed.
 """
 
+import dataclasses
 import os
 
 from absl import flags, logging
 
 from tf_skeptical.datasets import builtin_data
-from tf_skeptical import evaluation, flagging, prepare, sweep, teacher_check
+from tf_skeptical import evaluation, flagging, prepare, sweep, teacher_check, verdict
+from tf_skeptical.review import simulated
 from tf_skeptical.data import examples
 from tf_skeptical.util import files, output_paths
 from tf_skeptical_bin import checks, cli, sweep_options, train_options
@@ -33,7 +39,12 @@ EVAL_CLIPS = flags.DEFINE_integer("eval_clips", 1000, "Built-in eval clips.")
 MISSING_RATE = flags.DEFINE_float("missing_rate", 0.02, "Missing train labels as a fraction "
                                   "of the implicit negatives.")
 DATA_SEED = flags.DEFINE_integer("data_seed", 0, "Seed of the generated data.")
+REVIEW = flags.DEFINE_integer(
+    "review", 0, "N > 0: after the sweep, a simulated listener answers the teacher's top N "
+    "flagged candidates from the truth file, and a second sweep trains on the verdicts "
+    "(every run, teacher included; <work_dir>/sweep_reviewed). 0: no review.")
 checks.positive(TRAIN_CLIPS, EVAL_CLIPS)
+checks.non_negative(REVIEW)
 checks.fraction(MISSING_RATE, high_open=True)
 # The larger experiment: the README's results table (docs/treatments.md, built-in data).
 FULL_SETTINGS = dict(seeds=5, percents="0,2", treatments=["mask", "soft", "positive"])
@@ -96,6 +107,29 @@ def main(argv):
   print(f"Curves:  tensorboard --logdir={out}")
   print(f"Tagger:  {tagger} (SavedModel + TFLite); try: tfsk_tag --tagger={tagger} "
         f"{os.path.join(data, builtin_data.AUDIO_DIR, 'eval000000.wav')}")
+  if REVIEW.value:
+    review(work, dirs, out, cfg, os.path.join(data, builtin_data.TRUTH))
+
+
+def review(work, dirs, plain_dir, cfg, truth_csv):
+  """The simulated listening test of the plain sweep's flags, and a sweep on its verdicts."""
+  path = os.path.join(work, "review", "verdicts.csv")
+  flags_dir = os.path.join(plain_dir, sweep.FLAGS)
+  if not files.exists(path):  # a re-run keeps the answers given
+    files.makedirs(os.path.dirname(path))
+    simulated.review(flags_dir, truth_csv, path + ".tmp", REVIEW.value)
+    files.rename(path + ".tmp", path)
+  reviewed_cfg = dataclasses.replace(cfg, reviewed=path, complete_reference=False,
+                                     perfect_mask_reference=False)
+  out = os.path.join(work, "sweep_reviewed")
+  result = sweep.run(dirs["train"], dirs["eval"], out, reviewed_cfg, truth_csv=truth_csv)
+  from tf_skeptical.review import verdicts
+  counts = verdicts.read(path).counts()
+  print(f"\nListening test (simulated, the teacher's top {REVIEW.value}): "
+        f"{counts['present']} present, {counts['absent']} absent; verdicts in {path}")
+  print(sweep.against_plain(out, plain_dir, dirs["eval"], result.table, cfg.seeds,
+                            verdict.VerdictParams(bootstrap=cfg.verdict_params.bootstrap)))
+  print(f"Reviewed sweep: {os.path.join(out, sweep.RESULTS_MD)}")
 
 
 def run():

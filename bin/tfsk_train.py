@@ -6,6 +6,8 @@ the loss by default, or given the teacher's score, or made positives).
       --teacher_flags=flags/flags.npz --discard_percent=1
   tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/p1_distill \
       --teacher_flags=flags/flags.npz --discard_percent=1 --treatment=distill --teacher_scores=scores
+  tfsk_train --train=examples/train --eval=examples/eval --model_dir=runs/p1_reviewed \
+      --teacher_flags=flags/flags.npz --discard_percent=1 --reviewed=verdicts.csv
 
 Watch it with `tensorboard --logdir=runs`. Killed runs resume from their last backup
 when started again with the same flags.
@@ -53,7 +55,8 @@ def main(argv):
             if treatment.needs_teacher_scores and TEACHER_SCORES.value else None)
   told = targets.read(TEACHER_FLAGS.value, DISCARD_PERCENT.value, treatment, scores,
                       train_options.propagated_ontology(),
-                      examples.read_info(TRAIN.value).class_map.mids)
+                      examples.read_info(TRAIN.value).class_map.mids,
+                      reviewed=train_options.REVIEWED.value)
   training.train(TRAIN.value, MODEL_DIR.value, train_options.config_from_flags(),
                  targets=told, eval_dir=EVAL.value, overwrite=OVERWRITE.value)
 

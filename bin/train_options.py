@@ -45,6 +45,11 @@ ONTOLOGY = flags.DEFINE_string(
 PROPAGATE = flags.DEFINE_bool(
     "propagate_labels", True, "With --ontology: train on labels propagated to their "
     "ancestors (off: only flagging uses the ontology).")
+REVIEWED = flags.DEFINE_string(
+    "reviewed", "", "A listening test's verdicts (tfsk_review's verdicts.csv, for these "
+    "train examples): a confirmed entry trains as a positive, a rejected one as an explicit "
+    "negative that no treatment touches; unsure and unreviewed entries as before. In a "
+    "sweep every run but the references reads them. Empty: none.")
 checks.fraction(DISTILL_WEIGHT)
 
 

@@ -21,7 +21,7 @@ from tf_skeptical.data.class_map import ClassMap, write_class_map
 pytestmark = pytest.mark.end_to_end
 
 BINARIES = ("tfsk_make_builtin", "tfsk_simulate_audioset", "tfsk_prepare", "tfsk_train", "tfsk_score", "tfsk_flag",
-            "tfsk_evaluate", "tfsk_export", "tfsk_tag", "tfsk_sweep", "tfsk_demo")
+            "tfsk_review", "tfsk_evaluate", "tfsk_export", "tfsk_tag", "tfsk_sweep", "tfsk_demo")
 
 TINY_MODEL = ["--width=0.25", "--batch_size=8", "--train_hop_frames=48"]
 SIZE_FLAGS = {
@@ -33,6 +33,7 @@ SIZE_FLAGS = {
     "tfsk_train": TINY_MODEL + ["--epochs=2"],
     "tfsk_score": ["--local_workers=1"],
     "tfsk_flag": [],
+    "tfsk_review": [],
     "tfsk_evaluate": [],
     "tfsk_export": ["--calibration_windows=30"],
     "tfsk_tag": [],
@@ -42,10 +43,14 @@ SIZE_FLAGS = {
                   "--seeds=1", "--batch_size=8", "--work_dir=demo"],
 }
 
+# Lines that serve until stopped: run with --port=0, asked for their first page, then
+# stopped with Ctrl-C (SIGINT), which ends them at once with exit status 130.
+SERVED = {("tfsk_review", 0)}
+
 # The order the documented lines run in: (binary, line index in its docstring).
 PLAN = [("tfsk_make_builtin", 0), ("tfsk_simulate_audioset", 0), ("tfsk_prepare", 0), ("tfsk_prepare", 1),
         ("tfsk_prepare", 2), ("tfsk_train", 0), ("tfsk_score", 0), ("tfsk_flag", 0),
-        ("tfsk_train", 1), ("tfsk_train", 2), ("tfsk_evaluate", 0), ("tfsk_evaluate", 1), ("tfsk_export", 0),
+        ("tfsk_review", 0), ("tfsk_review", 1), ("tfsk_review", 2), ("tfsk_train", 1), ("tfsk_train", 2), ("tfsk_evaluate", 0), ("tfsk_evaluate", 1), ("tfsk_export", 0),
         ("tfsk_tag", 0), ("tfsk_tag", 1), ("tfsk_sweep", 0), ("tfsk_demo", 0),
         ("tfsk_demo", 1), ("tfsk_demo", 2)]
 
@@ -90,12 +95,36 @@ def write_embedding_records(folder):
           f"clip{i}", 0.0, 10.0, [i % 4], rng.integers(0, 256, (10, 128), dtype=np.uint8)))
 
 
+def serve_once(binary, args, cwd, env) -> str:
+  """Starts a serving binary, fetches the page at the address it prints, stops it with
+  SIGINT; returns what it printed."""
+  import signal
+  import urllib.request
+  proc = subprocess.Popen([sys.executable, "-m", f"tf_skeptical_bin.{binary}", *args], cwd=cwd,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  printed = []
+  for line in proc.stdout:
+    printed.append(line)
+    if "open http" in line:
+      break
+  url = printed[-1].split("open ", 1)[1].split(" ", 1)[0] if printed else ""
+  assert url.startswith("http"), (printed, proc.stderr.read()[-3000:])
+  with urllib.request.urlopen(url + "api/start", timeout=120) as r:
+    assert json.loads(r.read())["counts"]["total"] > 0
+  proc.send_signal(signal.SIGINT)
+  assert proc.wait(timeout=30) == 130
+  return "".join(printed)
+
+
 def test_documented_usage_runs_in_order(tmp_path):
   write_embedding_records(tmp_path)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   outputs, logs = {}, {}
   for binary, index in PLAN:
     args = documented_usage(binary)[index][1:] + SIZE_FLAGS[binary]
+    if (binary, index) in SERVED:
+      outputs[(binary, index)] = serve_once(binary, args + ["--port=0"], tmp_path, env)
+      continue
     done = subprocess.run([sys.executable, "-m", f"tf_skeptical_bin.{binary}", *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (f"{binary} {' '.join(args)}\n"
@@ -114,7 +143,8 @@ def test_documented_usage_runs_in_order(tmp_path):
          "tagger/tagger_int8.tflite", "sweep/results.md", "sweep/plot_metrics.png",
          "demo/sweep/results.md", "demo/sweep/tagger/metadata.json",
          "sim/train/train-00000-of-00003.tfrecord", "sim/train_missing_labels.csv",
-         "sim/generation.json")
+         "sim/generation.json", "verdicts.csv", "cleaned/train_segments.csv",
+         "cleaned/changes.csv")
   with open(tmp_path / "examples/bal_train/manifest.json") as f:
     assert json.load(f)["num_clips"] == 6
   with open(tmp_path / "runs/p1/result.json") as f:

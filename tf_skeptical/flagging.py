@@ -282,9 +282,9 @@ def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], 
   rank percentile put each class's top entry first, and in classes the teacher barely
   knows those have scores near zero.) Flags written up to less than `percent` give all of
   theirs; returns the rows written."""
-  keep = np.flatnonzero(flags.selected(min(percent, flags.max_percent)))
+  from tf_skeptical.review import queue
   percentile = flags.percentile  # an array over every flag: computed once, not per row
-  order = keep[np.lexsort((percentile[keep], -flags.score[keep]))]
+  order = queue.candidates(flags, percent, queue.TEACHER)
   if limit:
     order = order[:limit]
   with files.atomic_write(path) as f:

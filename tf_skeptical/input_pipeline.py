@@ -151,6 +151,7 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
   teacher_of = (teacher_score_lookup(targets.teacher_scores, num_classes)
                 if treatment.needs_teacher_scores else None)
   added = entry_lookup(targets.added_positives, num_classes)
+  reviewed = entry_lookup(targets.reviewed, num_classes)
   up = None if targets.ontology is None else tf.constant(targets.ontology.matrix())
   weight = None
   if clip_weights:
@@ -174,10 +175,16 @@ def training_dataset(examples_dir: str, batch_size: int, *, hop_frames: int,
     def up_the_ontology(x):
       return x if up is None else tf.minimum(x + tf.matmul(x, up), 1.0)
 
-    labels = up_the_ontology(tf.maximum(clip["positives"], added(ids)[0]))
+    answered, verdict = reviewed(ids)  # a verdict: 1 present, 0 absent
+    confirmed = answered * verdict
+    labels = up_the_ontology(tf.maximum(tf.maximum(clip["positives"], added(ids)[0]),
+                                        confirmed))
     flagged, flag_scores = flags_of(ids)
     target, mask = treatments.targets(labels, flagged, flag_scores,
                                       teacher_of(ids) if teacher_of else None, treatment)
+    is_answered = answered > 0  # the reviewer's word stands, whatever the treatment says
+    target = tf.where(is_answered, verdict, target)
+    mask = tf.where(is_answered, tf.ones_like(mask), mask)
     out = {"labels": target, "mask": mask}
     if with_implicit:
       out["implicit"] = tf.maximum(

@@ -27,6 +27,10 @@ class Targets:
   teacher_scores: Optional[object] = None  # scoring.Scores of the train set (distill)
   added_positives: Optional[Entries] = None  # trained as positives (the complete labels)
   ontology: Optional[ontology_lib.Ontology] = None  # labels propagated to their ancestors
+  # A listening test's verdicts (review/verdicts.py): scores 1 (present: a positive) or 0
+  # (absent: an explicit negative); either way the entry counts in the loss with that
+  # target, whatever the treatment or the flags say of it.
+  reviewed: Optional[Entries] = None
 
   def __post_init__(self):
     if (self.flagged is not None and self.treatment.needs_flag_scores
@@ -42,6 +46,8 @@ class Targets:
     the train examples `info`, and the scores by the teacher the flags came from."""
     if self.flagged is not None:
       self.flagged.check_examples(info)
+    if self.reviewed is not None:
+      self.reviewed.check_examples(info)
     if self.teacher_scores is not None:
       m = self.teacher_scores.manifest
       name = f"teacher scores of {m.get('model', 'a model')}"
@@ -51,10 +57,21 @@ class Targets:
                               self.flagged.made_from.get("model_id", "unrecorded"),
                               f"flags {self.flagged.made_from.get('flags', '')}".strip())
 
+  @property
+  def confirmed(self) -> int:
+    return 0 if self.reviewed is None else int((self.reviewed.scores > 0.5).sum())
+
+  @property
+  def rejected(self) -> int:
+    return 0 if self.reviewed is None else self.reviewed.count - self.confirmed
+
   def describe(self) -> str:
     """What the run trains on, for its log line."""
     labels = ("labels propagated up the ontology" if self.ontology is not None
               else "the labels as given")
+    if self.reviewed is not None:
+      labels += (f", {self.confirmed} reviewed entries confirmed present and "
+                 f"{self.rejected} absent")
     if self.added_positives is not None:
       return f"{labels}, {self.added_positives.count} missing labels added back"
     if self.flagged is None:
@@ -72,17 +89,22 @@ class Targets:
                 added_positives=(self.added_positives.count
                                  if self.added_positives is not None else 0),
                 flags=self.flagged.made_from if self.flagged is not None else None,
-                ontology=self.ontology.path if self.ontology is not None else None)
+                ontology=self.ontology.path if self.ontology is not None else None,
+                verdicts=None if self.reviewed is None else dict(
+                    file=self.reviewed.made_from.get("flags", "")[len("verdicts "):],
+                    confirmed=self.confirmed, rejected=self.rejected))
 
 
 def read(flags_path: Optional[str] = None, percent: float = 0.0,
          treatment: Treatment = Treatment(), teacher_scores=None, ontology: str = "",
-         mids=None, flags: Optional["flagging.Flags"] = None) -> Targets:
+         mids=None, flags: Optional["flagging.Flags"] = None,
+         reviewed: str = "") -> Targets:
   """A student's (or a teacher's) Targets from files: the flags at `percent` (from
   flags_path, or `flags` already read), with their scores when the treatment needs them;
   the teacher's scores (scoring.Scores, read by the caller when
   treatment.needs_teacher_scores); the ontology (its path, with the class map's mids) to
-  propagate labels."""
+  propagate labels; a listening test's verdicts file (review/verdicts.py; with the class
+  map's mids)."""
   if percent > 0 and not (flags_path or flags is not None):
     raise errors.BadValue("a discard percentage needs the teacher's flags (--teacher_flags)")
   flagged = None
@@ -91,5 +113,11 @@ def read(flags_path: Optional[str] = None, percent: float = 0.0,
     flagged = (flags.entries(percent, with_scores) if flags is not None
                else flagging.load_entries(flags_path, percent, with_scores))
   onto = ontology_lib.read_ontology(ontology, mids) if ontology else None
+  answered = None
+  if reviewed:
+    from tf_skeptical.review import verdicts
+    clip_ids = flags.clip_ids if flags is not None else None
+    answered = verdicts.read(reviewed, mids, clip_ids).entries(mids)
   return Targets(treatment, flagged, percent,
-                 teacher_scores if treatment.needs_teacher_scores else None, ontology=onto)
+                 teacher_scores if treatment.needs_teacher_scores else None, ontology=onto,
+                 reviewed=answered)

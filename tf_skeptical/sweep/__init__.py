@@ -17,5 +17,5 @@ from tf_skeptical.sweep.layout import (COMPLETE, FLAGS, FOLD_SCORES, FOLD_TEACHE
                                        reference_dir, round_dir, row_dir, run_dir)
 from tf_skeptical.sweep.orchestration import (SweepResult, export_best, references_alone, run,
                                               truth_provenance)
-from tf_skeptical.sweep.report import best_line, results_text, write_table
+from tf_skeptical.sweep.report import against_plain, best_line, results_text, write_table
 from tf_skeptical.sweep.runs import fold_teachers

@@ -47,6 +47,10 @@ class SweepConfig:
   # their ancestors (YAMNet's practice). "": none.
   ontology: str = ""
   propagate_labels: bool = True
+  # A listening test's verdicts (tfsk_review's file): every run but the references trains
+  # on them (confirmed entries positives, rejected ones explicit negatives), the teacher
+  # and the p = 0 baseline included. "": none.
+  reviewed: str = ""
   # Classes with fewer train positives get no flags (flagging.py); 0: every class.
   flag_min_positives: int = flagging.MIN_POSITIVES
   verdict_params: verdict.VerdictParams = verdict.VerdictParams()

@@ -78,7 +78,8 @@ def _run(train_dir, eval_dir, work_dir, cfg, truth, truth_csv, specs, class_map,
   """run()'s stages, with the runner that trains the independent runs."""
   teacher_dir = layout.run_dir(work_dir, 0.0)
   baseline = [submit(runner, train_dir, eval_dir, Run(layout.run_dir(work_dir, 0.0, i),
-                                                      cfg.seeded(i), ontology=cfg.propagated))
+                                                      cfg.seeded(i), ontology=cfg.propagated,
+                                                      reviewed=cfg.reviewed))
               for i in range(cfg.seeds)]  # seed 0 is the teacher
   entries = evaluation.truth_as_entries(truth) if truth is not None else None
   references = {}
@@ -130,7 +131,7 @@ def _run(train_dir, eval_dir, work_dir, cfg, truth, truth_csv, specs, class_map,
           futures.setdefault((t.label, p), []).append(submit(runner, train_dir, eval_dir, Run(
               layout.run_dir(work_dir, p, i, r, t.label), cfg.seeded(i), t, p, flags_path,
               flags_id, tuple(scores_dirs) if t.needs_teacher_scores else (),
-              ontology=cfg.propagated)))
+              ontology=cfg.propagated, reviewed=cfg.reviewed)))
     done = {key: results(fs) for key, fs in futures.items()}
     round_quality = {}
     if truth is not None:

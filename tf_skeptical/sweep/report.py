@@ -39,9 +39,12 @@ def table_row(p: float, results: List[Dict], quality: Dict, gain: Optional[Dict]
   """One row of the table: the runs' mean metrics, d' spread, flag quality and gain."""
   evals = [r["eval"] for r in results]
   mean = {k: float(np.mean([e[k] for e in evals])) for k in ("d_prime", "lwlrap", "mAP", "AUC")}
+  answered = results[0].get("verdicts") or {}  # a listening test's verdicts (targets.py)
   return dict(round=round_index, treatment=treatment if p else "", discard_percent=p,
               teacher=teacher if p else "",
-              masked_entries=results[0].get("masked_entries", 0), runs=len(evals), **mean,
+              masked_entries=results[0].get("masked_entries", 0),
+              verdicts=answered.get("confirmed", 0) + answered.get("rejected", 0),
+              verdicts_confirmed=answered.get("confirmed", 0), runs=len(evals), **mean,
               d_prime_min=min(e["d_prime"] for e in evals),
               d_prime_max=max(e["d_prime"] for e in evals),
               flag_precision=quality.get("precision", float("nan")),
@@ -67,6 +70,32 @@ def verdicts(work_dir: str, eval_dir: str, percents: Sequence[float], seeds: int
   baselines = [r[2] for r in runs[0.0]]
   return {p: verdict.paired_gain(labels, [r[2] for r in rs], baselines, params)
           for p, rs in runs.items() if p > 0}
+
+
+def against_plain(work_dir: str, plain_dir: str, eval_dir: str, table: List[Dict],
+                  seeds: int, params: verdict.VerdictParams = verdict.VerdictParams(),
+                  name: str = "with the verdicts") -> str:
+  """Markdown: every first-round run of `table` (a sweep in work_dir trained otherwise,
+  `name`: e.g. on a listening test's verdicts) against plain training (plain_dir's
+  baseline), paired by seed, beside plain_dir's own students: what the difference buys."""
+  _, labels, _ = evaluation.eval_scores(layout.run_dir(plain_dir, 0.0), eval_dir)
+  plain = [evaluation.eval_scores(layout.run_dir(plain_dir, 0.0, i), eval_dir)[2]
+           for i in range(seeds)]
+  lines = ["| run | d' gain over plain training | lwlrap gain |", "|---|---|---|"]
+  for where, label in ((plain_dir, "plain"), (work_dir, name)):
+    for r in table:
+      if r.get("round", 1) != 1 or (where == plain_dir and not r["discard_percent"]):
+        continue
+      dirs = [layout.row_dir(where, r, i) for i in range(seeds)]
+      if not all(files.exists(os.path.join(d, "result.json")) for d in dirs):
+        continue
+      g = verdict.paired_gain(labels, [evaluation.eval_scores(d, eval_dir)[2] for d in dirs],
+                              plain, params)
+      what = (f"{r['treatment']}, p = {r['discard_percent']:g}%" if r["discard_percent"]
+              else "the rest as given")
+      lines.append(f"| {label}: {what} | {verdict.describe(g)} | "
+                   f"{verdict.describe(g, 'lwlrap')} |")
+  return "\n".join(lines) + "\n"
 
 
 def reference_summary(work_dir: str, eval_dir: str, seeds: int, params: verdict.VerdictParams,
@@ -98,6 +127,10 @@ def write_table(table: List[Dict], work_dir: str, references: Optional[Dict] = N
            "seeds and over eval clips (bootstrap); significant when every interval excludes 0.\n",
            "Round r >= 2: the flags of the best student of round r - 1 (its teacher column).\n"
            if rounds else "",
+           (f"Every run but the references trained on {base['verdicts']} verdicts of a "
+            f"listening test ({base['verdicts_confirmed']} confirmed present, "
+            f"{base['verdicts'] - base['verdicts_confirmed']} absent).\n")
+           if base.get("verdicts") else "",
            "Treatment: what the student does with the flagged entries (mask: left out of the "
            "loss; soft: the teacher's score as target; distill<w>: every target (1 - w) x "
            "label + w x teacher, flagged ones the teacher's; positive: made positives).\n",
@@ -339,6 +372,7 @@ def write_hparams(table: List[Dict], work_dir: str) -> None:
   with tf.summary.create_file_writer(root).as_default():
     hp.hparams_config(hparams=[hp.HParam("discard_percent", hp.RealInterval(0.0, 100.0)),
                                hp.HParam("round", hp.IntInterval(1, 100)),
+                               hp.HParam("verdicts", hp.IntInterval(0, 2 ** 31 - 1)),
                                hp.HParam("treatment", hp.Discrete(sorted(
                                    {r.get("treatment") or "baseline" for r in table})))],
                       metrics=[hp.Metric(f"final/{m}", display_name=m) for m in metric_names])
@@ -349,6 +383,7 @@ def write_hparams(table: List[Dict], work_dir: str) -> None:
         f"p{r['discard_percent']:g}") + (f"_round{k}" if k > 1 else "")
     with tf.summary.create_file_writer(os.path.join(root, name)).as_default():
       hp.hparams({"discard_percent": float(r["discard_percent"]), "round": int(k),
+                  "verdicts": int(r.get("verdicts", 0)),
                   "treatment": r.get("treatment") or "baseline"}, trial_id=name)
       for m in metric_names:
         tf.summary.scalar(f"final/{m}", r[m], step=0)

@@ -37,6 +37,7 @@ class Run:
   masked: Optional[Entries] = None  # a reference: exactly these entries masked
   added_positives: Optional[Entries] = None  # or added as positives
   ontology: str = ""  # labels propagated with this ontology ("": as given)
+  reviewed: str = ""  # a listening test's verdicts file (review/verdicts.py), or ""
 
   def targets(self, mids) -> Targets:
     """What the run is told (targets.read), its flags and scores read here, in the worker,
@@ -50,7 +51,8 @@ class Run:
                          lambda: read_scores(self.scores_dirs))
               if self.p and self.treatment.needs_teacher_scores else None)
     return targets.read(percent=self.p, treatment=self.treatment, teacher_scores=scores,
-                        ontology=self.ontology, mids=mids, flags=flags)
+                        ontology=self.ontology, mids=mids, flags=flags,
+                        reviewed=self.reviewed)
 
 
 _LAST_READ: Dict[str, tuple] = {}  # kind -> (source, value): this process's last of each kind
