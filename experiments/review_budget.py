@@ -1,0 +1,247 @@
+"""What a listening test buys: students trained on a simulated reviewer's verdicts
+(tf_skeptical.review.simulated: the truth file answers), for budgets of verdicts in the
+teacher's order and the same number drawn at random from the implicit negatives (a review
+without the teacher), each with the unreviewed entries left as given (the verdicts alone)
+and with the treatment on the unreviewed flags (what a user would run); beside the
+treatment alone and the complete labels. Every run is paired by seed with plain training.
+
+  python -m experiments.review_budget --set=real [--seeds=3] [--budgets=100,300,1000]
+  python -m experiments.review_budget --set=builtin --demo_dir=tfsk_work [--seeds=5]
+
+It reuses a finished sweep of the set (its teacher's flags, plain baselines, treatment and
+complete-label runs): real: experiments.treatments --set=real --ontology (the
+real-recordings set's sweep with the ontology, mask and soft at p = 2%); builtin: a
+finished `tfsk_demo --full` (5 seeds, mask, soft and positive at p = 2%). The treatment
+on the rest is the sweep's best by d' at --percent (--treatment to choose one). Runs go in
+<sweep>/review_budget/; the table in <sweep>/review_budget/review_budget.md and its rows in
+experiments/results/review_budget.json (experiments/RESULTS.md); the plot of gain against
+budget in <sweep>/review_budget/plot_budget.png and experiments/results/.
+
+The goal: 300 verdicts in the teacher's order, with the treatment on the rest, recover at
+least half of the complete labels' gain in both metrics, significantly, and more than the
+treatment alone; the verdicts alone in the teacher's order beat the same number at random.
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+
+import harness as common
+
+COMMAND = "python -m experiments.review_budget"
+
+
+def _parse():
+  extra = argparse.ArgumentParser(add_help=False)
+  extra.add_argument("--set", choices=("builtin", "real"), default="real")
+  extra.add_argument("--demo_dir", default="tfsk_work")
+  extra.add_argument("--seeds", type=int, default=3)
+  extra.add_argument("--budgets", default="100,300,1000")
+  extra.add_argument("--random_budget", type=int, default=300)
+  extra.add_argument("--percent", type=float, default=2.0)
+  extra.add_argument("--treatment", default="")
+  extra.add_argument("--bootstrap", type=int, default=200)
+  global COMMAND
+  COMMAND = " ".join(["python -m experiments.review_budget"] + sys.argv[1:])
+  args = common.parse_args(__doc__, extra)
+  return args, args
+
+
+def _sweep(known, args):
+  """(train examples, eval examples, truth CSV, sweep dir, SweepConfig) of the set's sweep."""
+  from tf_skeptical import sweep, training
+  if known.set == "builtin":
+    work = known.demo_dir
+    return (os.path.join(work, "examples", "train"), os.path.join(work, "examples", "eval"),
+            os.path.join(work, "builtin", "train_missing_labels.csv"),
+            os.path.join(work, "sweep"),
+            sweep.SweepConfig(train=training.TrainConfig(width=0.25, epochs=8)))
+  from experiments import real_recordings
+  work = os.path.join(args.work_dir, "real_recordings")
+  train_dir, eval_dir, truth, onto = real_recordings.prepared(work)
+  cfg = sweep.SweepConfig(train=training.TrainConfig(width=0.25, epochs=8), ontology=onto)
+  return train_dir, eval_dir, truth, os.path.join(work, "sweep_ontology"), cfg
+
+
+def _best_treatment(sweep_dir, percent, wanted):
+  from tf_skeptical import sweep
+  with open(os.path.join(sweep_dir, sweep.RESULTS_CSV)) as f:
+    rows = [r for r in csv.DictReader(f)
+            if float(r["discard_percent"]) == percent and int(r.get("round") or 1) == 1]
+  if wanted:
+    rows = [r for r in rows if r["treatment"] == wanted]
+  if not rows:
+    raise SystemExit(f"review_budget: {sweep_dir} has no student at p = {percent:g}%"
+                     + (f" with {wanted}" if wanted else "") + ": run its sweep first")
+  row = max(rows, key=lambda r: float(r["d_prime"]))
+  return dict(row, discard_percent=float(row["discard_percent"]),
+              round=int(row.get("round") or 1))
+
+
+def main():
+  known, args = _parse()
+  if args.quick:
+    print("review_budget: trains dozens of students; not a --quick benchmark, skipped")
+    return
+  from tf_skeptical import evaluation, flagging, side_by_side, sweep, treatments, verdict
+  from tf_skeptical.review import queue, simulated
+  from tf_skeptical.sweep import runs as sweep_runs
+  train_dir, eval_dir, truth, sweep_dir, cfg = _sweep(known, args)
+  if not os.path.exists(os.path.join(sweep_dir, sweep.RESULTS_CSV)):
+    print(f"review_budget: no finished sweep in {sweep_dir} (see --help); skipped")
+    return
+  best = _best_treatment(sweep_dir, known.percent, known.treatment)
+  treatment = treatments.Treatment(best["treatment"])
+  flags_path = os.path.join(sweep_dir, sweep.FLAGS, flagging.FLAGS_FILE)
+  flags = flagging.read_flags(flags_path)
+  flags_id = tuple(flags.made_from.get(k) for k in sweep_runs.FLAGS_IDENTITY)
+  scores_dirs = (os.path.join(sweep_dir, sweep.SCORES),)
+  out = os.path.join(sweep_dir, "review_budget")
+  os.makedirs(out, exist_ok=True)
+  reviews = [(queue.TEACHER, int(b)) for b in known.budgets.split(",")] + [
+      (simulated.RANDOM, known.random_budget)]
+  files_of = {}
+  for order, budget in reviews:
+    path = os.path.join(out, f"verdicts_{order}_{budget}.csv")
+    if not os.path.exists(path):
+      simulated.review(flags_path, truth, path + ".tmp", budget, order, known.percent,
+                       seed=0, examples_dir=train_dir)
+      os.replace(path + ".tmp", path)
+    files_of[(order, budget)] = path
+
+  seeds = known.seeds
+  plans = {}
+  for (order, budget), path in files_of.items():
+    for p in (0.0, known.percent):
+      name = f"{budget} verdicts, {order} order, " + (
+          "the rest as given" if p == 0 else f"{treatment.label} on the rest")
+      plans[name] = [sweep_runs.Run(
+          os.path.join(out, f"{order}{budget}_{'alone' if p == 0 else treatment.label}_seed{i}"),
+          cfg.seeded(i), treatment if p else treatments.Treatment(), p,
+          flags_path if p else "", flags_id if p else (),
+          scores_dirs if p and treatment.needs_teacher_scores else (),
+          ontology=cfg.propagated, reviewed=path) for i in range(seeds)]
+  with side_by_side.Runner(cfg.resolved_jobs()) as runner:
+    futures = {name: [sweep_runs.submit(runner, train_dir, eval_dir, r) for r in rs]
+               for name, rs in plans.items()}
+    for fs in futures.values():
+      sweep_runs.results(fs)
+
+  params = verdict.VerdictParams(bootstrap=known.bootstrap)
+  _, labels, _ = evaluation.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
+
+  def scores(dirs):
+    return [evaluation.eval_scores(d, eval_dir)[2] for d in dirs]
+
+  baselines = scores([sweep.run_dir(sweep_dir, 0.0, i) for i in range(seeds)])
+  groups = {f"{treatment.label}, p = {known.percent:g}% alone": [
+      sweep.row_dir(sweep_dir, best, i) for i in range(seeds)],
+      "complete labels": [sweep.reference_dir(sweep_dir, sweep.COMPLETE, i)
+                          for i in range(seeds)]}
+  groups.update({name: [r.model_dir for r in rs] for name, rs in plans.items()})
+  gains = {name: verdict.paired_gain(labels, scores(dirs), baselines, params)
+           for name, dirs in groups.items()}
+  counts = {}
+  from tf_skeptical.review import verdicts
+  for (order, budget), path in files_of.items():
+    counts[f"{order}{budget}"] = verdicts.read(path).counts()
+  report(known, out, gains, counts, reviews, treatment, seeds)
+
+
+def report(known, out, gains, counts, reviews, treatment, seeds):
+  from tf_skeptical import verdict
+  label = f"{known.set}, {seeds} seeds"
+  lines = [f"# What a listening test buys ({known.set} set)\n",
+           f"{seeds} seeds, each run paired by seed with plain training; gains with 95% "
+           "intervals [seeds; eval clips]. Verdicts from the truth file (a careful listener): "
+           + "; ".join(f"{o} {b}: {counts[f'{o}{b}']['present']} present, "
+                       f"{counts[f'{o}{b}']['absent']} absent" for o, b in reviews) + ".\n",
+           "| run | d' gain | lwlrap gain |", "|---|---|---|"]
+  rows = [common.row(f"[{label}] {COMMAND}", seeds)]
+  for name, g in gains.items():
+    lines.append(f"| {name} | {verdict.describe(g)} | {verdict.describe(g, 'lwlrap')} |")
+    for metric, k in verdict.METRICS.items():
+      rows.append(common.row(f"[{label}] {name}: {metric} gain {verdict.describe(g, metric)}",
+                             g[k + "gain"]))
+  complete = gains["complete labels"]
+  alone = gains[f"{treatment.label}, p = {known.percent:g}% alone"]
+  key300 = f"300 verdicts, teacher order, {treatment.label} on the rest"
+  checks = []
+  if key300 in gains:
+    g = gains[key300]
+    for metric, k in verdict.METRICS.items():
+      share = g[k + "gain"] / complete[k + "gain"] if complete[k + "gain"] > 0 else 0.0
+      checks.append((f"{metric}: {100 * share:.0f}% of the complete labels' gain, "
+                     f"significant: {'yes' if g[k + 'significant'] and g[k + 'gain'] > 0 else 'no'}"
+                     f", above the treatment alone ({alone[k + 'gain']:+.3f}): "
+                     f"{'yes' if g[k + 'gain'] > alone[k + 'gain'] else 'no'}",
+                     share >= 0.5 and g[k + "significant"] and g[k + "gain"] > 0
+                     and g[k + "gain"] > alone[k + "gain"]))
+  teacher_alone = gains.get("300 verdicts, teacher order, the rest as given")
+  random_alone = gains.get(f"{known.random_budget} verdicts, random order, the rest as given")
+  if teacher_alone and random_alone:
+    for metric, k in verdict.METRICS.items():
+      checks.append((f"verdicts alone, teacher order vs random, {metric}: "
+                     f"{teacher_alone[k + 'gain']:+.3f} vs {random_alone[k + 'gain']:+.3f}",
+                     teacher_alone[k + "gain"] > random_alone[k + "gain"]))
+  met = bool(checks) and all(ok for _, ok in checks)
+  lines.append("\nThe goal: " + ("met" if met else "missed") + ".\n")
+  lines += [f"- {c}: {'yes' if ok else 'no'}" for c, ok in checks]
+  lines.append("\n(The teacher's order against random is compared by the gains' point "
+               "values here; their paired difference is not tested.)")
+  rows.append(common.row(f"[{label}] meets the goal (1 = yes)", float(met)))
+  text = "\n".join(lines) + "\n"
+  with open(os.path.join(out, "review_budget.md"), "w") as f:
+    f.write(text)
+  print(text)
+  _plot(known, out, gains, treatment, label)
+  path = os.path.join(common.EXPERIMENTS, "results", "review_budget.json")
+  kept = []
+  if os.path.exists(path):
+    with open(path) as f:
+      kept = [r for r in json.load(f)["rows"] if not r["metric"].startswith(f"[{label}] ")]
+  common.report("review_budget", kept + rows, common.EXPERIMENTS)
+
+
+def _plot(known, out, gains, treatment, label):
+  """Gain against budget: verdicts alone and with the treatment on the rest (teacher's
+  order), the random review, the treatment alone and the complete labels as lines."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  from tf_skeptical import verdict
+  budgets = sorted(int(b) for b in known.budgets.split(","))
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  for ax, (metric, k) in zip(axes, verdict.METRICS.items()):
+    for rest, style in (("the rest as given", "o-"), (f"{treatment.label} on the rest", "s-")):
+      g = [gains[f"{b} verdicts, teacher order, {rest}"] for b in budgets]
+      ax.errorbar(budgets, [x[k + "gain"] for x in g],
+                  yerr=[[x[k + "gain"] - x[k + "gain_seed_low"] for x in g],
+                        [x[k + "gain_seed_high"] - x[k + "gain"] for x in g]],
+                  fmt=style, capsize=3, label=f"teacher's order, {rest}")
+      r = gains.get(f"{known.random_budget} verdicts, random order, {rest}")
+      if r:
+        ax.plot([known.random_budget], [r[k + "gain"]], "x", markersize=9,
+                label=f"random, {rest}")
+    for name, style in ((f"{treatment.label}, p = {known.percent:g}% alone", "--"),
+                        ("complete labels", ":")):
+      ax.axhline(gains[name][k + "gain"], linestyle=style, color="grey", label=name)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("verdicts (budget)")
+    ax.set_ylabel(f"{metric} gain over plain training")
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=7)
+  fig.suptitle(f"What a listening test buys ({label}; bars: 95% interval over seeds)")
+  fig.tight_layout()
+  for path in (os.path.join(out, "plot_budget.png"),
+               os.path.join(common.EXPERIMENTS, "results", f"review_budget_{known.set}.png")):
+    fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+if __name__ == "__main__":
+  main()
