@@ -50,9 +50,10 @@ SERVED = {("tfsk_review", 0)}
 # The order the documented lines run in: (binary, line index in its docstring).
 PLAN = [("tfsk_make_builtin", 0), ("tfsk_simulate_audioset", 0), ("tfsk_prepare", 0), ("tfsk_prepare", 1),
         ("tfsk_prepare", 2), ("tfsk_train", 0), ("tfsk_score", 0), ("tfsk_flag", 0),
-        ("tfsk_review", 0), ("tfsk_review", 1), ("tfsk_review", 2), ("tfsk_train", 1), ("tfsk_train", 2), ("tfsk_evaluate", 0), ("tfsk_evaluate", 1), ("tfsk_export", 0),
+        ("tfsk_review", 0), ("tfsk_review", 1), ("tfsk_review", 2), ("tfsk_train", 1), ("tfsk_train", 2),
+        ("tfsk_train", 3), ("tfsk_evaluate", 0), ("tfsk_evaluate", 1), ("tfsk_export", 0),
         ("tfsk_tag", 0), ("tfsk_tag", 1), ("tfsk_sweep", 0), ("tfsk_demo", 0),
-        ("tfsk_demo", 1), ("tfsk_demo", 2)]
+        ("tfsk_demo", 1), ("tfsk_demo", 2), ("tfsk_demo", 3)]
 
 
 def documented_usage(binary: str) -> list:
@@ -149,6 +150,9 @@ def test_documented_usage_runs_in_order(tmp_path):
     assert json.load(f)["num_clips"] == 6
   with open(tmp_path / "runs/p1/result.json") as f:
     assert json.load(f)["discard_percent"] == 1
+  with open(tmp_path / "runs/p1_reviewed/result.json") as f:
+    used = json.load(f)["verdicts"]
+  assert used["confirmed"] + used["rejected"] == 20
   with open(tmp_path / "runs/p1_distill/result.json") as f:
     assert json.load(f)["treatment"] == "distill0.9"
   assert outputs[("tfsk_tag", 0)].count("clip (mean of") == 2
@@ -157,6 +161,9 @@ def test_documented_usage_runs_in_order(tmp_path):
   assert "Best discard percentage" in demo or "No student beat the baseline" in demo
   # --full adds the soft and positive students; the explicit --seeds and --percents win.
   assert "| positive | 5 |" in outputs[("tfsk_demo", 2)]
+  # --review: the simulated listening test, a sweep on its verdicts, what they buy.
+  assert "Listening test (simulated, the teacher's top 300)" in outputs[("tfsk_demo", 3)]
+  assert "| with the verdicts: the rest as given |" in outputs[("tfsk_demo", 3)]
   # Quiet: neither TensorFlow's INFO lines nor the converter's and LiteRT's C++ lines.
   for key in (("tfsk_export", 0), ("tfsk_tag", 0), ("tfsk_demo", 1)):
     for chatter in ("fully_quantize", "XNNPACK", "Assets written", "fingerprint"):

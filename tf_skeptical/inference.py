@@ -49,6 +49,9 @@ def model_id(model_dir_or_file: str) -> str:
 
 def load_model(model_dir_or_file: str) -> keras.Model:
   """Loads a trained model from its directory (model.keras) or a .keras file."""
+  if files.isdir(model_dir_or_file) and is_export(model_dir_or_file):
+    raise DataError(model_dir_or_file, "is an exported tagger, not a trained model: give the "
+                    "run it was exported from (its metadata.json names it: source)")
   path = model_path(model_dir_or_file)
   if not files.exists(path):
     raise DataError(path, "no trained model here (did training finish?)")
