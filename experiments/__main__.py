@@ -15,7 +15,7 @@ import sys
 import harness as common
 
 EXPERIMENTS = ("peers", "teachers", "harder_set", "harder_set_recipes", "treatments",
-               "flag_threshold")
+               "flag_threshold", "review_budget")
 
 
 def main():
