@@ -111,10 +111,14 @@ def load_clip(path, clip_samples=None, params: FrontendParams = DEFAULT_FRONTEND
   return waveform
 
 
-def write_wav(path: str, waveform, sample_rate: int) -> None:
-  """Writes float samples ([N] or [N, channels], in [-1, 1]) as 16-bit wav."""
+def wav_bytes(waveform, sample_rate: int) -> tf.Tensor:
+  """Float samples ([N] or [N, channels], in [-1, 1]) as the bytes of a 16-bit wav."""
   waveform = tf.convert_to_tensor(waveform, tf.float32)
   if waveform.shape.rank == 1:
     waveform = waveform[:, None]
-  tf.io.write_file(path, tf.audio.encode_wav(tf.clip_by_value(waveform, -1.0, 1.0),
-                                             sample_rate))
+  return tf.audio.encode_wav(tf.clip_by_value(waveform, -1.0, 1.0), sample_rate)
+
+
+def write_wav(path: str, waveform, sample_rate: int) -> None:
+  """Writes float samples ([N] or [N, channels], in [-1, 1]) as 16-bit wav."""
+  tf.io.write_file(path, wav_bytes(waveform, sample_rate))

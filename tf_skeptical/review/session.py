@@ -61,8 +61,8 @@ class Session:
     self.class_map = self.info.class_map
     self.verdicts_path = verdicts_path
     self._lock = threading.Lock()
-    self._verdicts = verdicts.open_for(verdicts_path, made_from(self.flags, self.flags_path))
-    verdicts.read(verdicts_path, self.class_map.mids, self.flags.clip_ids)  # refuse bad rows
+    self._verdicts = verdicts.open_for(verdicts_path, made_from(self.flags, self.flags_path),
+                                       self.class_map.mids, self.flags.clip_ids)
     percent = cfg.percent or self.flags.max_percent
     self.order = queue.candidates(self.flags, percent, cfg.order)[:cfg.max_candidates]
     self.percent = min(percent, self.flags.max_percent)
@@ -170,9 +170,7 @@ class Session:
     if path is None:
       raise errors.BadValue(f"clip {clip_id}: no audio file in {self.info.extra.get('audio_dir')}")
     samples = int(round(self.info.extra.get("clip_seconds", 10.0) * 16000))
-    x = audio_io.load_clip(tf.constant(path), samples).numpy()
-    pcm = (np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    return _wav_bytes(pcm, 16000)
+    return audio_io.wav_bytes(audio_io.load_clip(tf.constant(path), samples), 16000).numpy()
 
   # -- answers --------------------------------------------------------------------------
 
@@ -202,14 +200,6 @@ def _audio_files(info) -> Dict[str, str]:
   from tf_skeptical.prepare import audio_files
   audio_dir = info.extra.get("audio_dir")
   return audio_files(audio_dir) if audio_dir else {}
-
-
-def _wav_bytes(pcm: bytes, rate: int) -> bytes:
-  import struct
-  fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
-  body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack(
-      "<I", len(pcm)) + pcm
-  return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def describe(counts: dict) -> str:

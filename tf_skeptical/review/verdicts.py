@@ -101,23 +101,17 @@ def _locked(path: str):
     os.close(fd)  # releases the lock
 
 
-def open_for(path: str, made_from: dict) -> "Verdicts":
-  """Starts a verdicts file for made_from's flags, or reads the one there: refused when it
-  answers other flags, another class map or clip set (errors.BadValue)."""
+def open_for(path: str, made_from: dict, mids: Optional[Sequence[str]] = None,
+             clip_ids: Optional[Sequence[str]] = None) -> "Verdicts":
+  """Starts a verdicts file for made_from's flags, or reads the one there (its rows checked
+  as `read` checks them): refused when it answers other flags, another class map or clip
+  set (errors.BadValue)."""
   with _locked(path) as fd:
     if os.fstat(fd).st_size == 0:
       text = _header_line(made_from) + ",".join(HEADER) + "\n"
       os.write(fd, text.encode("utf-8"))
       os.fsync(fd)
-  existing = read(path)
-  for key, what in (("flags_id", "flags"), ("class_map_id", "class map"),
-                    ("clips_id", "clip set")):
-    if existing.made_from.get(key) != made_from.get(key):
-      raise errors.BadValue(
-          f"{path}: these verdicts answer other {what} ({existing.made_from.get('flags')}, "
-          f"{key} {existing.made_from.get(key)} vs {made_from.get(key)}): give --verdicts a "
-          "new file for these flags (the file is kept as it is)")
-  return existing
+  return read(path, mids, clip_ids, answers_for=made_from)
 
 
 def append(path: str, answers: Iterable[Answer]) -> None:
@@ -135,10 +129,12 @@ def append(path: str, answers: Iterable[Answer]) -> None:
 
 
 def read(path: str, mids: Optional[Sequence[str]] = None,
-         clip_ids: Optional[Sequence[str]] = None) -> Verdicts:
+         clip_ids: Optional[Sequence[str]] = None,
+         answers_for: Optional[dict] = None) -> Verdicts:
   """Reads a verdicts file; with the class map's mids (and clip_ids), refuses a mid it
-  lacks (a clip id not among clip_ids) in one line naming the file and row
-  (errors.BadValue)."""
+  lacks (a clip id not among clip_ids) in one line naming the file and row; with
+  answers_for (what open_for's flags were made from), first refuses a file made for other
+  flags, class map or clip set (errors.BadValue)."""
   if not files.exists(path):
     raise errors.BadValue(f"{path}: no such verdicts file (tfsk_review writes it)")
   with files.open(path, "r") as f:
@@ -151,6 +147,13 @@ def read(path: str, mids: Optional[Sequence[str]] = None,
     made_from = json.loads(first[len(MAGIC):])
   except json.JSONDecodeError as e:
     raise errors.BadValue(f"{path}: row 1: unreadable header ({e})") from e
+  for key, what in (("flags_id", "flags"), ("class_map_id", "class map"),
+                    ("clips_id", "clip set")):
+    if answers_for is not None and made_from.get(key) != answers_for.get(key):
+      raise errors.BadValue(
+          f"{path}: these verdicts answer other {what} ({made_from.get('flags')}, "
+          f"{key} {made_from.get(key)} vs {answers_for.get(key)}): give --verdicts a "
+          "new file for these flags (the file is kept as it is)")
   if rest and not rest.endswith("\n"):
     raise errors.BadValue(f"{path}: row {text.count(chr(10)) + 1}: the last row is cut "
                           "short (not ended by a newline): remove it and review that "
