@@ -100,8 +100,9 @@ def main(argv):
   print(f"Table:   {os.path.join(out, sweep.RESULTS_MD)}")
   for name in (sweep.PLOT_METRICS, sweep.PLOT_FLAGS, evaluation.FLAG_QUALITY):
     print(f"{name + ':':<18}{os.path.join(out, name)}")
-  print(f"Review:  {os.path.join(out, sweep.FLAGS, flagging.REVIEW)} (top candidates to listen "
-        "to)")
+  print(f"Review:  {os.path.join(out, sweep.FLAGS, flagging.REVIEW)} (top candidates); listen "
+        f"to them: tfsk_review --flags={os.path.join(out, sweep.FLAGS)} "
+        f"--verdicts={os.path.join(work, 'verdicts.csv')}")
   print(f"Teacher check: {os.path.join(out, sweep.FLAGS, teacher_check.CHECK_FILE)} (flags "
         "against random, estimated before any student trained)")
   print(f"Curves:  tensorboard --logdir={out}")
