@@ -24,6 +24,7 @@ treatment alone; the verdicts alone in the teacher's order beat the same number 
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -116,22 +117,34 @@ def main():
     files_of[(order, budget)] = path
 
   seeds = known.seeds
-  plans = {}
+  groups_of = {}  # run name -> its seeds' model directories
+  first_flags = {}  # the first teacher's other flags: the runs of the first measurement
   for (order, budget), path in files_of.items():
-    for p in (0.0, known.percent):
-      name = f"{budget} verdicts, {order} order, " + (
-          "the rest as given" if p == 0 else f"{treatment.label} on the rest")
-      plans[name] = [sweep_runs.Run(
-          os.path.join(out, f"{order}{budget}_{'alone' if p == 0 else treatment.label}_seed{i}"),
-          cfg.seeded(i), treatment if p else treatments.Treatment(), p,
-          flags_path if p else "", flags_id if p else (),
-          scores_dirs if p and treatment.needs_teacher_scores else (),
-          ontology=cfg.propagated, reviewed=path) for i in range(seeds)]
+    name = f"{budget} verdicts, {order} order"
+    first_flags[f"{name}, {treatment.label} on the first teacher's other flags"] = [
+        sweep_runs.Run(os.path.join(out, f"{order}{budget}_{treatment.label}_seed{i}"),
+                       cfg.seeded(i), treatment, known.percent, flags_path, flags_id,
+                       scores_dirs if treatment.needs_teacher_scores else (),
+                       ontology=cfg.propagated, reviewed=path) for i in range(seeds)]
   with side_by_side.Runner(cfg.resolved_jobs()) as runner:
     futures = {name: [sweep_runs.submit(runner, train_dir, eval_dir, r) for r in rs]
-               for name, rs in plans.items()}
+               for name, rs in first_flags.items()}
     for fs in futures.values():
       sweep_runs.results(fs)
+  groups_of.update({name: [r.model_dir for r in rs] for name, rs in first_flags.items()})
+  for (order, budget), path in files_of.items():
+    # What a user runs on the verdicts: the sweep with --reviewed, whose teacher trains on
+    # them, scores the train set again and flags p % of the entries nobody answered.
+    reviewed_dir = os.path.join(out, f"sweep_{order}{budget}")
+    sweep.run(train_dir, eval_dir, reviewed_dir, dataclasses.replace(
+        cfg, percents=(0.0, known.percent), seeds=seeds, treatments=(treatment.label,),
+        reviewed=path, complete_reference=False, perfect_mask_reference=False), truth)
+    name = f"{budget} verdicts, {order} order"
+    groups_of[f"{name}, the rest as given"] = [
+        sweep.run_dir(reviewed_dir, 0.0, i) for i in range(seeds)]
+    groups_of[f"{name}, {treatment.label} on the rest"] = [
+        sweep.run_dir(reviewed_dir, known.percent, i, 1, treatment.label)
+        for i in range(seeds)]
 
   params = verdict.VerdictParams(bootstrap=known.bootstrap)
   _, labels, _ = evaluation.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
@@ -144,7 +157,7 @@ def main():
       sweep.row_dir(sweep_dir, best, i) for i in range(seeds)],
       "complete labels": [sweep.reference_dir(sweep_dir, sweep.COMPLETE, i)
                           for i in range(seeds)]}
-  groups.update({name: [r.model_dir for r in rs] for name, rs in plans.items()})
+  groups.update(groups_of)
   gains = {name: verdict.paired_gain(labels, scores(dirs), baselines, params)
            for name, dirs in groups.items()}
   teacher_alone = f"{known.random_budget} verdicts, teacher order, the rest as given"

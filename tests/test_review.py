@@ -3,6 +3,7 @@ bad rows named by file and row), verdicts into a student's targets (against a ha
 table), the cleaned dataset (against hand-written rows), the simulated reviewer, and the
 page in a real browser, with the server killed between answers and two clients at once."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -94,6 +95,51 @@ def test_answers_append_and_the_last_counts(flags_dir, tmp_path):
   got = verdicts.read(path)
   assert got.lines == 3 and got.counts() == dict(present=0, absent=1, unsure=1)
   assert [k for k in got.answers] == [("c2", "/m/a"), ("c1", "/m/a")]
+
+
+def test_the_answers_id_says_what_was_answered(flags_dir, tmp_path):
+  """The same present and absent answers give one id, whatever the order, the re-answers
+  and the unsure ones; one answer changed gives another."""
+  flags = flagging.read_flags(os.path.join(flags_dir, flagging.FLAGS_FILE))
+  made = made_from(flags, os.path.join(flags_dir, flagging.FLAGS_FILE))
+  a = verdicts.Answer("c1", "/m/a", "A", "present", 0.5, 1)
+  b = verdicts.Answer("c2", "/m/a", "A", "absent", 0.4, 2)
+  files_of = {}
+  for name, rows in (("one", [a, b]),
+                     ("two", [dataclasses.replace(b, verdict="present"), b,
+                              verdicts.Answer("c3", "/m/a", "A", "unsure", 0.3, 3), a]),
+                     ("other", [a, dataclasses.replace(b, verdict="present")])):
+    path = str(tmp_path / f"{name}.csv")
+    verdicts.open_for(path, made)
+    verdicts.append(path, rows)
+    files_of[name] = verdicts.read(path).answers_id()
+  assert files_of["one"] == files_of["two"] != files_of["other"]
+  assert files_of["one"].startswith("2:")
+
+
+def test_a_run_trained_on_other_verdicts_is_trained_again(tmp_path, monkeypatch):
+  """A sweep resumed with another listening test's answers (or none) retrains the runs
+  made without them, and skips those made with the same answers."""
+  from tf_skeptical import training
+  from tf_skeptical.sweep import runs
+  trained = []
+  monkeypatch.setattr(training, "train", lambda *a, **k: trained.append(a[1]) or {})
+  monkeypatch.setattr(runs.examples, "read_info", lambda d: type(
+      "Info", (), dict(class_map=type("Map", (), dict(mids=["/m/a"]))))())
+  told = {}
+  monkeypatch.setattr(runs.Run, "targets", lambda self, mids: told["targets"])
+  reviewed = Entries.from_lists(["c1"], [[0]], {"verdicts_id": "1:aa"}, [[1.0]])
+  for recorded, now, retrained in ((None, None, False), ("1:aa", reviewed, False),
+                                   (None, reviewed, True), ("1:bb", reviewed, True),
+                                   ("1:aa", None, True)):
+    model_dir = tmp_path / f"run_{len(trained)}_{recorded}_{now is None}"
+    model_dir.mkdir()
+    (model_dir / training.RESULT).write_text(json.dumps(
+        dict(verdicts=None if recorded is None else dict(id=recorded))))
+    told["targets"] = Targets(reviewed=now)
+    before = len(trained)
+    runs.train_run("train", None, runs.Run(str(model_dir), training.TrainConfig()))
+    assert (len(trained) > before) == retrained, (recorded, now)
 
 
 def _bad_file(tmp_path, flags_dir, row, name):

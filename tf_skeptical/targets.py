@@ -92,7 +92,13 @@ class Targets:
                 ontology=self.ontology.path if self.ontology is not None else None,
                 verdicts=None if self.reviewed is None else dict(
                     file=self.reviewed.made_from.get("flags", "")[len("verdicts "):],
-                    confirmed=self.confirmed, rejected=self.rejected))
+                    confirmed=self.confirmed, rejected=self.rejected,
+                    id=self.reviewed.made_from.get("verdicts_id")))
+
+  @property
+  def verdicts_id(self) -> Optional[str]:
+    """The verdicts' answers id (review/verdicts.py), None without verdicts."""
+    return None if self.reviewed is None else self.reviewed.made_from.get("verdicts_id")
 
 
 def read(flags_path: Optional[str] = None, percent: float = 0.0,
@@ -117,7 +123,7 @@ def read(flags_path: Optional[str] = None, percent: float = 0.0,
   if reviewed:
     from tf_skeptical.review import verdicts
     clip_ids = flags.clip_ids if flags is not None else None
-    answered = verdicts.read(reviewed, mids, clip_ids).entries(mids)
+    answered = verdicts.answered(reviewed, mids, clip_ids)
   return Targets(treatment, flagged, percent,
                  teacher_scores if treatment.needs_teacher_scores else None, ontology=onto,
                  reviewed=answered)

@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import datetime
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -82,8 +83,28 @@ class Verdicts:
     ids = sorted(by_clip)
     made_from = {k: self.made_from.get(k) for k in ("clips_id", "class_map_id")}
     made_from["flags"] = f"verdicts {files.absolute(self.path)}"
+    made_from[ID] = self.answers_id()
     return Entries.from_lists(ids, [[c for c, _ in by_clip[i]] for i in ids], made_from,
                               [[v for _, v in by_clip[i]] for i in ids])
+
+
+  def answers_id(self) -> str:
+    """What the answers say, as an id: the same present and absent answers give the same
+    id, whatever the file's name, the order answered or the re-answers. A run or flags
+    made with other answers (or none) differ by it (sweep/runs.py, flagging.py)."""
+    said = sorted(f"{c}\t{m}\t{a.verdict}" for (c, m), a in self.answers.items()
+                  if a.verdict != UNSURE)
+    return f"{len(said)}:" + hashlib.sha1("\n".join(said).encode("utf-8")).hexdigest()[:16]
+
+
+ID = "verdicts_id"  # the key of Verdicts.answers_id() in made_from and result.json
+
+
+def answered(path: str, mids: Sequence[str],
+             clip_ids: Optional[Sequence[str]] = None) -> Entries:
+  """The present and absent answers of a verdicts file as Entries of the class map `mids`
+  (read() then Verdicts.entries): what a student or the flag stage is told."""
+  return read(path, mids, clip_ids).entries(mids)
 
 
 def _header_line(made_from: dict) -> str:

@@ -17,8 +17,9 @@ from tf_skeptical.util import files
 from tf_skeptical.sweep import layout
 from tf_skeptical.sweep.config import SweepConfig
 
-# What makes flags the same: the teacher, and the ontology and per-class policy they used.
-FLAGS_IDENTITY = ("model_id", "ontology", "min_positives")
+# What makes flags the same: the teacher, the ontology and per-class policy they used, and
+# the listening test's answers they left out (flagging.flag_scores).
+FLAGS_IDENTITY = ("model_id", "ontology", "min_positives", "verdicts_id")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,12 +83,15 @@ def train_run(train_dir: str, eval_dir: Optional[str], run: Run, verbose: int = 
   if training.is_trained(model_dir):
     result = files.read_json(os.path.join(model_dir, training.RESULT))
     made_from = result.get("flags") or {}
-    if told.flagged is None or all(made_from.get(k) == told.flagged.made_from.get(k)
-                                   for k in FLAGS_IDENTITY):
+    same_flags = told.flagged is None or all(
+        made_from.get(k) == told.flagged.made_from.get(k) for k in FLAGS_IDENTITY)
+    same_verdicts = (result.get("verdicts") or {}).get("id") == told.verdicts_id
+    if same_flags and same_verdicts:
       logging.info("skipping %s: already trained", model_dir)
       return result
-    logging.warning("%s was trained on other flags (another teacher, ontology or per-class "
-                    "policy): training it again", model_dir)
+    logging.warning("%s was trained on other %s: training it again", model_dir,
+                    "verdicts (another listening test's answers, or none)" if same_flags
+                    else "flags (another teacher, ontology, per-class policy or verdicts)")
     files.remove(model_dir)
   logging.info("training %s on %s", model_dir, told.describe())
   return training.train(train_dir, model_dir, run.cfg, targets=told, eval_dir=eval_dir,
