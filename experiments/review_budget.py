@@ -2,8 +2,12 @@
 (tf_skeptical.review.simulated: the truth file answers), for budgets of verdicts in the
 teacher's order and the same number drawn at random from the implicit negatives (a review
 without the teacher), each with the unreviewed entries left as given (the verdicts alone)
-and with the treatment on the unreviewed flags (what a user would run); beside the
-treatment alone and the complete labels. Every run is paired by seed with plain training.
+and with the treatment on the rest as a user runs it: the sweep on the verdicts
+(`tfsk_sweep --reviewed`: its teacher trains on them and flags p % of the entries nobody
+answered); and, for the record, with the treatment on the first teacher's other flags.
+Beside them the treatment alone and the complete labels. Every run is paired by seed with
+plain training; --seeds beyond the set's sweep trains its missing plain, treatment and
+complete-label runs too.
 
   python -m experiments.review_budget --set=real [--seeds=3] [--budgets=100,300,1000]
   python -m experiments.review_budget --set=builtin --demo_dir=tfsk_work [--seeds=5]
@@ -92,7 +96,8 @@ def main():
     return
   from tf_skeptical import evaluation, flagging, side_by_side, sweep, treatments, verdict
   from tf_skeptical.review import queue, simulated
-  from tf_skeptical.sweep import runs as sweep_runs
+  from tf_skeptical.data import examples
+  from tf_skeptical.sweep import orchestration, runs as sweep_runs
   train_dir, eval_dir, truth, sweep_dir, cfg = _sweep(known, args)
   if not os.path.exists(os.path.join(sweep_dir, sweep.RESULTS_CSV)):
     print(f"review_budget: no finished sweep in {sweep_dir} (see --help); skipped")
@@ -126,9 +131,21 @@ def main():
                        cfg.seeded(i), treatment, known.percent, flags_path, flags_id,
                        scores_dirs if treatment.needs_teacher_scores else (),
                        ontology=cfg.propagated, reviewed=path) for i in range(seeds)]
+  # The plain sweep's baselines, treatment and complete-label runs for every seed (those
+  # beyond the sweep's own seeds are trained here, into its layout, as it would have).
+  class_map = examples.read_info(train_dir).class_map
+  complete = evaluation.truth_as_entries(evaluation.read_truth(truth, class_map))
+  plain = {"plain": [sweep_runs.Run(sweep.run_dir(sweep_dir, 0.0, i), cfg.seeded(i),
+                                    ontology=cfg.propagated) for i in range(seeds)],
+           "treatment": [sweep_runs.Run(sweep.row_dir(sweep_dir, best, i), cfg.seeded(i),
+                                        treatment, known.percent, flags_path, flags_id,
+                                        scores_dirs if treatment.needs_teacher_scores else (),
+                                        ontology=cfg.propagated) for i in range(seeds)],
+           "complete": orchestration.reference_runs(
+               sweep_dir, dataclasses.replace(cfg, seeds=seeds), sweep.COMPLETE, complete)}
   with side_by_side.Runner(cfg.resolved_jobs()) as runner:
     futures = {name: [sweep_runs.submit(runner, train_dir, eval_dir, r) for r in rs]
-               for name, rs in first_flags.items()}
+               for name, rs in list(plain.items()) + list(first_flags.items())}
     for fs in futures.values():
       sweep_runs.results(fs)
   groups_of.update({name: [r.model_dir for r in rs] for name, rs in first_flags.items()})
@@ -215,7 +232,8 @@ def report(known, out, gains, counts, reviews, treatment, seeds):
   with open(os.path.join(out, "review_budget.md"), "w") as f:
     f.write(text)
   print(text)
-  _plot(known, out, gains, treatment, label)
+  if len(known.budgets.split(",")) > 1:  # a plot of gain against budget needs budgets
+    _plot(known, out, gains, treatment, label)
   path = os.path.join(common.EXPERIMENTS, "results", "review_budget.json")
   kept = []
   if os.path.exists(path):
