@@ -120,8 +120,12 @@ def review(work, dirs, plain_dir, cfg, truth_csv):
     files.makedirs(os.path.dirname(path))
     simulated.review(flags_dir, truth_csv, path + ".tmp", REVIEW.value)
     files.rename(path + ".tmp", path)
-  reviewed_cfg = dataclasses.replace(cfg, reviewed=path, complete_reference=False,
-                                     perfect_mask_reference=False)
+  # The teacher whose flags were answered flags again, the answered entries left out (the
+  # next candidates take their slots); a teacher retrained on the verdicts flagged worse
+  # (docs/review.md). Out-of-fold teachers have no one model to keep: they train again.
+  teacher = cfg.teacher or ("" if cfg.teacher_folds else sweep.run_dir(plain_dir, 0.0))
+  reviewed_cfg = dataclasses.replace(cfg, reviewed=path, teacher=teacher,
+                                     complete_reference=False, perfect_mask_reference=False)
   out = os.path.join(work, "sweep_reviewed")
   result = sweep.run(dirs["train"], dirs["eval"], out, reviewed_cfg, truth_csv=truth_csv)
   from tf_skeptical.review import verdicts

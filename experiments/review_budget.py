@@ -2,9 +2,10 @@
 (tf_skeptical.review.simulated: the truth file answers), for budgets of verdicts in the
 teacher's order and the same number drawn at random from the implicit negatives (a review
 without the teacher), each with the unreviewed entries left as given (the verdicts alone)
-and with the treatment on the rest as a user runs it: the sweep on the verdicts
-(`tfsk_sweep --reviewed`: its teacher trains on them and flags p % of the entries nobody
-answered); and, for the record, with the treatment on the first teacher's other flags.
+and with the treatment on the rest as a user runs it (tfsk_demo --review): the sweep on
+the verdicts (`tfsk_sweep --reviewed --teacher=<the first teacher>`: the teacher whose
+flags were answered flags p % of the entries nobody answered); and, for the record, with
+the treatment on the first teacher's other flags (the answered slots left empty).
 Beside them the treatment alone and the complete labels. Every run is paired by seed with
 plain training; --seeds beyond the set's sweep trains its missing plain, treatment and
 complete-label runs too.
@@ -31,6 +32,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import sys
 
 
@@ -150,12 +152,18 @@ def main():
       sweep_runs.results(fs)
   groups_of.update({name: [r.model_dir for r in rs] for name, rs in first_flags.items()})
   for (order, budget), path in files_of.items():
-    # What a user runs on the verdicts: the sweep with --reviewed, whose teacher trains on
-    # them, scores the train set again and flags p % of the entries nobody answered.
+    # What a user runs on the verdicts (tfsk_demo --review): the sweep with --reviewed and
+    # the first teacher (--teacher), which flags p % of the entries nobody answered. Its
+    # scores are the first sweep's (the same model: copied, not computed again).
     reviewed_dir = os.path.join(out, f"sweep_{order}{budget}")
+    first_teacher = sweep.run_dir(sweep_dir, 0.0)
+    if not os.path.exists(os.path.join(reviewed_dir, sweep.SCORES)):
+      shutil.copytree(os.path.join(sweep_dir, sweep.SCORES),
+                      os.path.join(reviewed_dir, sweep.SCORES))
     sweep.run(train_dir, eval_dir, reviewed_dir, dataclasses.replace(
         cfg, percents=(0.0, known.percent), seeds=seeds, treatments=(treatment.label,),
-        reviewed=path, complete_reference=False, perfect_mask_reference=False), truth)
+        reviewed=path, teacher=first_teacher, complete_reference=False,
+        perfect_mask_reference=False), truth)
     name = f"{budget} verdicts, {order} order"
     groups_of[f"{name}, the rest as given"] = [
         sweep.run_dir(reviewed_dir, 0.0, i) for i in range(seeds)]
