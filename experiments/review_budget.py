@@ -229,9 +229,14 @@ def report(known, out, gains, counts, reviews, treatment, seeds):
   over = gains.get(TEACHER_OVER_RANDOM)
   if over:
     for metric, k in verdict.METRICS.items():
+      ok = over[k + "significant"] and over[k + "gain"] > 0
+      need = ""
+      if not ok and seeds >= 2 and over[k + "gain"] > 0:
+        n = verdict.seeds_to_resolve(over[k + "gain"], over[k + "gain_seed_low"],
+                                     over[k + "gain_seed_high"], seeds)
+        need = f" (at this spread and gain, {n} seeds would resolve it)"
       checks.append((f"verdicts alone, the teacher's order over random, {metric}: "
-                     f"{verdict.describe(over, metric)}",
-                     over[k + "significant"] and over[k + "gain"] > 0))
+                     f"{verdict.describe(over, metric)}{need}", ok))
   met = bool(checks) and all(ok for _, ok in checks)
   lines.append("\nThe goal: " + ("met" if met else "missed") + ".\n")
   lines += [f"- {c}: {'yes' if ok else 'no'}" for c, ok in checks]

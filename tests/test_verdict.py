@@ -32,6 +32,25 @@ def test_seed_interval_hand_worked():
   assert all(np.isnan(verdict.seed_interval([0.1])))
 
 
+def test_seeds_to_resolve_hand_worked_and_against_the_interval():
+  # gains 0.1 and 0.3 (mean 0.2, sd 0.1414): half-widths t(n - 1) * 0.1414 / sqrt(n) are
+  # 1.271, 0.351, 0.225 and 0.176 for n = 2 .. 5, so 5 seeds clear 0.2.
+  low, high = verdict.seed_interval([0.1, 0.3])
+  assert verdict.seeds_to_resolve(0.2, low, high, 2) == 5
+  # Gains of n seeds with that mean and spread: the interval clears 0 at n, not at n - 1.
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    mean, sd, seeds = rng.uniform(0.01, 0.1), rng.uniform(0.02, 0.3), int(rng.integers(3, 9))
+    def gains(n):
+      z = rng.standard_normal(n)
+      return mean + sd * (z - z.mean()) / z.std(ddof=1)
+    low, high = verdict.seed_interval(gains(seeds))
+    n = verdict.seeds_to_resolve(mean, low, high, seeds)
+    assert verdict.seed_interval(gains(n))[0] > 0
+    assert n == 2 or verdict.seed_interval(gains(n - 1))[0] <= 0
+  assert verdict.seeds_to_resolve(0.0, -0.1, 0.1, 5, most=50) == 51
+
+
 def test_a_student_equal_to_its_baseline_gains_nothing_and_is_not_significant():
   labels, noisy = _data(1)
   runs = [noisy(1.0), noisy(1.0)]

@@ -90,6 +90,22 @@ def seed_interval(gains: Sequence[float], confidence: float = 0.95):
   return float(g.mean() - half), float(g.mean() + half)
 
 
+def seeds_to_resolve(gain: float, seed_low: float, seed_high: float, seeds: int,
+                     confidence: float = 0.95, most: int = 10_000) -> int:
+  """How many seeds would put the seed interval of a mean paired gain clear of 0 if the
+  gain and the seeds' spread stayed as measured (seed_interval's t interval from `seeds`
+  runs): the budget a not-yet-significant difference asks for. `most` + 1 when none up to
+  `most` would (a gain of 0)."""
+  if seeds < 2 or np.isnan(seed_low):
+    raise errors.BadValue(f"a spread needs at least 2 seeds, got {seeds}")
+  sd = (seed_high - seed_low) / 2 * np.sqrt(seeds) / stats.t.ppf(0.5 + confidence / 2,
+                                                                 seeds - 1)
+  for n in range(2, most + 1):
+    if stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n) < abs(gain):
+      return n
+  return most + 1
+
+
 def _pairs(labels, students, baselines):
   return [(_Resampled(labels, s), _Resampled(labels, t)) for s, t in zip(students, baselines)]
 
