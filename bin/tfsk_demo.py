@@ -120,9 +120,10 @@ def review(work, dirs, plain_dir, cfg, truth_csv):
     files.makedirs(os.path.dirname(path))
     simulated.review(flags_dir, truth_csv, path + ".tmp", REVIEW.value)
     files.rename(path + ".tmp", path)
-  # The teacher whose flags were answered flags again, the answered entries left out (the
-  # next candidates take their slots); a teacher retrained on the verdicts flagged worse
-  # (docs/review.md). Out-of-fold teachers have no one model to keep: they train again.
+  # The teacher whose flags were answered gives the flags again, an answer overriding its
+  # entry's flag; a teacher retrained on the verdicts did worse, and so did flags refilled
+  # past the answered entries (docs/review.md). Out-of-fold teachers are no one model to
+  # keep: they train again.
   teacher = cfg.teacher or ("" if cfg.teacher_folds else sweep.run_dir(plain_dir, 0.0))
   reviewed_cfg = dataclasses.replace(cfg, reviewed=path, teacher=teacher,
                                      complete_reference=False, perfect_mask_reference=False)

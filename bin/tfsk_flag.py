@@ -1,13 +1,10 @@
 """Flags the top-scored implicit negatives of every class as likely missing labels.
 
   tfsk_flag --scores=scores --output_dir=flags --review_csv=flags/review.csv
-  tfsk_flag --scores=scores --output_dir=flags_reviewed --reviewed=verdicts.csv
 Writes flags.npz (every flagged entry up to --max_percent, with its rank percentile),
 summary.csv (per class: implicit negatives, flagged at 0.1 ... 20%), the review list, and
 teacher_check.json: how far above random the flags are estimated to be, from the labelled
-positives (a warning when too weak to help), and the classes with too few positives. The
-second flags again after a listening test (tfsk_review): the answered entries are no longer
-implicit negatives, so p % is taken of the entries nobody answered.
+positives (a warning when too weak to help), and the classes with too few positives.
 """
 
 import os
@@ -46,11 +43,6 @@ MIN_POSITIVES = flags.DEFINE_integer(
     "positives get no flags (their teacher has too little to rank by, and a class without "
     "any has no label to miss); 0 flags every class.",
     lower_bound=0)
-REVIEWED = flags.DEFINE_string(
-    "reviewed", "", "A listening test's verdicts (tfsk_review's verdicts.csv, for the scored "
-    "examples): the entries it answers are no longer implicit negatives (a confirmed one is "
-    "a positive, a rejected one an explicit negative), so they are never flagged and p % "
-    "is taken of the entries nobody answered. Empty: none.")
 checks.percent(MAX_PERCENT, low_open=True)
 checks.percent(REVIEW_PERCENT)
 flags.mark_flags_as_required(["scores", "output_dir"])
@@ -66,8 +58,7 @@ def main(argv):
   params = flag_stage.FlagParams(MAX_PERCENT.value, MIN_POSITIVES.value,
                                  REVIEW_PERCENT.value, REVIEW_LIMIT.value)
   flag_stage.flag(lambda: scoring.read_scores(SCORES.value), class_map, class_map_csv,
-                  OUTPUT_DIR.value, params, onto, REVIEW_CSV.value, SCORES.value,
-                  REVIEWED.value)
+                  OUTPUT_DIR.value, params, onto, REVIEW_CSV.value, SCORES.value)
 
 
 def run():

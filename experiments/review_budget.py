@@ -2,12 +2,10 @@
 (tf_skeptical.review.simulated: the truth file answers), for budgets of verdicts in the
 teacher's order and the same number drawn at random from the implicit negatives (a review
 without the teacher), each with the unreviewed entries left as given (the verdicts alone)
-and with the treatment on the rest as a user runs it (tfsk_demo --review): the sweep on
-the verdicts (`tfsk_sweep --reviewed --teacher=<the first teacher>`: the teacher whose
-flags were answered flags p % of the entries nobody answered); and, for the record, with
-the treatment on the first teacher's other flags (the answered slots left empty).
-Beside them the treatment alone and the complete labels. Every run is paired by seed with
-plain training; --seeds beyond the set's sweep trains its missing plain, treatment and
+and with the treatment on the first teacher's flags, an answer overriding its entry's flag
+(what `tfsk_sweep --reviewed --teacher=<the first teacher>` and tfsk_demo --review train);
+beside the treatment alone and the complete labels. Every run is paired by seed with plain
+training; --seeds beyond the set's sweep trains its missing plain, treatment and
 complete-label runs too.
 
   python -m experiments.review_budget --set=real [--seeds=3] [--budgets=100,300,1000]
@@ -32,7 +30,6 @@ import csv
 import dataclasses
 import json
 import os
-import shutil
 import sys
 
 
@@ -124,15 +121,20 @@ def main():
     files_of[(order, budget)] = path
 
   seeds = known.seeds
-  groups_of = {}  # run name -> its seeds' model directories
-  first_flags = {}  # the first teacher's other flags: the runs of the first measurement
+  # Each review's runs: the verdicts alone, and with the treatment on the first teacher's
+  # flags, an answer overriding its entry's flag: what `tfsk_sweep --reviewed
+  # --teacher=<the first teacher>` (tfsk_demo --review) trains.
+  plans = {}
   for (order, budget), path in files_of.items():
-    name = f"{budget} verdicts, {order} order"
-    first_flags[f"{name}, {treatment.label} on the first teacher's other flags"] = [
-        sweep_runs.Run(os.path.join(out, f"{order}{budget}_{treatment.label}_seed{i}"),
-                       cfg.seeded(i), treatment, known.percent, flags_path, flags_id,
-                       scores_dirs if treatment.needs_teacher_scores else (),
-                       ontology=cfg.propagated, reviewed=path) for i in range(seeds)]
+    for p in (0.0, known.percent):
+      name = f"{budget} verdicts, {order} order, " + (
+          "the rest as given" if p == 0 else f"{treatment.label} on the rest")
+      plans[name] = [sweep_runs.Run(
+          os.path.join(out, f"{order}{budget}_{'alone' if p == 0 else treatment.label}_seed{i}"),
+          cfg.seeded(i), treatment if p else treatments.Treatment(), p,
+          flags_path if p else "", flags_id if p else (),
+          scores_dirs if p and treatment.needs_teacher_scores else (),
+          ontology=cfg.propagated, reviewed=path) for i in range(seeds)]
   # The plain sweep's baselines, treatment and complete-label runs for every seed (those
   # beyond the sweep's own seeds are trained here, into its layout, as it would have).
   class_map = examples.read_info(train_dir).class_map
@@ -147,29 +149,9 @@ def main():
                sweep_dir, dataclasses.replace(cfg, seeds=seeds), sweep.COMPLETE, complete)}
   with side_by_side.Runner(cfg.resolved_jobs()) as runner:
     futures = {name: [sweep_runs.submit(runner, train_dir, eval_dir, r) for r in rs]
-               for name, rs in list(plain.items()) + list(first_flags.items())}
+               for name, rs in list(plain.items()) + list(plans.items())}
     for fs in futures.values():
       sweep_runs.results(fs)
-  groups_of.update({name: [r.model_dir for r in rs] for name, rs in first_flags.items()})
-  for (order, budget), path in files_of.items():
-    # What a user runs on the verdicts (tfsk_demo --review): the sweep with --reviewed and
-    # the first teacher (--teacher), which flags p % of the entries nobody answered. Its
-    # scores are the first sweep's (the same model: copied, not computed again).
-    reviewed_dir = os.path.join(out, f"sweep_{order}{budget}")
-    first_teacher = sweep.run_dir(sweep_dir, 0.0)
-    if not os.path.exists(os.path.join(reviewed_dir, sweep.SCORES)):
-      shutil.copytree(os.path.join(sweep_dir, sweep.SCORES),
-                      os.path.join(reviewed_dir, sweep.SCORES))
-    sweep.run(train_dir, eval_dir, reviewed_dir, dataclasses.replace(
-        cfg, percents=(0.0, known.percent), seeds=seeds, treatments=(treatment.label,),
-        reviewed=path, teacher=first_teacher, complete_reference=False,
-        perfect_mask_reference=False), truth)
-    name = f"{budget} verdicts, {order} order"
-    groups_of[f"{name}, the rest as given"] = [
-        sweep.run_dir(reviewed_dir, 0.0, i) for i in range(seeds)]
-    groups_of[f"{name}, {treatment.label} on the rest"] = [
-        sweep.run_dir(reviewed_dir, known.percent, i, 1, treatment.label)
-        for i in range(seeds)]
 
   params = verdict.VerdictParams(bootstrap=known.bootstrap)
   _, labels, _ = evaluation.eval_scores(sweep.run_dir(sweep_dir, 0.0), eval_dir)
@@ -182,7 +164,7 @@ def main():
       sweep.row_dir(sweep_dir, best, i) for i in range(seeds)],
       "complete labels": [sweep.reference_dir(sweep_dir, sweep.COMPLETE, i)
                           for i in range(seeds)]}
-  groups.update(groups_of)
+  groups.update({name: [r.model_dir for r in rs] for name, rs in plans.items()})
   gains = {name: verdict.paired_gain(labels, scores(dirs), baselines, params)
            for name, dirs in groups.items()}
   teacher_alone = f"{known.random_budget} verdicts, teacher order, the rest as given"

@@ -5,8 +5,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tf_skeptical import flagging, scoring
-from tf_skeptical.entries import Entries
-from tf_skeptical.util.bad_input import DataError
 from tf_skeptical.scoring import csr_from_lists as _csr
 
 
@@ -203,40 +201,3 @@ def test_min_positives_leaves_few_positive_classes_unflagged():
   assert len(flagging.flag_scores(s, 10.0, min_positives=0).cls) == 9 + 9 + 10
   assert flagging.MIN_POSITIVES > 1  # by default: classes 1 and 2 unflagged too
   assert sorted(set(flagging.flag_scores(s, 10.0).cls.tolist())) == [0]
-
-
-def test_answered_entries_leave_the_implicit_negatives():
-  """The hand-worked example after a listening test: c04 confirmed present in class 0 and
-  c07 rejected in class 0, c05 confirmed in class 1. Class 0 has 7 implicit negatives left
-  (floor(50% of 7) = 3 flags: c10 0.7, c06 0.6, c11 0.4), class 1 has 10 (5 flags: c04
-  0.9, c09, c08, c07, c00 0.5); neither answered entry is flagged, whatever its score."""
-  ids, scores, pos, neg = hand_worked()
-  reviewed = Entries.from_lists(["c04", "c05", "c07"], [[0], [1], [0]],
-                                {"flags": "verdicts v.csv", "verdicts_id": "3:abc"},
-                                [[1.0], [1.0], [0.0]])
-  s = scoring.Scores(ids, scores, pos, neg, {})
-  f = flagging.flag_scores(s, 50.0, min_positives=0, reviewed=reviewed)
-  assert list(f.num_implicit) == [7, 10]
-  got = [(int(c), ids[k], int(r)) for c, k, r in zip(f.cls, f.clip, f.rank)]
-  assert got == [(0, "c10", 1), (0, "c06", 2), (0, "c11", 3),
-                 (1, "c04", 1), (1, "c09", 2), (1, "c08", 3), (1, "c07", 4), (1, "c00", 5)]
-  assert list(f.num_positives) == [3, 2]  # c04 joins class 0's positives, c05 class 1's
-  assert f.made_from["verdicts_id"] == "3:abc"
-  assert "verdicts_id" not in flagging.flag_scores(s, 50.0, min_positives=0).made_from
-  stranger = Entries.from_lists(["c99"], [[0]], {"flags": "verdicts v.csv"}, [[1.0]])
-  with pytest.raises(DataError, match="v.csv.*c99 is not among the scored clips"):
-    flagging.flag_scores(s, 50.0, reviewed=stranger)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.integers(0, 5), max_size=4), min_size=1, max_size=12),
-       st.lists(st.tuples(st.integers(0, 11), st.integers(0, 5)), max_size=20))
-def test_with_pairs_is_the_set_union(rows, pairs):
-  """Against Python sets: every old and added pair once, each clip's classes sorted."""
-  csr = _csr([np.array(sorted(set(r)), np.int64) for r in rows])
-  pairs = [(r, c) for r, c in pairs if r < len(rows)]
-  got = flagging.with_pairs(csr, np.array([r for r, _ in pairs], np.int64),
-                            np.array([c for _, c in pairs], np.int64))
-  indptr, indices = got
-  want = [sorted(set(r) | {c for k, c in pairs if k == i}) for i, r in enumerate(rows)]
-  assert [indices[indptr[i]:indptr[i + 1]].tolist() for i in range(len(rows))] == want

@@ -14,7 +14,6 @@ from typing import Callable, Optional
 from absl import logging
 
 from tf_skeptical import flagging, teacher_check
-from tf_skeptical.review import verdicts
 from tf_skeptical.util import files, output_paths, provenance, stopping
 from tf_skeptical.util.bad_input import DataError
 
@@ -56,26 +55,19 @@ def check_class_map(scores, class_map, class_map_csv: str, scores_name: str) -> 
 
 def flag(read_scores: Callable, class_map, class_map_csv: str, out_dir: str,
          params: FlagParams = FlagParams(), ontology=None,
-         review_csv: Optional[str] = None, scores_name: str = "the scores",
-         reviewed: str = ""):
+         review_csv: Optional[str] = None, scores_name: str = "the scores"):
   """Flags the scores that read_scores() returns and writes out_dir (and review_csv, by
   default out_dir/review.csv); returns the flags. The scores are read here and dropped
-  before the flags are written: at AudioSet's size they are 4 GB. reviewed: a listening
-  test's verdicts file; the entries it answers are never flagged (flagging.flag_scores)."""
+  before the flags are written: at AudioSet's size they are 4 GB."""
   check_outputs(out_dir, review_csv)
   scores = read_scores()
   check_class_map(scores, class_map, class_map_csv, scores_name)
-  answered = None
-  if reviewed:
-    answered = verdicts.answered(reviewed, class_map.mids, scores.clip_ids)
-    logging.info("%d answered entries in %s are not flagged", answered.count, reviewed)
   unknown = scores.manifest.get("unknown_classes") or []
   if unknown:
     logging.warning("%d classes get no flags: the teacher does not know them (%s)",
                     len(unknown), ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20
                                                              else ""))
-  flags = flagging.flag_scores(scores, params.max_percent, ontology, params.min_positives,
-                               answered)
+  flags = flagging.flag_scores(scores, params.max_percent, ontology, params.min_positives)
   names = class_map.display_names
   review_csv = review_csv or os.path.join(out_dir, flagging.REVIEW)
   review_aside = not _inside(review_csv, out_dir)

@@ -11,9 +11,6 @@ Definitions (tested entry by entry):
   fewer than 100 / p implicit negatives has none flagged at p.
 - Positives and explicit negatives are never flagged. With an ontology (ontology.py) the
   ancestors of a clip's positives are positives too, so they are never flagged either.
-- A listening test's answers (review/verdicts.py) leave the implicit negatives: a
-  confirmed entry is a positive, a rejected one an explicit negative, and p % is taken of
-  the entries nobody answered.
 - With min_positives = k, a class with fewer than k train positives gets no flags: its
   teacher has next to nothing to rank by.
 
@@ -300,52 +297,15 @@ def write_review(flags: Flags, mids: Sequence[str], class_names: Sequence[str], 
   return len(order)
 
 
-def entry_rows(clip_ids: np.ndarray, entries: Entries) -> tuple:
-  """(row in the sorted clip_ids, class) of every entry; every entry's clip must be among
-  clip_ids (DataError naming the entries' file and the clip otherwise)."""
-  rows = np.searchsorted(clip_ids, entries.clip_ids)
-  known = (rows < len(clip_ids)) & (clip_ids[np.minimum(rows, max(len(clip_ids) - 1, 0))]
-                                    == entries.clip_ids)
-  if not known.all():
-    raise DataError(entries.made_from.get("flags", "the entries"),
-                    f"clip {entries.clip_ids[~known][0]} is not among the scored clips")
-  return np.repeat(rows, np.diff(entries.indptr)), entries.classes.astype(np.int64)
-
-
-def with_pairs(csr: tuple, rows: np.ndarray, cols: np.ndarray) -> tuple:
-  """A clip-major CSR (indptr, indices) with the (row, col) pairs added, each pair once."""
-  if rows.size == 0:
-    return csr
-  indptr, indices = csr
-  row = np.r_[np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)), rows]
-  col = np.r_[indices.astype(np.int64), cols]
-  order = np.lexsort((col, row))
-  row, col = row[order], col[order]
-  first = np.r_[True, (np.diff(row) != 0) | (np.diff(col) != 0)]
-  row, col = row[first], col[first]
-  counts = np.bincount(row, minlength=len(indptr) - 1)
-  return np.r_[0, np.cumsum(counts)].astype(indptr.dtype), col.astype(indices.dtype)
-
-
 def flag_scores(scores, max_percent: float = 20.0, ontology=None,
-                min_positives: int = MIN_POSITIVES, reviewed: Optional[Entries] = None) -> Flags:
+                min_positives: int = MIN_POSITIVES) -> Flags:
   """Flags from a read scores directory (scoring.Scores), recording what they were made
   from. ontology (ontology.Ontology): the positives' ancestors are positives, never flagged.
-  min_positives: classes with fewer train positives (after the ontology) get no flags.
-  reviewed: a listening test's answers (review/verdicts.py, scores 1 present, 0 absent):
-  they are no longer implicit negatives, so p % is taken of the entries nobody answered
-  (a confirmed entry is a positive, its ancestors too; a rejected one an explicit negative,
-  never flagged)."""
-  positives, explicit = scores.positives, scores.explicit_negatives
-  if reviewed is not None:
-    rows, cols = entry_rows(np.asarray(scores.clip_ids), reviewed)
-    present = reviewed.scores > 0.5
-    positives = with_pairs(positives, rows[present], cols[present])
-    explicit = with_pairs(explicit, rows[~present], cols[~present])
-  if ontology is not None:
-    positives = ontology.propagate_csr(*positives)
-  flags = rank_implicit_negatives(scores.clip_ids, scores.scores, positives, explicit,
-                                  max_percent, min_positives)
+  min_positives: classes with fewer train positives (after the ontology) get no flags."""
+  positives = (scores.positives if ontology is None else
+               ontology.propagate_csr(*scores.positives))
+  flags = rank_implicit_negatives(scores.clip_ids, scores.scores, positives,
+                                  scores.explicit_negatives, max_percent, min_positives)
   m = scores.manifest
   (pp, pos), (nn, neg) = scores.positives, scores.explicit_negatives
   return dataclasses.replace(flags, made_from=dict(
@@ -355,9 +315,7 @@ def flag_scores(scores, max_percent: float = 20.0, ontology=None,
       class_map_id=m.get("class_map_id"),
       model_id=m.get("model_id"), scores_model=m.get("model"), examples=m.get("examples"),
       ontology=ontology.path if ontology is not None else None,
-      min_positives=int(min_positives),
-      **({} if reviewed is None else dict(verdicts_id=reviewed.made_from.get("verdicts_id"),
-                                           verdicts=reviewed.made_from.get("flags")))))
+      min_positives=int(min_positives)))
 
 
 def percent_grid(text: str) -> list:

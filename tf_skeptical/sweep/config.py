@@ -49,9 +49,9 @@ class SweepConfig:
   propagate_labels: bool = True
   # A listening test's verdicts (tfsk_review's file): every run but the references trains
   # on them (confirmed entries positives, rejected ones explicit negatives), the teacher
-  # and the p = 0 baseline included; the flags leave the answered entries out. With
-  # `teacher` (the one whose flags were answered, as tfsk_demo --review gives) that model
-  # flags again instead of a teacher retrained on the verdicts. "": none.
+  # and the p = 0 baseline included; an answer overrides its entry's flag. With `teacher`
+  # (the one whose flags were answered, as tfsk_demo --review gives) the flags are that
+  # model's again, not a teacher's retrained on the verdicts. "": none.
   reviewed: str = ""
   # Classes with fewer train positives get no flags (flagging.py); 0: every class.
   flag_min_positives: int = flagging.MIN_POSITIVES

@@ -29,7 +29,6 @@ from tf_skeptical import errors
 from tf_skeptical import (evaluation, exporting, flag_stage, flagging, inference, prepare,
                           side_by_side, treatments)
 from tf_skeptical.data import examples, ontology
-from tf_skeptical.review import verdicts
 from tf_skeptical.util import files, output_paths, provenance
 from tf_skeptical.sweep import layout, report
 from tf_skeptical.sweep.config import SweepConfig
@@ -163,12 +162,11 @@ def _run(train_dir, eval_dir, work_dir, cfg, truth, truth_csv, specs, class_map,
 def flag(scores_dirs: Sequence[str], teacher_id: str, flags_dir: str, class_map,
          cfg: SweepConfig) -> flagging.Flags:
   """The flags of these scores (with the teacher check, summary and review list), unless
-  the flags in flags_dir were made by the same teacher(s) with the same ontology,
-  per-class policy and listening test's answers (never flagged)."""
+  the flags in flags_dir were made by the same teacher(s) with the same ontology and
+  per-class policy."""
   flags_path = os.path.join(flags_dir, flagging.FLAGS_FILE)
   onto_path = cfg.ontology or None
-  want = dict(model_id=teacher_id, ontology=onto_path, min_positives=cfg.flag_min_positives,
-              verdicts_id=verdicts.read(cfg.reviewed).answers_id() if cfg.reviewed else None)
+  want = dict(model_id=teacher_id, ontology=onto_path, min_positives=cfg.flag_min_positives)
   made_from = flagging.read_flags(flags_path).made_from if files.exists(flags_path) else {}
   if any(made_from.get(k) != want[k] for k in FLAGS_IDENTITY):
     logging.info("flagging up to %g%% of each class's implicit negatives", cfg.max_percent)
@@ -176,7 +174,7 @@ def flag(scores_dirs: Sequence[str], teacher_id: str, flags_dir: str, class_map,
     params = flag_stage.FlagParams(cfg.max_percent, cfg.flag_min_positives, REVIEW_PERCENT)
     flag_stage.flag(lambda: read_scores(scores_dirs), class_map,
                     "the train examples' class map", flags_dir, params, onto,
-                    scores_name=", ".join(scores_dirs), reviewed=cfg.reviewed)
+                    scores_name=", ".join(scores_dirs))
   return flagging.read_flags(flags_path)
 
 

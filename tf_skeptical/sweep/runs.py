@@ -17,9 +17,8 @@ from tf_skeptical.util import files
 from tf_skeptical.sweep import layout
 from tf_skeptical.sweep.config import SweepConfig
 
-# What makes flags the same: the teacher, the ontology and per-class policy they used, and
-# the listening test's answers they left out (flagging.flag_scores).
-FLAGS_IDENTITY = ("model_id", "ontology", "min_positives", "verdicts_id")
+# What makes flags the same: the teacher, and the ontology and per-class policy they used.
+FLAGS_IDENTITY = ("model_id", "ontology", "min_positives")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +90,7 @@ def train_run(train_dir: str, eval_dir: Optional[str], run: Run, verbose: int = 
       return result
     logging.warning("%s was trained on other %s: training it again", model_dir,
                     "verdicts (another listening test's answers, or none)" if same_flags
-                    else "flags (another teacher, ontology, per-class policy or verdicts)")
+                    else "flags (another teacher, ontology or per-class policy)")
     files.remove(model_dir)
   logging.info("training %s on %s", model_dir, told.describe())
   return training.train(train_dir, model_dir, run.cfg, targets=told, eval_dir=eval_dir,
