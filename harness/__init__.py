@@ -48,8 +48,9 @@ def commit() -> str:
   try:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                           capture_output=True, check=True).stdout.strip()
+    # Docs and the measurements' own outputs (results/) are not code.
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            ":(exclude)*.md"], cwd=ROOT, text=True,
+                            ":(exclude)*.md", ":(exclude)*/results/*"], cwd=ROOT, text=True,
                            capture_output=True, check=True).stdout.strip()
     return head + (" (with uncommitted changes)" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
