@@ -10,6 +10,8 @@ complete-label runs too.
 
   python -m experiments.review_budget --set=real [--seeds=3] [--budgets=100,300,1000]
   python -m experiments.review_budget --set=builtin --demo_dir=tfsk_work [--seeds=5]
+  python -m experiments.review_budget --set=builtin --demo_dir=tfsk_work \
+      --sweep_dir=tfsk_work/sweep_e16 --budgets=300  # another recipe's sweep (16 epochs)
 
 It reuses a finished sweep of the set (its teacher's flags, plain baselines, treatment and
 complete-label runs): real: experiments.treatments --set=real --ontology (the
@@ -45,6 +47,9 @@ def _parse():
   extra = argparse.ArgumentParser(add_help=False)
   extra.add_argument("--set", choices=("builtin", "real"), default="real")
   extra.add_argument("--demo_dir", default="tfsk_work")
+  extra.add_argument("--sweep_dir", default="",
+                     help="the set's finished sweep (default: builtin <demo_dir>/sweep, real "
+                          "the --ontology sweep); its teacher's recipe is every run's")
   extra.add_argument("--seeds", type=int, default=3)
   extra.add_argument("--budgets", default="100,300,1000")
   extra.add_argument("--random_budget", type=int, default=300)
@@ -58,19 +63,26 @@ def _parse():
 
 
 def _sweep(known, args):
-  """(train examples, eval examples, truth CSV, sweep dir, SweepConfig) of the set's sweep."""
+  """(train examples, eval examples, truth CSV, sweep dir, SweepConfig) of the set's sweep
+  (--sweep_dir, or the set's own); the recipe is the sweep teacher's, as its result.json
+  records it, so that every run here trains as the sweep's did."""
   from tf_skeptical import sweep, training
+  from tf_skeptical.util import files
+  onto = ""
   if known.set == "builtin":
     work = known.demo_dir
-    return (os.path.join(work, "examples", "train"), os.path.join(work, "examples", "eval"),
-            os.path.join(work, "builtin", "train_missing_labels.csv"),
-            os.path.join(work, "sweep"),
-            sweep.SweepConfig(train=training.TrainConfig(width=0.25, epochs=8)))
-  from experiments import real_recordings
-  work = os.path.join(args.work_dir, "real_recordings")
-  train_dir, eval_dir, truth, onto = real_recordings.prepared(work)
-  cfg = sweep.SweepConfig(train=training.TrainConfig(width=0.25, epochs=8), ontology=onto)
-  return train_dir, eval_dir, truth, os.path.join(work, "sweep_ontology"), cfg
+    train_dir, eval_dir = (os.path.join(work, "examples", s) for s in ("train", "eval"))
+    truth = os.path.join(work, "builtin", "train_missing_labels.csv")
+    sweep_dir = known.sweep_dir or os.path.join(work, "sweep")
+  else:
+    from experiments import real_recordings
+    work = os.path.join(args.work_dir, "real_recordings")
+    train_dir, eval_dir, truth, onto = real_recordings.prepared(work)
+    sweep_dir = known.sweep_dir or os.path.join(work, "sweep_ontology")
+  teacher = os.path.join(sweep.run_dir(sweep_dir, 0.0), training.RESULT)
+  recipe = (training.TrainConfig(**files.read_json(teacher)["config"])
+            if os.path.exists(teacher) else training.TrainConfig())
+  return train_dir, eval_dir, truth, sweep_dir, sweep.SweepConfig(train=recipe, ontology=onto)
 
 
 def _best_treatment(sweep_dir, percent, wanted):
@@ -176,14 +188,14 @@ def main():
   from tf_skeptical.review import verdicts
   for (order, budget), path in files_of.items():
     counts[f"{order}{budget}"] = verdicts.read(path).counts()
-  report(known, out, gains, counts, reviews, treatment, seeds)
+  report(known, out, gains, counts, reviews, treatment, seeds, cfg.train.epochs)
 
 
-def report(known, out, gains, counts, reviews, treatment, seeds):
+def report(known, out, gains, counts, reviews, treatment, seeds, epochs):
   from tf_skeptical import verdict
-  label = f"{known.set}, {seeds} seeds"
+  label = f"{known.set}, {epochs} epochs, {seeds} seeds"
   lines = [f"# What a listening test buys ({known.set} set)\n",
-           f"{seeds} seeds, each run paired by seed with plain training; gains with 95% "
+           f"{epochs} epochs, {seeds} seeds, each run paired by seed with plain training; gains with 95% "
            "intervals [seeds; eval clips]. Verdicts from the truth file (a careful listener): "
            + "; ".join(f"{o} {b}: {counts[f'{o}{b}']['present']} present, "
                        f"{counts[f'{o}{b}']['absent']} absent" for o, b in reviews) + ".\n",
