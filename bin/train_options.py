@@ -49,7 +49,8 @@ REVIEWED = flags.DEFINE_string(
     "reviewed", "", "A listening test's verdicts (tfsk_review's verdicts.csv, for these "
     "train examples): a confirmed entry trains as a positive, a rejected one as an explicit "
     "negative that no treatment touches; unsure and unreviewed entries as before. In a "
-    "sweep every run but the references reads them. Empty: none.")
+    "sweep every run but the references reads them; give it --teacher=<the first sweep's "
+    "teacher> to keep the flags the verdicts answer (tfsk_demo --review does). Empty: none.")
 checks.fraction(DISTILL_WEIGHT)
 
 
