@@ -92,8 +92,7 @@ class Targets:
                 ontology=self.ontology.path if self.ontology is not None else None,
                 verdicts=None if self.reviewed is None else dict(
                     file=self.reviewed.made_from.get("flags", "")[len("verdicts "):],
-                    confirmed=self.confirmed, rejected=self.rejected,
-                    id=self.reviewed.made_from.get("verdicts_id")))
+                    confirmed=self.confirmed, rejected=self.rejected, id=self.verdicts_id))
 
   @property
   def verdicts_id(self) -> Optional[str]:

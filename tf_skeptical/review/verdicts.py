@@ -37,6 +37,7 @@ VERDICTS = (PRESENT, ABSENT, UNSURE)
 MAGIC = "# tf_skeptical verdicts "
 HEADER = ["clip_id", "mid", "display_name", "verdict", "teacher_score", "rank", "answered_at"]
 MADE_FROM_KEYS = ("flags", "flags_id", "class_map_id", "clips_id")
+ID = "verdicts_id"  # the key of Verdicts.answers_id() in the entries' made_from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,20 +91,18 @@ class Verdicts:
 
   def answers_id(self) -> str:
     """What the answers say, as an id: the same present and absent answers give the same
-    id, whatever the file's name, the order answered or the re-answers. A run or flags
-    made with other answers (or none) differ by it (sweep/runs.py, flagging.py)."""
+    id, whatever the file's name, the order answered or the re-answers. A run made with
+    other answers (or none) differs by it, and a resumed sweep trains it again
+    (sweep/runs.py)."""
     said = sorted(f"{c}\t{m}\t{a.verdict}" for (c, m), a in self.answers.items()
                   if a.verdict != UNSURE)
     return f"{len(said)}:" + hashlib.sha1("\n".join(said).encode("utf-8")).hexdigest()[:16]
 
 
-ID = "verdicts_id"  # the key of Verdicts.answers_id() in made_from and result.json
-
-
 def answered(path: str, mids: Sequence[str],
              clip_ids: Optional[Sequence[str]] = None) -> Entries:
   """The present and absent answers of a verdicts file as Entries of the class map `mids`
-  (read() then Verdicts.entries): what a student or the flag stage is told."""
+  (read() then Verdicts.entries): what a student is told (targets.Targets.reviewed)."""
   return read(path, mids, clip_ids).entries(mids)
 
 
