@@ -4,7 +4,10 @@ teacher's order and the same number drawn at random from the implicit negatives 
 without the teacher), each with the unreviewed entries left as given (the verdicts alone)
 and with the treatment on the first teacher's flags, an answer overriding its entry's flag
 (what `tfsk_sweep --reviewed --teacher=<the first teacher>` and tfsk_demo --review train);
-beside the treatment alone and the complete labels. Every run is paired by seed with plain
+beside the treatment alone, the complete labels, and the goal's review (the teacher's top
+--random_budget) with a perfect mask on the rest: its confirmed entries as positives and
+every other missing label masked, the most any teacher's flags could add to it without
+relabelling. Every run is paired by seed with plain
 training; --seeds beyond the set's sweep trains its missing plain, treatment and
 complete-label runs too.
 
@@ -41,6 +44,8 @@ COMMAND = "python -m experiments.review_budget"
 # The row comparing the two reviews directly: the teacher's order's verdicts-alone runs
 # against the random review's, paired by seed (not against plain training).
 TEACHER_OVER_RANDOM = "verdicts alone: the teacher's order over random (paired by seed)"
+# The goal's review (the teacher's top N) with flags of precision and recall 1 on the rest.
+CEILING = "{} verdicts, teacher order, a perfect mask on the rest (the ceiling)"
 
 
 def _parse():
@@ -83,6 +88,29 @@ def _sweep(known, args):
   recipe = (training.TrainConfig(**files.read_json(teacher)["config"])
             if os.path.exists(teacher) else training.TrainConfig())
   return train_dir, eval_dir, truth, sweep_dir, sweep.SweepConfig(train=recipe, ontology=onto)
+
+
+def _ceiling_runs(prefix, cfg, seeds, verdicts_path, truth_csv, class_map, flags_made_from):
+  """The goal's review with a perfect mask on the rest: the entries it confirmed trained as
+  positives and every other missing label left out of the loss, i.e. with flags of
+  precision and recall 1 beyond the review. No treatment of the teacher's flags can add
+  more without relabelling, so its gain bounds what the review with the mask can reach."""
+  from tf_skeptical import evaluation
+  from tf_skeptical.review import verdicts
+  from tf_skeptical.sweep import orchestration, runs as sweep_runs
+  answered = verdicts.answered(verdicts_path, class_map.mids)
+  confirmed = {(str(answered.clip_ids[i]), int(c))
+               for i in range(len(answered.clip_ids))
+               for c, v in zip(answered.classes_of(i),
+                               answered.scores[answered.indptr[i]:answered.indptr[i + 1]])
+               if v > 0.5}
+  missing = evaluation.read_truth(truth_csv, class_map)
+  masked = dataclasses.replace(evaluation.truth_as_entries(missing - confirmed),
+                               made_from=orchestration.truth_provenance(flags_made_from,
+                                                                        truth_csv))
+  return [sweep_runs.Run(f"{prefix}_seed{i}", cfg.seeded(i), masked=masked,
+                         added_positives=evaluation.truth_as_entries(confirmed & missing),
+                         ontology=cfg.propagated) for i in range(seeds)]
 
 
 def _best_treatment(sweep_dir, percent, wanted):
@@ -159,6 +187,11 @@ def main():
                                         ontology=cfg.propagated) for i in range(seeds)],
            "complete": orchestration.reference_runs(
                sweep_dir, dataclasses.replace(cfg, seeds=seeds), sweep.COMPLETE, complete)}
+  goal = (queue.TEACHER, known.random_budget)
+  if goal in files_of:  # the most any teacher's flags could add to the goal's review
+    plans[CEILING.format(known.random_budget)] = _ceiling_runs(
+        os.path.join(out, f"{queue.TEACHER}{known.random_budget}_perfect_mask"), cfg, seeds,
+        files_of[goal], truth, class_map, flags.made_from)
   with side_by_side.Runner(cfg.resolved_jobs()) as runner:
     futures = {name: [sweep_runs.submit(runner, train_dir, eval_dir, r) for r in rs]
                for name, rs in list(plain.items()) + list(plans.items())}
@@ -234,6 +267,13 @@ def report(known, out, gains, counts, reviews, treatment, seeds, epochs):
   met = bool(checks) and all(ok for _, ok in checks)
   lines.append("\nThe goal: " + ("met" if met else "missed") + ".\n")
   lines += [f"- {c}: {'yes' if ok else 'no'}" for c, ok in checks]
+  ceiling = gains.get(CEILING.format(known.random_budget))
+  if ceiling:
+    lines.append(f"\nThe same review with a perfect mask on the rest (the most any teacher's "
+                 "flags could add to it without relabelling): " + ", ".join(
+                     f"{100 * ceiling[k + 'gain'] / complete[k + 'gain']:.0f}% of the complete "
+                     f"labels' {metric} gain" for metric, k in verdict.METRICS.items()
+                     if complete[k + "gain"] > 0) + ".")
   rows.append(common.row(f"[{label}] meets the goal (1 = yes)", float(met)))
   text = "\n".join(lines) + "\n"
   with open(os.path.join(out, "review_budget.md"), "w") as f:
@@ -269,6 +309,10 @@ def _plot(known, out, gains, treatment, label):
       if r:
         ax.plot([known.random_budget], [r[k + "gain"]], "x", markersize=9,
                 label=f"random, {rest}")
+    c = gains.get(CEILING.format(known.random_budget))
+    if c:
+      ax.plot([known.random_budget], [c[k + "gain"]], "^", markersize=8, color="black",
+              label="teacher's order, a perfect mask on the rest")
     for name, style in ((f"{treatment.label}, p = {known.percent:g}% alone", "--"),
                         ("complete labels", ":")):
       ax.axhline(gains[name][k + "gain"], linestyle=style, color="grey", label=name)
