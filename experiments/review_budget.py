@@ -4,11 +4,12 @@ teacher's order and the same number drawn at random from the implicit negatives 
 without the teacher), each with the unreviewed entries left as given (the verdicts alone)
 and with the treatment on the first teacher's flags, an answer overriding its entry's flag
 (what `tfsk_sweep --reviewed --teacher=<the first teacher>` and tfsk_demo --review train);
-beside the treatment alone, the complete labels, and the goal's review (the teacher's top
---random_budget) with a perfect mask on the rest: its confirmed entries as positives and
-every other missing label masked, the most any teacher's flags could add to it without
-relabelling. Every run is paired by seed with plain
-training; --seeds beyond the set's sweep trains its missing plain, treatment and
+beside the treatment alone and the complete labels. Two oracles on the goal's review (the
+teacher's top --random_budget): its confirmed entries as positives with every other
+missing label masked (a perfect mask on the rest: the most any teacher's flags could add
+to it without relabelling), and as many missing labels drawn at random added as positives
+(do the labels a teacher finds teach as much as typical ones?). Every run is paired by seed
+with plain training; --seeds beyond the set's sweep trains its missing plain, treatment and
 complete-label runs too.
 
   python -m experiments.review_budget --set=real [--seeds=3] [--budgets=100,300,1000]
@@ -46,6 +47,10 @@ COMMAND = "python -m experiments.review_budget"
 TEACHER_OVER_RANDOM = "verdicts alone: the teacher's order over random (paired by seed)"
 # The goal's review (the teacher's top N) with flags of precision and recall 1 on the rest.
 CEILING = "{} verdicts, teacher order, a perfect mask on the rest (the ceiling)"
+# As many missing labels as the goal's review confirmed, drawn at random from the truth.
+TYPICAL = "{} verdicts' worth of missing labels drawn at random, added (an oracle)"
+PICKS_OVER_TYPICAL = ("verdicts alone: the teacher's picks over as many typical missing "
+                      "labels (paired by seed)")
 
 
 def _parse():
@@ -90,27 +95,37 @@ def _sweep(known, args):
   return train_dir, eval_dir, truth, sweep_dir, sweep.SweepConfig(train=recipe, ontology=onto)
 
 
-def _ceiling_runs(prefix, cfg, seeds, verdicts_path, truth_csv, class_map, flags_made_from):
-  """The goal's review with a perfect mask on the rest: the entries it confirmed trained as
-  positives and every other missing label left out of the loss, i.e. with flags of
-  precision and recall 1 beyond the review. No treatment of the teacher's flags can add
-  more without relabelling, so its gain bounds what the review with the mask can reach."""
+def _oracle_runs(prefix, cfg, seeds, verdicts_path, truth_csv, class_map, flags_made_from):
+  """Two oracles on the goal's review, for what its verdicts could buy at best and why:
+  CEILING, its confirmed entries as positives and every other missing label masked (flags
+  of precision and recall 1 beyond the review: no treatment of a teacher's flags can add
+  more without relabelling); TYPICAL, as many missing labels drawn at random from the
+  truth added as positives (the rest as given), against which the teacher's picks show
+  whether the labels a teacher finds teach as much as the typical missing one."""
+  import numpy as np
   from tf_skeptical import evaluation
   from tf_skeptical.review import verdicts
   from tf_skeptical.sweep import orchestration, runs as sweep_runs
   answered = verdicts.answered(verdicts_path, class_map.mids)
+  missing = evaluation.read_truth(truth_csv, class_map)
   confirmed = {(str(answered.clip_ids[i]), int(c))
                for i in range(len(answered.clip_ids))
                for c, v in zip(answered.classes_of(i),
                                answered.scores[answered.indptr[i]:answered.indptr[i + 1]])
-               if v > 0.5}
-  missing = evaluation.read_truth(truth_csv, class_map)
+               if v > 0.5} & missing
   masked = dataclasses.replace(evaluation.truth_as_entries(missing - confirmed),
                                made_from=orchestration.truth_provenance(flags_made_from,
                                                                         truth_csv))
-  return [sweep_runs.Run(f"{prefix}_seed{i}", cfg.seeded(i), masked=masked,
-                         added_positives=evaluation.truth_as_entries(confirmed & missing),
-                         ontology=cfg.propagated) for i in range(seeds)]
+  ordered = sorted(missing)
+  drawn = np.random.default_rng(0).choice(len(ordered), len(confirmed), replace=False)
+  typical = evaluation.truth_as_entries({ordered[j] for j in drawn})
+  return {
+      CEILING: [sweep_runs.Run(f"{prefix}_perfect_mask_seed{i}", cfg.seeded(i), masked=masked,
+                               added_positives=evaluation.truth_as_entries(confirmed),
+                               ontology=cfg.propagated) for i in range(seeds)],
+      TYPICAL: [sweep_runs.Run(f"{prefix}_typical_seed{i}", cfg.seeded(i),
+                               added_positives=typical, ontology=cfg.propagated)
+                for i in range(seeds)]}
 
 
 def _best_treatment(sweep_dir, percent, wanted):
@@ -188,10 +203,10 @@ def main():
            "complete": orchestration.reference_runs(
                sweep_dir, dataclasses.replace(cfg, seeds=seeds), sweep.COMPLETE, complete)}
   goal = (queue.TEACHER, known.random_budget)
-  if goal in files_of:  # the most any teacher's flags could add to the goal's review
-    plans[CEILING.format(known.random_budget)] = _ceiling_runs(
-        os.path.join(out, f"{queue.TEACHER}{known.random_budget}_perfect_mask"), cfg, seeds,
-        files_of[goal], truth, class_map, flags.made_from)
+  if goal in files_of:
+    oracles = _oracle_runs(os.path.join(out, f"{queue.TEACHER}{known.random_budget}"), cfg,
+                           seeds, files_of[goal], truth, class_map, flags.made_from)
+    plans.update({name.format(known.random_budget): rs for name, rs in oracles.items()})
   with side_by_side.Runner(cfg.resolved_jobs()) as runner:
     futures = {name: [sweep_runs.submit(runner, train_dir, eval_dir, r) for r in rs]
                for name, rs in list(plain.items()) + list(plans.items())}
@@ -217,6 +232,10 @@ def main():
   if teacher_alone in groups:  # the teacher's order against random, paired by seed
     gains[TEACHER_OVER_RANDOM] = verdict.paired_gain(
         labels, scores(groups[teacher_alone]), scores(groups[random_alone]), params)
+  typical = TYPICAL.format(known.random_budget)
+  if typical in groups:  # the teacher's picks against typical missing labels, paired
+    gains[PICKS_OVER_TYPICAL] = verdict.paired_gain(
+        labels, scores(groups[teacher_alone]), scores(groups[typical]), params)
   counts = {}
   from tf_skeptical.review import verdicts
   for (order, budget), path in files_of.items():
@@ -274,6 +293,12 @@ def report(known, out, gains, counts, reviews, treatment, seeds, epochs):
                      f"{100 * ceiling[k + 'gain'] / complete[k + 'gain']:.0f}% of the complete "
                      f"labels' {metric} gain" for metric, k in verdict.METRICS.items()
                      if complete[k + "gain"] > 0) + ".")
+  picks = gains.get(PICKS_OVER_TYPICAL)
+  if picks:
+    lines.append("\nThe verdicts alone against as many missing labels drawn at random and "
+                 "added (do the labels a teacher finds teach as much as a typical one?): "
+                 + "; ".join(f"{metric} {verdict.describe(picks, metric)}"
+                             for metric in verdict.METRICS) + ".")
   rows.append(common.row(f"[{label}] meets the goal (1 = yes)", float(met)))
   text = "\n".join(lines) + "\n"
   with open(os.path.join(out, "review_budget.md"), "w") as f:
@@ -309,10 +334,11 @@ def _plot(known, out, gains, treatment, label):
       if r:
         ax.plot([known.random_budget], [r[k + "gain"]], "x", markersize=9,
                 label=f"random, {rest}")
-    c = gains.get(CEILING.format(known.random_budget))
-    if c:
-      ax.plot([known.random_budget], [c[k + "gain"]], "^", markersize=8, color="black",
-              label="teacher's order, a perfect mask on the rest")
+    for name, style, text in ((CEILING, "^", "teacher's order, a perfect mask on the rest"),
+                              (TYPICAL, "v", "as many missing labels at random, added")):
+      c = gains.get(name.format(known.random_budget))
+      if c:
+        ax.plot([known.random_budget], [c[k + "gain"]], style, markersize=8, label=text)
     for name, style in ((f"{treatment.label}, p = {known.percent:g}% alone", "--"),
                         ("complete labels", ":")):
       ax.axhline(gains[name][k + "gain"], linestyle=style, color="grey", label=name)

@@ -73,7 +73,7 @@ class Targets:
       labels += (f", {self.confirmed} reviewed entries confirmed present and "
                  f"{self.rejected} absent")
     if self.added_positives is not None:
-      return f"{labels}, {self.added_positives.count} missing labels added back"
+      labels += f", {self.added_positives.count} missing labels added back"
     if self.flagged is None:
       return labels
     if self.percent:
