@@ -45,6 +45,7 @@ COMMAND = "python -m experiments.review_budget"
 # The row comparing the two reviews directly: the teacher's order's verdicts-alone runs
 # against the random review's, paired by seed (not against plain training).
 TEACHER_OVER_RANDOM = "verdicts alone: the teacher's order over random (paired by seed)"
+DEFAULT_PERCENT = 2.0  # the flags (at p %) the treatment takes on the unreviewed entries
 # The goal's review (the teacher's top N) with flags of precision and recall 1 on the rest.
 CEILING = "{} verdicts, teacher order, a perfect mask on the rest (the ceiling)"
 # As many missing labels as the goal's review confirmed, drawn at random from the truth.
@@ -62,8 +63,11 @@ def _parse():
                           "the --ontology sweep); its teacher's recipe is every run's")
   extra.add_argument("--seeds", type=int, default=3)
   extra.add_argument("--budgets", default="100,300,1000")
-  extra.add_argument("--random_budget", type=int, default=300)
-  extra.add_argument("--percent", type=float, default=2.0)
+  extra.add_argument("--random_budget", type=int, default=300,
+                     help="the random review's size and the goal's budget (0: neither)")
+  extra.add_argument("--percent", type=float, default=DEFAULT_PERCENT,
+                     help="the flags the treatment takes on the unreviewed entries; another "
+                          "than the default goes in its own review_budget_p<percent>/")
   extra.add_argument("--treatment", default="")
   extra.add_argument("--bootstrap", type=int, default=200)
   global COMMAND
@@ -93,6 +97,12 @@ def _sweep(known, args):
   recipe = (training.TrainConfig(**files.read_json(teacher)["config"])
             if os.path.exists(teacher) else training.TrainConfig())
   return train_dir, eval_dir, truth, sweep_dir, sweep.SweepConfig(train=recipe, ontology=onto)
+
+
+def _suffix(known) -> str:
+  """Runs with the treatment at another p than the default keep apart (their own folder,
+  rows and plot), so that neither measurement overwrites the other."""
+  return "" if known.percent == DEFAULT_PERCENT else f"_p{known.percent:g}"
 
 
 def _oracle_runs(prefix, cfg, seeds, verdicts_path, truth_csv, class_map, flags_made_from):
@@ -162,10 +172,10 @@ def main():
   flags = flagging.read_flags(flags_path)
   flags_id = tuple(flags.made_from.get(k) for k in sweep_runs.FLAGS_IDENTITY)
   scores_dirs = (os.path.join(sweep_dir, sweep.SCORES),)
-  out = os.path.join(sweep_dir, "review_budget")
+  out = os.path.join(sweep_dir, "review_budget" + _suffix(known))
   os.makedirs(out, exist_ok=True)
-  reviews = [(queue.TEACHER, int(b)) for b in known.budgets.split(",")] + [
-      (simulated.RANDOM, known.random_budget)]
+  reviews = [(queue.TEACHER, int(b)) for b in known.budgets.split(",")] + (
+      [(simulated.RANDOM, known.random_budget)] if known.random_budget else [])
   files_of = {}
   for order, budget in reviews:
     path = os.path.join(out, f"verdicts_{order}_{budget}.csv")
@@ -245,7 +255,8 @@ def main():
 
 def report(known, out, gains, counts, reviews, treatment, seeds, epochs):
   from tf_skeptical import verdict
-  label = f"{known.set}, {epochs} epochs, {seeds} seeds"
+  label = f"{known.set}, {epochs} epochs, {seeds} seeds" + (
+      f", rest at p = {known.percent:g}%" if _suffix(known) else "")
   lines = [f"# What a listening test buys ({known.set} set)\n",
            f"{epochs} epochs, {seeds} seeds, each run paired by seed with plain training; gains with 95% "
            "intervals [seeds; eval clips]. Verdicts from the truth file (a careful listener): "
@@ -351,7 +362,8 @@ def _plot(known, out, gains, treatment, label):
   fig.suptitle(f"What a listening test buys ({label}; bars: 95% interval over seeds)")
   fig.tight_layout()
   for path in (os.path.join(out, "plot_budget.png"),
-               os.path.join(common.EXPERIMENTS, "results", f"review_budget_{known.set}.png")):
+               os.path.join(common.EXPERIMENTS, "results",
+                            f"review_budget_{known.set}{_suffix(known)}.png")):
     fig.savefig(path, dpi=110)
   plt.close(fig)
 
