@@ -250,15 +250,16 @@ def main():
   from tf_skeptical.review import verdicts
   for (order, budget), path in files_of.items():
     counts[f"{order}{budget}"] = verdicts.read(path).counts()
-  report(known, out, gains, counts, reviews, treatment, seeds, cfg.train.epochs)
+  report(known, out, gains, counts, reviews, treatment, seeds, cfg.train)
 
 
-def report(known, out, gains, counts, reviews, treatment, seeds, epochs):
+def report(known, out, gains, counts, reviews, treatment, seeds, recipe):
   from tf_skeptical import verdict
-  label = f"{known.set}, {epochs} epochs, {seeds} seeds" + (
+  label = f"{known.set}, {recipe.epochs} epochs, {seeds} seeds" + (
+      ", deterministic input" if recipe.deterministic_input else "") + (
       f", rest at p = {known.percent:g}%" if _suffix(known) else "")
   lines = [f"# What a listening test buys ({known.set} set)\n",
-           f"{epochs} epochs, {seeds} seeds, each run paired by seed with plain training; gains with 95% "
+           f"{label}, each run paired by seed with plain training; gains with 95% "
            "intervals [seeds; eval clips]. Verdicts from the truth file (a careful listener): "
            + "; ".join(f"{o} {b}: {counts[f'{o}{b}']['present']} present, "
                        f"{counts[f'{o}{b}']['absent']} absent" for o, b in reviews) + ".\n",
