@@ -24,7 +24,8 @@ finished `tfsk_demo --full` (5 seeds, mask, soft and positive at p = 2%). The tr
 on the rest is the sweep's best by d' at --percent (--treatment to choose one). Runs go in
 <sweep>/review_budget/; the table in <sweep>/review_budget/review_budget.md and its rows in
 experiments/results/review_budget.json (experiments/RESULTS.md); the plot of gain against
-budget in <sweep>/review_budget/plot_budget.png and experiments/results/.
+budget in <sweep>/review_budget/plot_budget.png and
+experiments/results/review_budget_<set>_e<epochs>.png.
 
 The goal: 300 verdicts in the teacher's order, with the treatment on the rest, recover at
 least half of the complete labels' gain in both metrics, significantly, and more than the
@@ -317,7 +318,8 @@ def report(known, out, gains, counts, reviews, treatment, seeds, recipe):
     f.write(text)
   print(text)
   if len(known.budgets.split(",")) > 1:  # a plot of gain against budget needs budgets
-    _plot(known, out, gains, treatment, label)
+    _plot(known, out, gains, treatment, label, f"review_budget_{known.set}_e{recipe.epochs}"
+          + ("_deterministic" if recipe.deterministic_input else "") + _suffix(known))
   path = os.path.join(common.EXPERIMENTS, "results", "review_budget.json")
   kept = []
   if os.path.exists(path):
@@ -326,7 +328,7 @@ def report(known, out, gains, counts, reviews, treatment, seeds, recipe):
   common.report("review_budget", kept + rows, common.EXPERIMENTS)
 
 
-def _plot(known, out, gains, treatment, label):
+def _plot(known, out, gains, treatment, label, name):
   """Gain against budget: verdicts alone and with the treatment on the rest (teacher's
   order), the random review, the treatment alone and the complete labels as lines."""
   import matplotlib
@@ -363,8 +365,7 @@ def _plot(known, out, gains, treatment, label):
   fig.suptitle(f"What a listening test buys ({label}; bars: 95% interval over seeds)")
   fig.tight_layout()
   for path in (os.path.join(out, "plot_budget.png"),
-               os.path.join(common.EXPERIMENTS, "results",
-                            f"review_budget_{known.set}{_suffix(known)}.png")):
+               os.path.join(common.EXPERIMENTS, "results", name + ".png")):
     fig.savefig(path, dpi=110)
   plt.close(fig)
 
