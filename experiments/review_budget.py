@@ -328,7 +328,7 @@ def report(known, out, gains, counts, reviews, treatment, seeds, recipe):
   common.report("review_budget", kept + rows, common.EXPERIMENTS)
 
 
-def _plot(known, out, gains, treatment, label, name):
+def _plot(known, out, gains, treatment, label, filename):
   """Gain against budget: verdicts alone and with the treatment on the rest (teacher's
   order), the random review, the treatment alone and the complete labels as lines."""
   import matplotlib
@@ -365,7 +365,7 @@ def _plot(known, out, gains, treatment, label, name):
   fig.suptitle(f"What a listening test buys ({label}; bars: 95% interval over seeds)")
   fig.tight_layout()
   for path in (os.path.join(out, "plot_budget.png"),
-               os.path.join(common.EXPERIMENTS, "results", name + ".png")):
+               os.path.join(common.EXPERIMENTS, "results", filename + ".png")):
     fig.savefig(path, dpi=110)
   plt.close(fig)
 
