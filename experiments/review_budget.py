@@ -336,7 +336,7 @@ def _plot(known, out, gains, treatment, label, filename):
   import matplotlib.pyplot as plt
   from tf_skeptical import verdict
   budgets = sorted(int(b) for b in known.budgets.split(","))
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
   for ax, (metric, k) in zip(axes, verdict.METRICS.items()):
     for rest, style in (("the rest as given", "o-"), (f"{treatment.label} on the rest", "s-")):
       g = [gains[f"{b} verdicts, teacher order, {rest}"] for b in budgets]
@@ -361,9 +361,9 @@ def _plot(known, out, gains, treatment, label, filename):
     ax.set_xlabel("verdicts (budget)")
     ax.set_ylabel(f"{metric} gain over plain training")
     ax.grid(alpha=0.3)
-  axes[0].legend(fontsize=7)
+  fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=7)
   fig.suptitle(f"What a listening test buys ({label}; bars: 95% interval over seeds)")
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0.13, 1, 1))  # the legend below, clear of the markers
   for path in (os.path.join(out, "plot_budget.png"),
                os.path.join(common.EXPERIMENTS, "results", filename + ".png")):
     fig.savefig(path, dpi=110)
