@@ -117,13 +117,11 @@ def _oracle_runs(prefix, cfg, seeds, verdicts_path, truth_csv, class_map, flags_
   from tf_skeptical import evaluation
   from tf_skeptical.review import verdicts
   from tf_skeptical.sweep import orchestration, runs as sweep_runs
-  answered = verdicts.answered(verdicts_path, class_map.mids)
+  index = {mid: i for i, mid in enumerate(class_map.mids)}
   missing = evaluation.read_truth(truth_csv, class_map)
-  confirmed = {(str(answered.clip_ids[i]), int(c))
-               for i in range(len(answered.clip_ids))
-               for c, v in zip(answered.classes_of(i),
-                               answered.scores[answered.indptr[i]:answered.indptr[i + 1]])
-               if v > 0.5} & missing
+  confirmed = {(clip_id, index[mid]) for (clip_id, mid), answer
+               in verdicts.read(verdicts_path, class_map.mids).answers.items()
+               if answer.verdict == verdicts.PRESENT} & missing
   masked = dataclasses.replace(evaluation.truth_as_entries(missing - confirmed),
                                made_from=orchestration.truth_provenance(flags_made_from,
                                                                         truth_csv))
