@@ -1,8 +1,8 @@
 """The whole experiment on the built-in data, whose missing labels are known.
 
-  tfsk_demo                      # about 14 minutes on 2 CPU cores (12 training runs)
+  tfsk_demo                      # about 9 minutes on 2 CPU cores (12 training runs)
   tfsk_demo --train_clips=300 --eval_clips=100 --epochs=2 --percents=0,2   # a smoke run
-  tfsk_demo --full               # the README's results table: 30 runs, about an hour
+  tfsk_demo --full               # the README's built-in results: 30 runs, about an hour
   tfsk_demo --review=300         # then a simulated listening test of the top 300 flags
 
 Generates the data, prepares it (Beam), trains the teacher, scores the train set (Beam),
@@ -46,10 +46,10 @@ REVIEW = flags.DEFINE_integer(
 checks.positive(TRAIN_CLIPS, EVAL_CLIPS)
 checks.non_negative(REVIEW)
 checks.fraction(MISSING_RATE, high_open=True)
-# The larger experiment: the README's results table (docs/treatments.md, built-in data).
+# The larger experiment: the README's built-in results (docs/treatments.md, built-in data).
 FULL_SETTINGS = dict(seeds=5, percents="0,2", treatments=["mask", "soft", "positive"])
 FULL = flags.DEFINE_bool(
-    "full", False, "The larger experiment behind the README's results table: " + " ".join(
+    "full", False, "The larger experiment behind the README's built-in results: " + " ".join(
         f"--{k}={','.join(v) if isinstance(v, list) else v}" for k, v in FULL_SETTINGS.items())
     + " (30 training runs with the references, about an hour on 2 cores). A flag given "
     "explicitly still wins.")
