@@ -8,7 +8,9 @@ beside the treatment alone and the complete labels. Two oracles on the goal's re
 teacher's top --random_budget): its confirmed entries as positives with every other
 missing label masked (a perfect mask on the rest: the most any teacher's flags could add
 to it without relabelling), and as many missing labels drawn at random added as positives
-(do the labels a teacher finds teach as much as typical ones?). Every run is paired by seed
+(do the labels a teacher finds teach as much as typical ones?). --orders adds the page's
+other orders (round-robin over classes, closest to the decision boundary) at that budget.
+Every run is paired by seed
 with plain training; --seeds beyond the set's sweep trains its missing plain, treatment and
 complete-label runs too.
 
@@ -16,6 +18,8 @@ complete-label runs too.
   python -m experiments.review_budget --set=builtin --demo_dir=tfsk_work [--seeds=5]
   python -m experiments.review_budget --set=builtin --demo_dir=tfsk_work \
       --sweep_dir=tfsk_work/sweep_e16 --budgets=300  # another recipe's sweep (16 epochs)
+  python -m experiments.review_budget ... --budgets=300 --orders=boundary  # the page's
+      # other orders at the goal's budget, beside the teacher's
 
 It reuses a finished sweep of the set (its teacher's flags, plain baselines, treatment and
 complete-label runs): real: experiments.treatments --set=real --ontology (the
@@ -51,6 +55,8 @@ DEFAULT_PERCENT = 2.0  # the flags (at p %) the treatment takes on the unreviewe
 CEILING = "{} verdicts, teacher order, a perfect mask on the rest (the ceiling)"
 # As many missing labels as the goal's review confirmed, drawn at random from the truth.
 TYPICAL = "{} verdicts' worth of missing labels drawn at random, added (an oracle)"
+# Another order of the page (--orders) against the teacher's, both with the rest as given.
+ORDER_OVER_TEACHER = "verdicts alone: the {} order over the teacher's (paired by seed)"
 PICKS_OVER_TYPICAL = ("verdicts alone: the teacher's picks over as many typical missing "
                       "labels (paired by seed)")
 
@@ -69,6 +75,10 @@ def _parse():
   extra.add_argument("--percent", type=float, default=DEFAULT_PERCENT,
                      help="the flags the treatment takes on the unreviewed entries; another "
                           "than the default goes in its own review_budget_p<percent>/")
+  extra.add_argument("--orders", default="",
+                     help="the page's other orders (round_robin, boundary), each reviewed at "
+                          "the goal's budget beside the teacher's, its verdicts alone: what "
+                          "a verdict buys in each order")
   extra.add_argument("--treatment", default="")
   extra.add_argument("--bootstrap", type=int, default=200)
   global COMMAND
@@ -173,8 +183,18 @@ def main():
   scores_dirs = (os.path.join(sweep_dir, sweep.SCORES),)
   out = os.path.join(sweep_dir, "review_budget" + _suffix(known))
   os.makedirs(out, exist_ok=True)
+  others = [o for o in known.orders.split(",") if o]
+  if others and str(known.random_budget) not in known.budgets.split(","):
+    raise SystemExit(f"review_budget: error: --orders reviews at the goal's budget "
+                     f"(--random_budget={known.random_budget}), against the teacher's order "
+                     f"at it: add it to --budgets={known.budgets}")
+  for o in others:
+    if o not in queue.ORDERS or o == queue.TEACHER:
+      raise SystemExit(f"review_budget: error: --orders takes "
+                       f"{', '.join(x for x in queue.ORDERS if x != queue.TEACHER)}, not {o!r}")
   reviews = [(queue.TEACHER, int(b)) for b in known.budgets.split(",")] + (
-      [(simulated.RANDOM, known.random_budget)] if known.random_budget else [])
+      [(simulated.RANDOM, known.random_budget)] if known.random_budget else []) + [
+      (o, known.random_budget) for o in others]
   files_of = {}
   for order, budget in reviews:
     path = os.path.join(out, f"verdicts_{order}_{budget}.csv")
@@ -190,7 +210,9 @@ def main():
   # --teacher=<the first teacher>` (tfsk_demo --review) trains.
   plans = {}
   for (order, budget), path in files_of.items():
-    for p in (0.0, known.percent):
+    # The page's other orders are measured by their verdicts alone (what a verdict buys);
+    # the treatment on the rest would add the same flags to each.
+    for p in (0.0, known.percent) if order not in others else (0.0,):
       name = f"{budget} verdicts, {order} order, " + (
           "the rest as given" if p == 0 else f"{treatment.label} on the rest")
       plans[name] = [sweep_runs.Run(
@@ -241,6 +263,10 @@ def main():
   if teacher_alone in groups:  # the teacher's order against random, paired by seed
     gains[TEACHER_OVER_RANDOM] = verdict.paired_gain(
         labels, scores(groups[teacher_alone]), scores(groups[random_alone]), params)
+  for o in others:  # another order of the page against the teacher's, paired by seed
+    gains[ORDER_OVER_TEACHER.format(o.replace("_", "-"))] = verdict.paired_gain(
+        labels, scores(groups[f"{known.random_budget} verdicts, {o} order, the rest as given"]),
+        scores(groups[teacher_alone]), params)
   typical = TYPICAL.format(known.random_budget)
   if typical in groups:  # the teacher's picks against typical missing labels, paired
     gains[PICKS_OVER_TYPICAL] = verdict.paired_gain(
@@ -342,10 +368,12 @@ def _plot(known, out, gains, treatment, label, filename):
                   yerr=[[x[k + "gain"] - x[k + "gain_seed_low"] for x in g],
                         [x[k + "gain_seed_high"] - x[k + "gain"] for x in g]],
                   fmt=style, capsize=3, label=f"teacher's order, {rest}")
-      r = gains.get(f"{known.random_budget} verdicts, random order, {rest}")
-      if r:
-        ax.plot([known.random_budget], [r[k + "gain"]], "x", markersize=9,
-                label=f"random, {rest}")
+      for order, marker in [("random", "x")] + [
+          (o, m) for o, m in zip((o for o in known.orders.split(",") if o), "D+")]:
+        r = gains.get(f"{known.random_budget} verdicts, {order} order, {rest}")
+        if r:
+          ax.plot([known.random_budget], [r[k + "gain"]], marker, markersize=9,
+                  label=f"{order.replace('_', '-')}, {rest}")
     for name, style, text in ((CEILING, "^", "teacher's order, a perfect mask on the rest"),
                               (TYPICAL, "v", "as many missing labels at random, added")):
       c = gains.get(name.format(known.random_budget))
