@@ -55,6 +55,7 @@ DEFAULT_PERCENT = 2.0  # the flags (at p %) the treatment takes on the unreviewe
 CEILING = "{} verdicts, teacher order, a perfect mask on the rest (the ceiling)"
 # As many missing labels as the goal's review confirmed, drawn at random from the truth.
 TYPICAL = "{} verdicts' worth of missing labels drawn at random, added (an oracle)"
+AS_GIVEN = "the rest as given"  # a review's verdicts alone, every other entry as labelled
 # Another order of the page (--orders) against the teacher's, both with the rest as given.
 ORDER_OVER_TEACHER = "verdicts alone: the {} order over the teacher's (paired by seed)"
 PICKS_OVER_TYPICAL = ("verdicts alone: the teacher's picks over as many typical missing "
@@ -84,7 +85,23 @@ def _parse():
   global COMMAND
   COMMAND = " ".join(["python -m experiments.review_budget"] + sys.argv[1:])
   args = common.parse_args(__doc__, extra)
+  from tf_skeptical.review import queue
+  args.budgets = [int(b) for b in args.budgets.split(",")]
+  args.orders = [o for o in args.orders.split(",") if o]
+  others = [o for o in queue.ORDERS if o != queue.TEACHER]
+  for o in args.orders:
+    if o not in others:
+      raise SystemExit(f"review_budget: error: --orders takes {', '.join(others)}, not {o!r}")
+  if args.orders and args.random_budget not in args.budgets:
+    raise SystemExit(f"review_budget: error: --orders reviews at the goal's budget "
+                     f"(--random_budget={args.random_budget}), against the teacher's order "
+                     f"at it: add it to --budgets")
   return args, args
+
+
+def _run_name(budget, order, rest=AS_GIVEN) -> str:
+  """How a review's runs are named in the table, the rows and the plot."""
+  return f"{budget} verdicts, {order} order, {rest}"
 
 
 def _sweep(known, args):
@@ -183,18 +200,9 @@ def main():
   scores_dirs = (os.path.join(sweep_dir, sweep.SCORES),)
   out = os.path.join(sweep_dir, "review_budget" + _suffix(known))
   os.makedirs(out, exist_ok=True)
-  others = [o for o in known.orders.split(",") if o]
-  if others and str(known.random_budget) not in known.budgets.split(","):
-    raise SystemExit(f"review_budget: error: --orders reviews at the goal's budget "
-                     f"(--random_budget={known.random_budget}), against the teacher's order "
-                     f"at it: add it to --budgets={known.budgets}")
-  for o in others:
-    if o not in queue.ORDERS or o == queue.TEACHER:
-      raise SystemExit(f"review_budget: error: --orders takes "
-                       f"{', '.join(x for x in queue.ORDERS if x != queue.TEACHER)}, not {o!r}")
-  reviews = [(queue.TEACHER, int(b)) for b in known.budgets.split(",")] + (
+  reviews = [(queue.TEACHER, b) for b in known.budgets] + (
       [(simulated.RANDOM, known.random_budget)] if known.random_budget else []) + [
-      (o, known.random_budget) for o in others]
+      (o, known.random_budget) for o in known.orders]
   files_of = {}
   for order, budget in reviews:
     path = os.path.join(out, f"verdicts_{order}_{budget}.csv")
@@ -212,9 +220,8 @@ def main():
   for (order, budget), path in files_of.items():
     # The page's other orders are measured by their verdicts alone (what a verdict buys);
     # the treatment on the rest would add the same flags to each.
-    for p in (0.0, known.percent) if order not in others else (0.0,):
-      name = f"{budget} verdicts, {order} order, " + (
-          "the rest as given" if p == 0 else f"{treatment.label} on the rest")
+    for p in (0.0, known.percent) if order not in known.orders else (0.0,):
+      name = _run_name(budget, order, AS_GIVEN if p == 0 else f"{treatment.label} on the rest")
       plans[name] = [sweep_runs.Run(
           os.path.join(out, f"{order}{budget}_{'alone' if p == 0 else treatment.label}_seed{i}"),
           cfg.seeded(i), treatment if p else treatments.Treatment(), p,
@@ -258,14 +265,14 @@ def main():
   groups.update({name: [r.model_dir for r in rs] for name, rs in plans.items()})
   gains = {name: verdict.paired_gain(labels, scores(dirs), baselines, params)
            for name, dirs in groups.items()}
-  teacher_alone = f"{known.random_budget} verdicts, teacher order, the rest as given"
-  random_alone = f"{known.random_budget} verdicts, random order, the rest as given"
+  teacher_alone = _run_name(known.random_budget, queue.TEACHER)
+  random_alone = _run_name(known.random_budget, simulated.RANDOM)
   if teacher_alone in groups:  # the teacher's order against random, paired by seed
     gains[TEACHER_OVER_RANDOM] = verdict.paired_gain(
         labels, scores(groups[teacher_alone]), scores(groups[random_alone]), params)
-  for o in others:  # another order of the page against the teacher's, paired by seed
+  for o in known.orders:  # another order of the page against the teacher's, paired by seed
     gains[ORDER_OVER_TEACHER.format(o.replace("_", "-"))] = verdict.paired_gain(
-        labels, scores(groups[f"{known.random_budget} verdicts, {o} order, the rest as given"]),
+        labels, scores(groups[_run_name(known.random_budget, o)]),
         scores(groups[teacher_alone]), params)
   typical = TYPICAL.format(known.random_budget)
   if typical in groups:  # the teacher's picks against typical missing labels, paired
@@ -297,7 +304,7 @@ def report(known, out, gains, counts, reviews, treatment, seeds, recipe):
                              g[k + "gain"]))
   complete = gains["complete labels"]
   alone = gains[f"{treatment.label}, p = {known.percent:g}% alone"]
-  key300 = f"300 verdicts, teacher order, {treatment.label} on the rest"
+  key300 = _run_name(300, "teacher", f"{treatment.label} on the rest")
   checks = []
   if key300 in gains:
     g = gains[key300]
@@ -341,7 +348,7 @@ def report(known, out, gains, counts, reviews, treatment, seeds, recipe):
   with open(os.path.join(out, "review_budget.md"), "w") as f:
     f.write(text)
   print(text)
-  if len(known.budgets.split(",")) > 1:  # a plot of gain against budget needs budgets
+  if len(known.budgets) > 1:  # a plot of gain against budget needs budgets
     _plot(known, out, gains, treatment, label, f"review_budget_{known.set}_e{recipe.epochs}"
           + ("_deterministic" if recipe.deterministic_input else "") + _suffix(known))
   path = os.path.join(common.EXPERIMENTS, "results", "review_budget.json")
@@ -359,18 +366,17 @@ def _plot(known, out, gains, treatment, label, filename):
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   from tf_skeptical import verdict
-  budgets = sorted(int(b) for b in known.budgets.split(","))
+  budgets = sorted(known.budgets)
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
   for ax, (metric, k) in zip(axes, verdict.METRICS.items()):
-    for rest, style in (("the rest as given", "o-"), (f"{treatment.label} on the rest", "s-")):
-      g = [gains[f"{b} verdicts, teacher order, {rest}"] for b in budgets]
+    for rest, style in ((AS_GIVEN, "o-"), (f"{treatment.label} on the rest", "s-")):
+      g = [gains[_run_name(b, "teacher", rest)] for b in budgets]
       ax.errorbar(budgets, [x[k + "gain"] for x in g],
                   yerr=[[x[k + "gain"] - x[k + "gain_seed_low"] for x in g],
                         [x[k + "gain_seed_high"] - x[k + "gain"] for x in g]],
                   fmt=style, capsize=3, label=f"teacher's order, {rest}")
-      for order, marker in [("random", "x")] + [
-          (o, m) for o, m in zip((o for o in known.orders.split(",") if o), "D+")]:
-        r = gains.get(f"{known.random_budget} verdicts, {order} order, {rest}")
+      for order, marker in [("random", "x")] + list(zip(known.orders, "D+")):
+        r = gains.get(_run_name(known.random_budget, order, rest))
         if r:
           ax.plot([known.random_budget], [r[k + "gain"]], marker, markersize=9,
                   label=f"{order.replace('_', '-')}, {rest}")
